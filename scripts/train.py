@@ -1,0 +1,63 @@
+"""Train an image classifier from a recipe.
+
+accelerate launch scripts/train.py --dataset synthetic
+python scripts/train.py --recipe lenet-gtsrb --dataset ../shared/data/gtsrb-train-32 --output-dir runs/gtsrb
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from tl_hub.cli import positive_float, positive_int, run_main, setup_logging
+from tl_hub.recipes import DEFAULT_RECIPE, RECIPES
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Train an image classifier from a tl_hub recipe.")
+    p.add_argument(
+        "--recipe", default=DEFAULT_RECIPE, help=f"one of: {', '.join(RECIPES)} (default: %(default)s)"
+    )
+    p.add_argument(
+        "--dataset", help="Hub dataset id, local directory, or 'synthetic' (default: the recipe's)"
+    )
+    p.add_argument("--output-dir", default=None, help="run directory (default: runs/RECIPE)")
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int, help="global batch size, split across processes")
+    p.add_argument("--lr", type=positive_float, help="learning rate")
+    p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--max-train-samples", type=positive_int, help="train on a seeded, class-stratified subset"
+    )
+    p.add_argument("--image-column", help="image column (default: found automatically)")
+    p.add_argument("--label-column", help="label column (default: found automatically)")
+    p.add_argument("--synthetic-per-class", type=positive_int, help="training images per class for synthetic")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint"
+    )
+    return p.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
+    setup_logging()
+    from tl_hub.recipes import get_recipe
+    from tl_hub.trainer import apply_overrides, train
+
+    recipe = get_recipe(args.recipe)
+    run = apply_overrides(
+        recipe.config,
+        data__dataset=args.dataset,
+        data__max_train_samples=args.max_train_samples,
+        data__image_column=args.image_column,
+        data__label_column=args.label_column,
+        data__synthetic_per_class=args.synthetic_per_class,
+        train__epochs=args.epochs,
+        train__batch_size=args.batch_size,
+        train__lr=args.lr,
+        train__seed=args.seed,
+    )
+    train(run, args.output_dir or f"runs/{args.recipe}", resume=args.resume)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,56 @@
+"""Shared entry-point behaviour: logging set-up and one-line user errors with exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from tl_hub.errors import TLHubError
+
+
+def setup_logging() -> None:
+    """INFO logs to stdout on the main process only (every process logs warnings)."""
+    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+    logging.basicConfig(
+        level=logging.INFO if rank == 0 else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stdout,
+    )
+    for noisy in ("httpx", "httpcore", "urllib3", "filelock", "fsspec", "accelerate"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a positive integer")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
+    return value
+
+
+def run_main(main: Callable[[], object]) -> None:
+    """Run `main`; a user error becomes `error: ...` on stderr and exit code 2, without a traceback."""
+    try:
+        main()
+    except TLHubError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command with --resume to continue", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,182 @@
+"""Configuration dataclasses, validated on construction.
+
+`PreprocessConfig` is the model's data config: it is saved in the release's config.json and every
+consumer (training, evaluation, inference, the Space) builds its preprocessing from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from tl_hub.errors import ConfigError
+
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("constant", "cosine")
+
+
+def _check(condition: bool, name: str, value: Any, expected: str) -> None:
+    if not condition:
+        raise ConfigError(f"{name}={value!r} is invalid: expected {expected}")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    _check(value in choices, name, value, "one of " + ", ".join(choices))
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How an image becomes the model's input tensor (deterministic; no augmentation)."""
+
+    input_size: int = 32  # square side in pixels
+    grayscale: bool = False
+    equalize: bool = False  # global histogram equalization, after the grayscale conversion
+    mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+    std: tuple[float, ...] = (0.5, 0.5, 0.5)
+    interpolation: str = "bilinear"
+    # None: squash the whole image to input_size (GTSRB crops keep their border).
+    # A float: timm-style, resize the shorter side to input_size / crop_pct, then center-crop.
+    crop_pct: float | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.input_size >= 8, "input_size", self.input_size, "an integer >= 8")
+        _check_choice("interpolation", self.interpolation, INTERPOLATIONS)
+        _check(len(self.mean) == self.channels, "mean", self.mean, f"{self.channels} values")
+        _check(len(self.std) == self.channels, "std", self.std, f"{self.channels} values")
+        _check(all(s > 0 for s in self.std), "std", self.std, "positive values")
+        if self.crop_pct is not None:
+            _check(0 < self.crop_pct <= 1, "crop_pct", self.crop_pct, "a value in (0, 1] or None")
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.grayscale else 3
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PreprocessConfig:
+        d = dict(d)
+        d["mean"], d["std"] = tuple(d["mean"]), tuple(d["std"])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class AugConfig:
+    """Training-time augmentation, applied to whole batches of tensors."""
+
+    rotation: float = 0.0  # max degrees; the angle is uniform in [-rotation, rotation]
+    scale: tuple[float, float] = (1.0, 1.0)  # uniform zoom range
+    translate: float = 0.0  # max shift as a fraction of the image side
+    blur_prob: float = 0.0  # chance that an image is Gaussian-blurred
+    blur_sigma: tuple[float, float] = (0.1, 1.0)  # sigma range in pixels
+    hflip: bool = False  # never for traffic signs: a mirrored "keep left" is "keep right"
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.rotation <= 180, "rotation", self.rotation, "degrees in [0, 180]")
+        _check(0 < self.scale[0] <= self.scale[1], "scale", self.scale, "(low, high) with 0 < low <= high")
+        _check(0 <= self.translate < 0.5, "translate", self.translate, "a fraction in [0, 0.5)")
+        _check(0 <= self.blur_prob <= 1, "blur_prob", self.blur_prob, "a probability in [0, 1]")
+        _check(
+            0 < self.blur_sigma[0] <= self.blur_sigma[1],
+            "blur_sigma",
+            self.blur_sigma,
+            "(low, high) with 0 < low <= high",
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return (
+            self.rotation > 0
+            or self.scale != (1.0, 1.0)
+            or self.translate > 0
+            or self.blur_prob > 0
+            or self.hflip
+        )
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how they are split."""
+
+    dataset: str = "synthetic"  # a Hub dataset id, a local directory, or "synthetic"
+    image_column: str | None = None  # None: found automatically
+    label_column: str | None = None
+    val_fraction: float = 0.1  # carved from train, stratified by class, when there is no validation split
+    max_train_samples: int | None = None
+    synthetic_per_class: int = 200  # training images per class for --dataset synthetic
+
+    def __post_init__(self) -> None:
+        _check(bool(self.dataset), "dataset", self.dataset, "a Hub dataset id, a local path or 'synthetic'")
+        _check(0 < self.val_fraction < 1, "val_fraction", self.val_fraction, "a fraction in (0, 1)")
+        if self.max_train_samples is not None:
+            _check(
+                self.max_train_samples > 0, "max_train_samples", self.max_train_samples, "a positive integer"
+            )
+        _check(
+            self.synthetic_per_class > 0,
+            "synthetic_per_class",
+            self.synthetic_per_class,
+            "a positive integer",
+        )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimization settings."""
+
+    epochs: int = 20
+    batch_size: int = 128  # global batch, split across processes
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    momentum: float = 0.9  # SGD only
+    weight_decay: float = 0.0
+    scheduler: str = "constant"
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        _check(self.epochs > 0, "epochs", self.epochs, "a positive integer")
+        _check(self.batch_size > 0, "batch_size", self.batch_size, "a positive integer")
+        _check(self.lr > 0, "lr", self.lr, "a positive number")
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check(0 <= self.momentum < 1, "momentum", self.momentum, "a value in [0, 1)")
+        _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "a non-negative number")
+        _check_choice("scheduler", self.scheduler, SCHEDULERS)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which network, and the arguments of its constructor besides num_classes."""
+
+    architecture: str = "lenet5"
+    drop_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.drop_rate < 1, "drop_rate", self.drop_rate, "a probability in [0, 1)")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a training run; saved beside its checkpoints for --resume."""
+
+    recipe: str
+    model: ModelConfig = field(default_factory=ModelConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    aug: AugConfig = field(default_factory=AugConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        aug = dict(d["aug"])
+        aug["scale"], aug["blur_sigma"] = tuple(aug["scale"]), tuple(aug["blur_sigma"])
+        return cls(
+            recipe=d["recipe"],
+            model=ModelConfig(**d["model"]),
+            preprocess=PreprocessConfig.from_dict(d["preprocess"]),
+            aug=AugConfig(**aug),
+            data=DataConfig(**d["data"]),
+            train=TrainConfig(**d["train"]),
+        )

@@ -1,0 +1,253 @@
+"""Datasets in, canonical tensors out.
+
+`--dataset` is a Hub dataset id, a local directory (parquet files, an image folder with one subfolder per
+class, or a `save_to_disk` output) or "synthetic". Whatever the source, `prepare_data` returns each split
+decoded and preprocessed once, as a uint8 tensor, with integer labels and the label names.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from tl_hub.config import DataConfig, PreprocessConfig
+from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
+from tl_hub.data.splits import stratified_group_split
+from tl_hub.errors import DatasetError
+from tl_hub.transforms import load_image, preprocess_image
+
+logger = logging.getLogger(__name__)
+
+SYNTHETIC = "synthetic"
+IMAGE_COLUMNS = ("image", "img", "images", "picture")
+LABEL_COLUMNS = ("label", "labels", "ClassId", "class", "target")
+VALIDATION_SPLITS = ("validation", "valid", "val", "dev")
+# GTSRB file names: CCCCC/TTTTT_FFFFF.ppm (class folder, track = one physical sign, frame).
+_GTSRB_TRACK = re.compile(r"(\d{5})_\d{5}\.\w+$")
+
+
+@dataclass
+class SplitData:
+    images: torch.Tensor  # uint8 (N, C, H, W), preprocessed
+    labels: torch.Tensor  # int64 (N,)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class PreparedData:
+    train: SplitData
+    validation: SplitData
+    test: SplitData | None
+    label_names: list[str]
+    dataset: str  # what --dataset named
+    validation_from: str  # how the validation split was obtained, for logs and the model card
+    skipped_images: int  # unreadable images dropped while decoding
+
+
+def synthetic_dataset(per_class: int, seed: int = 0, size: int = 32) -> datasets.DatasetDict:
+    """tl_hub's rendered GTSRB: train (`per_class` per class), validation and test (a quarter as many)."""
+    from tl_hub.data.synthetic import generate_signs
+
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=list(GTSRB_CLASS_NAMES))}
+    )
+    splits = {}
+    # Distinct seeds per split: no rendered image is shared between train and evaluation.
+    for offset, (name, n) in enumerate(
+        [("train", per_class), ("validation", max(1, per_class // 4)), ("test", max(1, per_class // 4))]
+    ):
+        images, labels = generate_signs(n, seed=seed * 1000 + offset, size=size)
+        splits[name] = datasets.Dataset.from_dict(
+            {"image": list(images), "label": labels.tolist()}, features=features
+        )
+    return datasets.DatasetDict(splits)
+
+
+def _looks_local(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or Path(name).exists() or name.count("/") > 1
+
+
+def open_dataset(name: str, synthetic_per_class: int = 200) -> datasets.DatasetDict:
+    """Open `name` as a DatasetDict; DatasetError with a fix when it cannot be found or reached.
+
+    "synthetic" is always rendered from the same seed, like a fixed dataset: the training seed changes
+    the training, not the data.
+    """
+    if name == SYNTHETIC:
+        return synthetic_dataset(synthetic_per_class)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+            loaded = datasets.load_from_disk(str(path))
+            return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict(train=loaded)
+        try:
+            return datasets.load_dataset(str(path))
+        except (FileNotFoundError, ValueError) as e:
+            raise DatasetError(
+                f"no dataset found in directory {name!r} ({e}): expected parquet files, an image folder "
+                "with one subfolder per class, or a save_to_disk output"
+            ) from None
+    if _looks_local(name):
+        raise DatasetError(f"dataset path {name!r} does not exist: pass an existing directory or a Hub id")
+    try:
+        return datasets.load_dataset(name)
+    except ConnectionError:
+        raise DatasetError(
+            f"cannot reach the Hugging Face Hub to load dataset {name!r}: "
+            "use --dataset synthetic or a local directory (e.g. --dataset ./my-gtsrb)"
+        ) from None
+    except datasets.exceptions.DatasetNotFoundError:
+        raise DatasetError(
+            f"dataset {name!r} was not found on the Hub or as a local directory: check the id or the path"
+        ) from None
+
+
+def resolve_columns(
+    features: datasets.Features, image_column: str | None, label_column: str | None
+) -> tuple[str, str]:
+    """Find the image and label columns, or check the ones the user named."""
+    columns = list(features)
+    listing = ", ".join(columns) or "(none)"
+
+    def pick(kind: str, wanted: str | None, candidates: tuple[str, ...], flag: str) -> str:
+        if wanted is not None:
+            if wanted not in features:
+                raise DatasetError(f"{kind} column {wanted!r} not in the dataset; its columns are: {listing}")
+            return wanted
+        for c in candidates:
+            if c in features:
+                return c
+        if kind == "image":
+            found = [c for c, f in features.items() if isinstance(f, datasets.Image)]
+        else:
+            found = [c for c, f in features.items() if isinstance(f, datasets.ClassLabel)]
+        if len(found) == 1:
+            return found[0]
+        raise DatasetError(f"no {kind} column found among: {listing}; name it with {flag} COLUMN")
+
+    image = pick("image", image_column, IMAGE_COLUMNS, "--image-column")
+    label = pick("label", label_column, LABEL_COLUMNS, "--label-column")
+    if not isinstance(features[image], datasets.Image):
+        raise DatasetError(
+            f"column {image!r} holds {type(features[image]).__name__} values, not images; "
+            f"name the image column with --image-column (columns: {listing})"
+        )
+    f = features[label]
+    if not (isinstance(f, datasets.ClassLabel) or (isinstance(f, datasets.Value) and "int" in f.dtype)):
+        raise DatasetError(
+            f"column {label!r} holds {f!r}, not integer class labels; "
+            f"name the label column with --label-column (columns: {listing})"
+        )
+    return image, label
+
+
+def label_names_of(feature: datasets.ClassLabel | datasets.Value, labels: np.ndarray) -> list[str]:
+    if isinstance(feature, datasets.ClassLabel):
+        return list(feature.names)
+    num_classes = int(labels.max()) + 1 if len(labels) else 0
+    if num_classes == len(GTSRB_CLASS_NAMES):
+        logger.info("integer labels with 43 classes and no names: using the GTSRB class names")
+        return list(GTSRB_CLASS_NAMES)
+    return [str(i) for i in range(num_classes)]
+
+
+def _image_paths(ds: datasets.Dataset, column: str) -> list[str | None]:
+    """File names stored with the images, read from Arrow without decoding any image."""
+    col = ds.with_format("arrow")[:][column]
+    if hasattr(col, "combine_chunks"):
+        col = col.combine_chunks()
+    try:
+        return col.field("path").to_pylist()
+    except (AttributeError, KeyError):
+        return [None] * len(ds)
+
+
+def track_groups(paths: list[str | None], labels: np.ndarray) -> np.ndarray | None:
+    """Group ids keeping each GTSRB track (one physical sign) together; None when names don't follow it."""
+    tracks = [_GTSRB_TRACK.search(p) if p else None for p in paths]
+    if not tracks or not all(tracks):
+        return None
+    # Track numbers restart in every class folder, so a group is (label, track).
+    return labels.astype(np.int64) * 100_000 + np.array([int(m.group(1)) for m in tracks], dtype=np.int64)
+
+
+def decode_split(
+    ds: datasets.Dataset, image_column: str, label_column: str, cfg: PreprocessConfig, desc: str
+) -> tuple[SplitData, int]:
+    """Decode and preprocess every image once; unreadable images are skipped and counted."""
+    ds = ds.cast_column(image_column, datasets.Image(decode=False))
+    images, labels, skipped = [], [], 0
+    with tqdm(total=len(ds), desc=f"decoding {desc}", unit="img", leave=False) as bar:
+        for batch in ds.iter(batch_size=1024):
+            for raw, label in zip(batch[image_column], batch[label_column], strict=True):
+                try:
+                    images.append(preprocess_image(load_image(raw), cfg))
+                    labels.append(label)
+                except Exception as e:
+                    skipped += 1
+                    name = (raw or {}).get("path") if isinstance(raw, dict) else None
+                    logger.warning("skipping unreadable image %s in %s: %s", name or "?", desc, e)
+            bar.update(len(batch[label_column]))
+    if skipped:
+        logger.warning("skipped %d unreadable image(s) of %d in %s", skipped, len(ds), desc)
+    if not images:
+        raise DatasetError(f"the {desc} split has no readable images ({len(ds)} rows, {skipped} unreadable)")
+    return SplitData(torch.stack(images), torch.tensor(labels, dtype=torch.int64)), skipped
+
+
+def prepare_data(cfg: DataConfig, preprocess: PreprocessConfig, seed: int) -> PreparedData:
+    """Open, split, subsample, decode and preprocess the dataset `cfg.dataset`."""
+    dsd = open_dataset(cfg.dataset, cfg.synthetic_per_class)
+    if "train" not in dsd:
+        raise DatasetError(
+            f"dataset {cfg.dataset!r} has no 'train' split (splits: {', '.join(dsd) or 'none'})"
+        )
+    train = dsd["train"]
+    if len(train) == 0:
+        raise DatasetError(f"dataset {cfg.dataset!r} is empty: its train split has no rows")
+    image_col, label_col = resolve_columns(train.features, cfg.image_column, cfg.label_column)
+    labels = np.asarray(train[label_col], dtype=np.int64)
+    label_names = label_names_of(train.features[label_col], labels)
+
+    val_name = next((s for s in VALIDATION_SPLITS if s in dsd), None)
+    if val_name is not None:
+        validation = dsd[val_name]
+        validation_from = f"the dataset's '{val_name}' split"
+    else:
+        groups = track_groups(_image_paths(train, image_col), labels)
+        train_idx, val_idx = stratified_group_split(labels, groups, cfg.val_fraction, seed)
+        validation = train.select(val_idx)
+        train, labels = train.select(train_idx), labels[train_idx]
+        validation_from = f"{cfg.val_fraction:.0%} of train, seed {seed}, stratified by class" + (
+            ", whole GTSRB tracks kept on one side" if groups is not None else ""
+        )
+    logger.info("validation: %s (%d images)", validation_from, len(validation))
+    if cfg.max_train_samples is not None and cfg.max_train_samples < len(train):
+        keep, _ = stratified_group_split(labels, None, 1 - cfg.max_train_samples / len(train), seed)
+        train = train.select(keep[: cfg.max_train_samples])
+
+    splits: dict[str, SplitData] = {}
+    skipped = 0
+    for name, ds in [("train", train), ("validation", validation), ("test", dsd.get("test"))]:
+        if ds is None:
+            continue
+        splits[name], n = decode_split(ds, image_col, label_col, preprocess, name)
+        skipped += n
+    return PreparedData(
+        train=splits["train"],
+        validation=splits["validation"],
+        test=splits.get("test"),
+        label_names=label_names,
+        dataset=cfg.dataset,
+        validation_from=validation_from,
+        skipped_images=skipped,
+    )

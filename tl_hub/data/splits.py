@@ -1,0 +1,37 @@
+"""Seeded, class-stratified, group-aware index splits."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def stratified_group_split(
+    labels: np.ndarray, groups: np.ndarray | None, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices into (kept, held_out) with about `fraction` of each class held out.
+
+    Whole groups (e.g. GTSRB tracks: ~30 frames of one physical sign) go to one side, so near-duplicate
+    frames never straddle the split. Every class with at least two groups keeps one on each side.
+    Deterministic for a given seed; both index arrays are sorted.
+    """
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        groups = np.arange(len(labels))
+    held_out: list[np.ndarray] = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        class_groups = np.unique(groups[idx])
+        rng.shuffle(class_groups)
+        sizes = np.array([np.count_nonzero(groups[idx] == g) for g in class_groups])
+        target = fraction * len(idx)
+        # Take groups in shuffled order until the held-out share reaches the target (at least one group,
+        # never all of them).
+        n_take = int(np.searchsorted(np.cumsum(sizes), target, side="left")) + 1
+        n_take = min(max(n_take, 1), len(class_groups) - 1)
+        if n_take <= 0:
+            continue
+        chosen = class_groups[:n_take]
+        held_out.append(idx[np.isin(groups[idx], chosen)])
+    held = np.sort(np.concatenate(held_out)) if held_out else np.array([], dtype=np.int64)
+    kept = np.setdiff1d(np.arange(len(labels)), held)
+    return kept, held

@@ -1,0 +1,73 @@
+"""One epoch of training and one pass of evaluation. Small functions that take an Accelerator."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from tl_hub.config import PreprocessConfig
+from tl_hub.transforms import BatchAugment, normalize
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    accelerator: Accelerator,
+    preprocess: PreprocessConfig,
+    augment: BatchAugment,
+    generator: torch.Generator,
+    desc: str = "train",
+) -> dict[str, float]:
+    """Train for one pass over `loader` (uint8 image batches); returns mean loss and accuracy."""
+    model.train()
+    total_loss = torch.zeros((), device=accelerator.device)
+    correct = torch.zeros((), device=accelerator.device)
+    seen = torch.zeros((), device=accelerator.device)
+    bar = tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process)
+    for images, labels in bar:
+        # Augment on the CPU generator's draws so a run is reproducible on any device.
+        x = augment(images.float().div_(255.0), generator).to(images.device)
+        x = normalize(x, preprocess)
+        with accelerator.accumulate(model):
+            logits = model(x)
+            loss = F.cross_entropy(logits, labels)
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+        n = labels.shape[0]
+        total_loss += loss.detach() * n
+        correct += (logits.argmax(dim=1) == labels).sum()
+        seen += n
+        if accelerator.is_local_main_process:
+            bar.set_postfix(loss=f"{(total_loss / seen).item():.4f}", acc=f"{(correct / seen).item():.4f}")
+    # Sum over processes: every process reports the same epoch figures.
+    stats = accelerator.reduce(torch.stack([total_loss, correct, seen]), reduction="sum")
+    return {"loss": (stats[0] / stats[2]).item(), "accuracy": (stats[1] / stats[2]).item()}
+
+
+@torch.inference_mode()
+def predict(
+    model: nn.Module, loader: DataLoader, accelerator: Accelerator, preprocess: PreprocessConfig, desc: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and labels for every sample in `loader`, gathered from all processes (no duplicates)."""
+    model.eval()
+    all_logits, all_labels = [], []
+    for images, labels in tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
+        logits = model(normalize(images, preprocess))
+        logits, labels = accelerator.gather_for_metrics((logits, labels))
+        all_logits.append(logits.float().cpu())
+        all_labels.append(labels.cpu())
+    return torch.cat(all_logits).numpy(), torch.cat(all_labels).numpy()
+
+
+def evaluate_loss(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cross-entropy of gathered logits."""
+    return float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item())

@@ -1,0 +1,70 @@
+"""LeNet-5 (LeCun et al., 1998) as the study used it on GTSRB: the whole model in one file.
+
+Modern variant, as in the study: ReLU instead of scaled tanh, max pooling instead of trainable subsampling,
+and a fully connected C5 (equivalent to LeCun's 5x5 convolution on a 5x5 map), with dropout on the FC layers.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class LeNet5(nn.Module):
+    """conv 6@5x5 -> pool -> conv 16@5x5 -> pool -> FC 120 -> FC 84 -> FC num_classes."""
+
+    def __init__(self, num_classes: int = 43, in_chans: int = 1, drop_rate: float = 0.3, img_size: int = 32):
+        super().__init__()
+        self.num_classes = num_classes
+        self.in_chans = in_chans
+        self.drop_rate = drop_rate
+        self.img_size = img_size
+        # Each 5x5 valid convolution trims 4 pixels and each pool halves: 32 -> 28 -> 14 -> 10 -> 5.
+        side = ((img_size - 4) // 2 - 4) // 2
+        if side < 1:
+            raise ValueError(f"img_size={img_size} is too small for LeNet-5: use 16 or more")
+        self.features = nn.Sequential(
+            nn.Conv2d(in_chans, 6, kernel_size=5),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, kernel_size=5),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )
+        self.num_features = 84
+        self.pre_logits = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(16 * side * side, 120),
+            nn.ReLU(inplace=True),
+            nn.Dropout(drop_rate),
+            nn.Linear(120, 84),
+            nn.ReLU(inplace=True),
+            nn.Dropout(drop_rate),
+        )
+        self.fc = nn.Linear(84, num_classes)
+
+    @classmethod
+    def from_pretrained(cls, repo_or_dir: str) -> LeNet5:
+        """Load a tl_hub LeNet-5 release (directory or Hub repo id) strictly, in eval mode."""
+        from tl_hub.hub import from_pretrained
+
+        model, _ = from_pretrained(repo_or_dir, expected_architecture="lenet5")
+        return model
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the last layer with a freshly initialized one for `num_classes` outputs."""
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)  # (B, 16, 5, 5) for 32x32 input
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.pre_logits(x)  # (B, 84)
+        return x if pre_logits else self.fc(x)  # (B, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))  # x: (B, in_chans, 32, 32)

@@ -1,0 +1,225 @@
+"""The release directory OUTPUT_DIR/model/: everything a user needs to use or publish a trained model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from torch import nn
+
+from tl_hub import __version__
+from tl_hub.config import RunConfig
+from tl_hub.hub import save_pretrained
+from tl_hub.metrics import summary
+from tl_hub.plots import plot_confusion_matrix, plot_training_curves
+from tl_hub.recipes import Recipe
+
+logger = logging.getLogger(__name__)
+
+METRICS_NAME = "metrics.json"
+CURVES_NAME = "training_curves.png"
+CONFUSION_NAME = "confusion_matrix.png"
+CARD_NAME = "README.md"
+RELEASE_FILES = ("model.safetensors", "config.json", METRICS_NAME, CURVES_NAME, CONFUSION_NAME, CARD_NAME)
+
+
+def release_config(run: RunConfig, label_names: list[str]) -> dict[str, Any]:
+    """config.json: what it takes to rebuild the model and feed it, plus how it was trained."""
+    return {
+        "architecture": run.model.architecture,
+        "num_classes": len(label_names),
+        "label_names": label_names,
+        "model_args": {"drop_rate": run.model.drop_rate},
+        "preprocess": dataclasses.asdict(run.preprocess),
+        "recipe": run.recipe,
+        "training": {
+            "data": dataclasses.asdict(run.data),
+            "train": dataclasses.asdict(run.train),
+            "aug": dataclasses.asdict(run.aug),
+        },
+        "tl_hub_version": __version__,
+    }
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _describe_preprocess(run: RunConfig) -> str:
+    p = run.preprocess
+    steps = [f"resize to {p.input_size}x{p.input_size} ({p.interpolation})"]
+    if p.crop_pct is not None:
+        steps[0] = f"resize the shorter side to {p.input_size / p.crop_pct:.0f}, center-crop {p.input_size}"
+    if p.grayscale:
+        steps.append("grayscale")
+    if p.equalize:
+        steps.append("histogram equalization")
+    steps.append(f"normalize with mean {list(p.mean)} and std {list(p.std)}")
+    return ", ".join(steps)
+
+
+def _describe_aug(run: RunConfig) -> str:
+    a = run.aug
+    parts = []
+    if a.rotation:
+        parts.append(f"random rotation within +-{a.rotation:g} degrees")
+    if a.scale != (1.0, 1.0):
+        parts.append(f"zoom {a.scale[0]:g}-{a.scale[1]:g}")
+    if a.translate:
+        parts.append(f"shift up to {a.translate:.0%}")
+    if a.blur_prob:
+        parts.append(f"Gaussian blur (p={a.blur_prob:g}, sigma {a.blur_sigma[0]:g}-{a.blur_sigma[1]:g} px)")
+    parts.append("horizontal flip" if a.hflip else "no horizontal flip")
+    return ", ".join(parts)
+
+
+def render_model_card(
+    run: RunConfig,
+    recipe: Recipe,
+    evaluations: dict[str, dict],
+    history: list[dict[str, float]],
+    counts: dict[str, int],
+    validation_from: str,
+    skipped_images: int,
+    repo_id: str | None,
+    load_from: str,
+) -> ModelCard:
+    """The Hub model card: metadata with a model-index, and the sections rendered from model_cards/."""
+    dataset = run.data.dataset
+    eval_results = [
+        EvalResult(
+            task_type="image-classification",
+            dataset_type=dataset,
+            dataset_name=dataset,
+            dataset_split=split,
+            metric_type=metric,
+            metric_name=metric.replace("_", " "),
+            metric_value=round(evaluations[split][metric], 4),
+        )
+        for split in evaluations
+        for metric in ("accuracy", "macro_f1")
+    ]
+    card_data = ModelCardData(
+        license=recipe.license,
+        library_name="tl_hub",
+        tags=["image-classification", "tl_hub", *recipe.tags],
+        datasets=[dataset] if dataset != "synthetic" and not Path(dataset).exists() else None,
+        pipeline_tag="image-classification",
+        base_model=recipe.base_model,
+        model_name=repo_id or recipe.name,
+        eval_results=eval_results,
+    )
+    t = run.train
+    hyperparameters = [
+        ("architecture", run.model.architecture),
+        ("optimizer", t.optimizer + (f" (momentum {t.momentum:g})" if t.optimizer == "sgd" else "")),
+        ("learning rate", f"{t.lr:g}"),
+        ("scheduler", t.scheduler),
+        ("weight decay", f"{t.weight_decay:g}"),
+        ("batch size", t.batch_size),
+        ("epochs", t.epochs),
+        ("dropout", f"{run.model.drop_rate:g}"),
+        ("seed", t.seed),
+    ]
+    study = recipe.study_results
+    results = []
+    for split, key in (("validation", "validation_accuracy"), ("test", "test_accuracy")):
+        if split in evaluations:
+            results.append(
+                {
+                    "metric": "accuracy",
+                    "split": split,
+                    "ours": _fmt(evaluations[split]["accuracy"]),
+                    "study": _fmt(study.get(key)),
+                }
+            )
+            for metric in ("macro_f1", "top5_accuracy"):
+                results.append(
+                    {
+                        "metric": metric.replace("_", " "),
+                        "split": split,
+                        "ours": _fmt(evaluations[split][metric]),
+                        "study": "-",
+                    }
+                )
+    template = resources.files("tl_hub.model_cards").joinpath("model_card.md").read_text()
+    return ModelCard.from_template(
+        card_data,
+        template_str=template,
+        model_name=(repo_id or recipe.name).split("/")[-1],
+        description=recipe.description,
+        recipe=recipe.name,
+        study_summary=recipe.study_summary,
+        intended_use=recipe.intended_use,
+        dataset=dataset,
+        num_train=counts.get("train", 0),
+        num_validation=counts.get("validation", 0),
+        num_test=counts.get("test", 0),
+        validation_from=validation_from,
+        num_classes=len(evaluations[next(iter(evaluations))]["confusion_matrix"]),
+        skipped_images=skipped_images,
+        hyperparameters=hyperparameters,
+        preprocessing=_describe_preprocess(run),
+        augmentation=_describe_aug(run),
+        results=results,
+        per_epoch=", ".join(f"{h['val_accuracy']:.3f}" for h in history),
+        load_from=load_from,
+        citations=recipe.citations,
+    )
+
+
+def write_release(
+    directory: str | Path,
+    model: nn.Module,
+    run: RunConfig,
+    recipe: Recipe,
+    label_names: list[str],
+    history: list[dict[str, float]],
+    evaluations: dict[str, dict],
+    counts: dict[str, int],
+    validation_from: str,
+    skipped_images: int = 0,
+    repo_id: str | None = None,
+) -> Path:
+    """Write weights, config.json, metrics.json, plots and the model card to `directory`."""
+    directory = Path(directory)
+    save_pretrained(model, directory, release_config(run, label_names))
+    metrics = {
+        "recipe": run.recipe,
+        "dataset": run.data.dataset,
+        **{split: m for split, m in evaluations.items()},
+        "history": history,
+    }
+    (directory / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n")
+    plot_training_curves(history, directory / CURVES_NAME)
+    shown = "test" if "test" in evaluations else "validation"
+    plot_confusion_matrix(
+        np.array(evaluations[shown]["confusion_matrix"]),
+        label_names,
+        directory / CONFUSION_NAME,
+        title=f"{recipe.name}: {shown} split, accuracy {evaluations[shown]['accuracy']:.4f}",
+    )
+    card = render_model_card(
+        run,
+        recipe,
+        evaluations,
+        history,
+        counts,
+        validation_from,
+        skipped_images,
+        repo_id,
+        load_from=repo_id or str(directory),
+    )
+    card.save(directory / CARD_NAME)
+    logger.info(
+        "release written to %s (%s)",
+        directory,
+        ", ".join(f"{k}={v:.4f}" for k, v in summary(evaluations[shown]).items() if k != "num_samples"),
+    )
+    return directory

@@ -1,0 +1,266 @@
+"""A whole training run on Accelerate: data, model, epochs, checkpoints, evaluation, release.
+
+The run directory OUTPUT_DIR holds `run_config.json`, `checkpoints/epoch_NNN/` (Accelerate state, for
+--resume) and the release `model/`. Nothing in `model/` is resume state; nothing in `checkpoints/` is
+published.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader, TensorDataset
+
+from tl_hub.config import RunConfig, TrainConfig
+from tl_hub.data.loading import PreparedData, SplitData, prepare_data
+from tl_hub.engine import evaluate_loss, predict, train_one_epoch
+from tl_hub.errors import ConfigError
+from tl_hub.metrics import classification_metrics
+from tl_hub.models import create_model
+from tl_hub.recipes import get_recipe
+from tl_hub.release import write_release
+from tl_hub.transforms import BatchAugment
+
+logger = logging.getLogger(__name__)
+
+RUN_CONFIG_NAME = "run_config.json"
+STATE_NAME = "trainer_state.json"  # written last: a checkpoint without it is incomplete
+CHECKPOINTS_KEPT = 2
+EVAL_BATCH_SIZE = 512
+
+
+def build_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+        )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def _checkpoints(output_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    root = output_dir / "checkpoints"
+    return sorted(p.parent for p in root.glob(f"epoch_*/{STATE_NAME}")) if root.is_dir() else []
+
+
+def _check_run_dir(output_dir: Path, run: RunConfig, resume: bool) -> Path | None:
+    """The checkpoint to resume from, after checking the directory matches the request."""
+    checkpoints = _checkpoints(output_dir)
+    saved = output_dir / RUN_CONFIG_NAME
+    if not resume:
+        if checkpoints or (output_dir / "model").exists():
+            raise ConfigError(
+                f"--output-dir {str(output_dir)!r} already holds a run: pass --resume to continue it, "
+                "or choose another --output-dir"
+            )
+        return None
+    if saved.exists():
+        before = RunConfig.from_dict(json.loads(saved.read_text()))
+        if before != run:
+            old, new = before.to_dict(), run.to_dict()
+            diffs = [
+                f"{section}.{key}: {old[section][key]!r} -> {new[section][key]!r}"
+                for section in new
+                if isinstance(new[section], dict)
+                for key in new[section]
+                if old[section][key] != new[section][key]
+            ]
+            raise ConfigError(
+                f"--resume: settings differ from the run in {str(output_dir)!r} ({'; '.join(diffs)}): "
+                "rerun the original command with --resume"
+            )
+    if not checkpoints:
+        logger.warning("--resume: no checkpoint in %s yet; starting from the first epoch", output_dir)
+        return None
+    return checkpoints[-1]
+
+
+def _loader(split: SplitData, batch_size: int, shuffle: bool) -> DataLoader:
+    return DataLoader(TensorDataset(split.images, split.labels), batch_size=batch_size, shuffle=shuffle)
+
+
+def train(
+    run: RunConfig, output_dir: str | Path, resume: bool = False, push_repo_id: str | None = None
+) -> dict:
+    """Train `run` into `output_dir`; returns the final metrics per evaluated split."""
+    output_dir = Path(output_dir)
+    recipe = get_recipe(run.recipe)
+    accelerator = Accelerator(
+        # --batch-size is the global batch, as in the study, however many processes share it.
+        dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True),
+    )
+    n_proc = accelerator.num_processes
+    if run.train.batch_size % n_proc:
+        raise ConfigError(
+            f"batch_size={run.train.batch_size} does not split over {n_proc} processes: "
+            f"use a multiple of {n_proc}"
+        )
+    start_from = _check_run_dir(output_dir, run, resume)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / RUN_CONFIG_NAME).write_text(json.dumps(run.to_dict(), indent=2) + "\n")
+    set_seed(run.train.seed)
+
+    with accelerator.main_process_first():
+        data: PreparedData = prepare_data(run.data, run.preprocess, run.train.seed)
+    counts = {"train": len(data.train), "validation": len(data.validation)}
+    if data.test is not None:
+        counts["test"] = len(data.test)
+    logger.info(
+        "data: %s, %s, %d classes",
+        run.data.dataset,
+        ", ".join(f"{k} {v}" for k, v in counts.items()),
+        len(data.label_names),
+    )
+
+    model = create_model(
+        run.model.architecture,
+        num_classes=len(data.label_names),
+        in_chans=run.preprocess.channels,
+        img_size=run.preprocess.input_size,
+        drop_rate=run.model.drop_rate,
+    )
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    logger.info("model: %s, %d trainable / %d frozen parameters", run.model.architecture, trainable, frozen)
+    optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], run.train)
+    train_loader = _loader(data.train, run.train.batch_size, shuffle=True)
+    eval_loaders = {"validation": _loader(data.validation, EVAL_BATCH_SIZE, shuffle=False)}
+    if data.test is not None:
+        eval_loaders["test"] = _loader(data.test, EVAL_BATCH_SIZE, shuffle=False)
+    scheduler = build_scheduler(optimizer, run.train, run.train.epochs * len(train_loader))
+    model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
+    eval_loaders = {k: accelerator.prepare(v) for k, v in eval_loaders.items()}
+
+    history: list[dict[str, float]] = []
+    first_epoch = 1
+    if start_from is not None:
+        accelerator.load_state(str(start_from))
+        history = json.loads((start_from / STATE_NAME).read_text())["history"]
+        first_epoch = len(history) + 1
+        logger.info("resumed from %s: continuing at epoch %d", start_from, first_epoch)
+
+    augment = BatchAugment(run.aug)
+    epochs = run.train.epochs
+    for epoch in range(first_epoch, epochs + 1):
+        start = time.perf_counter()
+        # Every epoch's randomness (shuffle, augmentation, dropout) derives from (seed, epoch, process),
+        # so a resumed run replays exactly what an uninterrupted one would have done.
+        set_seed(run.train.seed * 1000 + epoch, device_specific=True)
+        generator = torch.Generator().manual_seed(
+            run.train.seed * 1000 + epoch * 10 + accelerator.process_index
+        )
+        train_loader.set_epoch(epoch)
+        train_stats = train_one_epoch(
+            model,
+            train_loader,
+            optimizer,
+            scheduler,
+            accelerator,
+            run.preprocess,
+            augment,
+            generator,
+            desc=f"epoch {epoch}/{epochs}",
+        )
+        logits, labels = predict(model, eval_loaders["validation"], accelerator, run.preprocess, "validation")
+        val_acc = float((logits.argmax(1) == labels).mean())
+        seconds = time.perf_counter() - start
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_stats["loss"],
+                "train_accuracy": train_stats["accuracy"],
+                "val_loss": evaluate_loss(logits, labels),
+                "val_accuracy": val_acc,
+                "seconds": seconds,
+            }
+        )
+        if accelerator.is_main_process:
+            h = history[-1]
+            logger.info(
+                "epoch %d/%d: train loss %.4f acc %.4f | validation loss %.4f accuracy %.4f | %.1fs",
+                epoch,
+                epochs,
+                h["train_loss"],
+                h["train_accuracy"],
+                h["val_loss"],
+                val_acc,
+                seconds,
+            )
+        _save_checkpoint(accelerator, output_dir, epoch, history)
+
+    evaluations = {}
+    for split, loader in eval_loaders.items():
+        logits, labels = predict(model, loader, accelerator, run.preprocess, split)
+        evaluations[split] = classification_metrics(logits, labels, data.label_names)
+        evaluations[split]["loss"] = evaluate_loss(logits, labels)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        for split, m in evaluations.items():
+            logger.info(
+                "%s: accuracy %.4f, macro-F1 %.4f, top-5 accuracy %.4f (%d images)",
+                split,
+                m["accuracy"],
+                m["macro_f1"],
+                m["top5_accuracy"],
+                m["num_samples"],
+            )
+        write_release(
+            output_dir / "model",
+            accelerator.unwrap_model(model),
+            run,
+            recipe,
+            data.label_names,
+            history,
+            evaluations,
+            counts,
+            data.validation_from,
+            data.skipped_images,
+            repo_id=push_repo_id,
+        )
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return evaluations
+
+
+def _save_checkpoint(accelerator: Accelerator, output_dir: Path, epoch: int, history: list[dict]) -> None:
+    """Accelerate state for epoch `epoch`; older checkpoints beyond the newest few are removed."""
+    path = output_dir / "checkpoints" / f"epoch_{epoch:03d}"
+    accelerator.save_state(str(path))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (path / STATE_NAME).write_text(json.dumps({"epoch": epoch, "history": history}, indent=2) + "\n")
+        for old in _checkpoints(output_dir)[:-CHECKPOINTS_KEPT]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def apply_overrides(run: RunConfig, **overrides: object) -> RunConfig:
+    """`run` with the given section fields replaced (None values are ignored): e.g. train__lr=0.01."""
+    sections: dict[str, dict[str, object]] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        section, name = key.split("__")
+        sections.setdefault(section, {})[name] = value
+    return dataclasses.replace(
+        run, **{s: dataclasses.replace(getattr(run, s), **fields) for s, fields in sections.items()}
+    )

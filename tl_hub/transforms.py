@@ -1,0 +1,155 @@
+"""The one place where images become model inputs.
+
+Two stages, shared by training, evaluation and inference:
+1. `preprocess_image`: PIL image -> uint8 tensor (C, H, W) at the model's input size. Deterministic and
+   per image, so a dataset is decoded and preprocessed once per run and kept as a uint8 tensor.
+2. `normalize`: a uint8 batch -> the float batch the model eats.
+Training inserts `BatchAugment` between the two, on whole batches of tensors.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from os import PathLike
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+from tl_hub.config import AugConfig, PreprocessConfig
+
+_RESAMPLE = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+}
+
+ImageInput = Image.Image | str | PathLike | bytes | np.ndarray | dict
+
+
+def load_image(obj: ImageInput) -> Image.Image:
+    """Open an image given as a PIL image, a path, encoded bytes, an HWC array or a datasets dict."""
+    if isinstance(obj, Image.Image):
+        return obj
+    if isinstance(obj, dict):  # datasets' undecoded Image feature: {"bytes": ..., "path": ...}
+        obj = obj["bytes"] if obj.get("bytes") is not None else obj["path"]
+    if isinstance(obj, bytes):
+        obj = io.BytesIO(obj)
+    if isinstance(obj, np.ndarray):
+        return Image.fromarray(obj)
+    image = Image.open(obj)
+    image.load()  # decode now, so a corrupt file fails here and not later
+    return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode (L, P, RGBA, CMYK, I;16, ...) to 8-bit RGB; transparency becomes white."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(image, dtype=np.float64)
+        hi = a.max() if a.size and a.max() > 0 else 1.0
+        return Image.fromarray(np.clip(a * (255.0 / hi), 0, 255).astype(np.uint8)).convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def preprocess_image(image: Image.Image, cfg: PreprocessConfig) -> torch.Tensor:
+    """The deterministic part of preprocessing: resize, grayscale, equalize. Returns uint8 (C, H, W)."""
+    image = to_rgb(image)
+    size, resample = cfg.input_size, _RESAMPLE[cfg.interpolation]
+    if cfg.crop_pct is None:
+        image = image.resize((size, size), resample)
+    else:
+        scale = size / cfg.crop_pct / min(image.size)
+        w, h = max(size, round(image.width * scale)), max(size, round(image.height * scale))
+        image = image.resize((w, h), resample)
+        left, top = (w - size) // 2, (h - size) // 2
+        image = image.crop((left, top, left + size, top + size))
+    if cfg.grayscale:
+        image = image.convert("L")
+    if cfg.equalize:
+        image = ImageOps.equalize(image)
+    array = np.asarray(image, dtype=np.uint8)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()  # (C, H, W)
+
+
+def normalize(batch: torch.Tensor, cfg: PreprocessConfig) -> torch.Tensor:
+    """uint8 (B, C, H, W) in [0, 255], or float in [0, 1] -> normalized float32."""
+    x = batch.float()
+    if batch.dtype == torch.uint8:
+        x = x / 255.0
+    mean = torch.tensor(cfg.mean, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(cfg.std, device=x.device).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def model_input(images: list[Any], cfg: PreprocessConfig) -> torch.Tensor:
+    """Images in any `load_image` form -> the normalized float batch the model eats."""
+    return normalize(torch.stack([preprocess_image(load_image(im), cfg) for im in images]), cfg)
+
+
+class BatchAugment:
+    """Random rotation / zoom / shift / flip and Gaussian blur on a float batch in [0, 1].
+
+    Each image draws its own parameters from `generator`, so one affine `grid_sample` and one grouped
+    convolution augment the whole batch: no per-image Python work.
+    """
+
+    def __init__(self, cfg: AugConfig):
+        self.cfg = cfg
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        cfg = self.cfg
+        if not cfg.enabled:
+            return x
+        b = x.shape[0]
+
+        def uniform(low: float, high: float) -> torch.Tensor:
+            return low + (high - low) * torch.rand(b, generator=generator)
+
+        if cfg.rotation > 0 or cfg.scale != (1.0, 1.0) or cfg.translate > 0 or cfg.hflip:
+            angle = uniform(-cfg.rotation, cfg.rotation) * (math.pi / 180)
+            zoom = uniform(*cfg.scale)
+            shift = uniform(-cfg.translate, cfg.translate), uniform(-cfg.translate, cfg.translate)
+            flip = torch.where(torch.rand(b, generator=generator) < 0.5, -1.0, 1.0) if cfg.hflip else 1.0
+            # grid_sample maps output coords to input coords: the inverse transform, in [-1, 1] units.
+            cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+            theta = torch.stack(
+                [
+                    torch.stack([cos * flip, -sin, shift[0] * 2], dim=1),
+                    torch.stack([sin * flip, cos, shift[1] * 2], dim=1),
+                ],
+                dim=1,
+            ).to(x)  # (B, 2, 3)
+            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+        if cfg.blur_prob > 0:
+            x = self._blur(x, uniform(*cfg.blur_sigma), torch.rand(b, generator=generator) < cfg.blur_prob)
+        return x
+
+    @staticmethod
+    def _blur(x: torch.Tensor, sigma: torch.Tensor, apply: torch.Tensor) -> torch.Tensor:
+        """Separable Gaussian blur with a per-image sigma; images with apply=False are untouched."""
+        b, c, h, w = x.shape
+        radius = max(1, math.ceil(2 * float(sigma.max())))
+        offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        kernel = torch.exp(-0.5 * (offsets[None, :] / sigma[:, None]) ** 2)  # (B, K)
+        kernel = kernel / kernel.sum(dim=1, keepdim=True)
+        identity = (offsets == 0).float().expand(b, -1)
+        kernel = torch.where(apply[:, None], kernel, identity).to(x)
+        kernel = kernel.repeat_interleave(c, dim=0)  # one kernel per (image, channel) group
+        k = kernel.shape[1]
+        y = F.pad(x.reshape(1, b * c, h, w), (radius, radius, radius, radius), mode="replicate")
+        y = F.conv2d(y, kernel.view(b * c, 1, 1, k), groups=b * c)
+        y = F.conv2d(y, kernel.view(b * c, 1, k, 1), groups=b * c)
+        return y.view(b, c, h, w)
