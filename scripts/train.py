@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 
-from tl_hub.cli import positive_float, positive_int, run_main, setup_logging
-from tl_hub.recipes import DEFAULT_RECIPE, RECIPES
+from tl_hub.cli import ArgumentParser, positive_float, positive_int, run_main, setup_logging
+from tl_hub.recipes import DEFAULT_RECIPE, RECIPES, get_recipe
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Train an image classifier from a tl_hub recipe.")
+    p = ArgumentParser(description="Train an image classifier from a tl_hub recipe.")
     p.add_argument(
         "--recipe", default=DEFAULT_RECIPE, help=f"one of: {', '.join(RECIPES)} (default: %(default)s)"
     )
@@ -40,7 +40,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     setup_logging()
-    from tl_hub.recipes import get_recipe
     from tl_hub.trainer import apply_overrides, train
 
     recipe = get_recipe(args.recipe)

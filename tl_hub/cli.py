@@ -7,8 +7,17 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 from tl_hub.errors import TLHubError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors: `error: ...` on stderr, exit code 2, no usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
 
 
 def setup_logging() -> None:

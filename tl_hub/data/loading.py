@@ -87,15 +87,25 @@ def open_dataset(name: str, synthetic_per_class: int = 200) -> datasets.DatasetD
     path = Path(name).expanduser()
     if path.is_dir():
         if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
-            loaded = datasets.load_from_disk(str(path))
+            try:
+                loaded = datasets.load_from_disk(str(path))
+            except Exception as e:  # noqa: BLE001 - datasets fails on empty or damaged saves with anything
+                raise DatasetError(
+                    f"cannot read the save_to_disk dataset in {name!r} ({type(e).__name__}: {e}): "
+                    "is it empty or damaged?"
+                ) from None
             return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict(train=loaded)
         try:
             return datasets.load_dataset(str(path))
-        except (FileNotFoundError, ValueError) as e:
+        except datasets.data_files.EmptyDatasetError:
             raise DatasetError(
-                f"no dataset found in directory {name!r} ({e}): expected parquet files, an image folder "
-                "with one subfolder per class, or a save_to_disk output"
+                f"directory {name!r} holds no data files: expected parquet files, an image folder with one "
+                "subfolder per class, or a save_to_disk output"
             ) from None
+        except ValueError as e:
+            if "corresponds to no data" in str(e):
+                raise DatasetError(f"dataset {name!r} is empty: it has no rows") from None
+            raise DatasetError(f"cannot load the dataset in {name!r}: {e}") from None
     if _looks_local(name):
         raise DatasetError(f"dataset path {name!r} does not exist: pass an existing directory or a Hub id")
     try:

@@ -1,0 +1,83 @@
+"""Shared fixtures: tiny datasets in every local format, built from tl_hub's synthetic signs."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+from PIL import Image
+
+from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
+from tl_hub.data.synthetic import generate_signs
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+NUM_CLASSES = 5  # a small label set keeps format tests fast
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def signs() -> tuple[np.ndarray, np.ndarray]:
+    """12 rendered signs for each of the first NUM_CLASSES classes: 4 tracks of 3 frames each."""
+    images, labels = generate_signs(12, seed=123)
+    keep = labels < NUM_CLASSES
+    return images[keep], labels[keep]
+
+
+@pytest.fixture(scope="session")
+def parquet_dir(tmp_path_factory: pytest.TempPathFactory, signs: tuple[np.ndarray, np.ndarray]) -> Path:
+    """A Hub-style parquet dataset (train only) with GTSRB file names CCCCC/TTTTT_FFFFF.ppm."""
+    images, labels = signs
+    root = tmp_path_factory.mktemp("parquet")
+    frame: dict[int, int] = {}
+    rows = []
+    for array, label in zip(images, labels, strict=True):
+        i = frame.get(int(label), 0)
+        frame[int(label)] = i + 1
+        path = f"{label:05d}/{i // 3:05d}_{i % 3:05d}.ppm"  # 3 frames per track
+        rows.append({"bytes": png_bytes(array), "path": path})
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=list(GTSRB_CLASS_NAMES[:NUM_CLASSES]))}
+    )
+    ds = datasets.Dataset.from_dict({"image": rows, "label": labels.tolist()}, features=features)
+    (root / "data").mkdir()
+    ds.to_parquet(str(root / "data" / "train-00000-of-00001.parquet"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def imagefolder_dir(tmp_path_factory: pytest.TempPathFactory, signs: tuple[np.ndarray, np.ndarray]) -> Path:
+    """An image folder: train/<class name>/<n>.png and test/<class name>/<n>.png."""
+    images, labels = signs
+    root = tmp_path_factory.mktemp("imagefolder")
+    for n, (array, label) in enumerate(zip(images, labels, strict=True)):
+        split = "test" if n % 4 == 0 else "train"
+        folder = root / split / f"class_{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(array).save(folder / f"{n}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def disk_dir(tmp_path_factory: pytest.TempPathFactory, signs: tuple[np.ndarray, np.ndarray]) -> Path:
+    """A save_to_disk DatasetDict with non-standard column names (img, ClassId)."""
+    images, labels = signs
+    root = tmp_path_factory.mktemp("disk")
+    features = datasets.Features(
+        {"img": datasets.Image(), "ClassId": datasets.ClassLabel(names=[f"c{i}" for i in range(NUM_CLASSES)])}
+    )
+    ds = datasets.Dataset.from_dict({"img": list(images), "ClassId": labels.tolist()}, features=features)
+    split = ds.train_test_split(test_size=0.25, seed=0, stratify_by_column="ClassId")
+    datasets.DatasetDict(train=split["train"], validation=split["test"]).save_to_disk(str(root))
+    return root

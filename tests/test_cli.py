@@ -1,0 +1,84 @@
+"""Bad input to the scripts: one line naming the value and the fix, exit code 2, no traceback."""
+
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+TRAIN = ROOT / "scripts" / "train.py"
+EVALUATE = ROOT / "scripts" / "evaluate.py"
+
+
+def run_script(script: Path, args: list[str], monkeypatch: pytest.MonkeyPatch, capsys) -> tuple[int, str]:
+    """Run the real entry point in this process (fast); returns (exit code, stderr)."""
+    monkeypatch.setattr(sys, "argv", [str(script), *args])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(script), run_name="__main__")
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    # Progress bars (datasets' own) may precede it; the error is the last line, and the only one.
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("error")]
+    assert len(lines) == 1 and err.rstrip().endswith(lines[0])
+    return exit_info.value.code, lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--recipe", "lenet-mnist"], "unknown recipe 'lenet-mnist': choose one of"),
+        (["--dataset", "./no/such/dir"], "dataset path './no/such/dir' does not exist"),
+        (["--epochs", "0"], "argument --epochs: 0 must be a positive integer"),
+        (["--batch-size", "-8"], "argument --batch-size: -8 must be a positive integer"),
+        (["--lr", "0"], "argument --lr: 0 must be a positive number"),
+        (["--lr", "fast"], "argument --lr: 'fast' is not a number"),
+        (["--max-train-samples", "-1"], "argument --max-train-samples: -1 must be a positive integer"),
+        (["--colour", "red"], "unrecognized arguments: --colour red"),
+    ],
+)
+def test_train_rejects_bad_input_in_one_line(args, message, monkeypatch, capsys, tmp_path) -> None:
+    code, err = run_script(TRAIN, [*args, "--output-dir", str(tmp_path / "run")], monkeypatch, capsys)
+    assert code == 2
+    assert err.startswith("error: ") and message in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--image-column", "photo"], "image column 'photo' not in the dataset; its columns are: image, label"),
+        (["--label-column", "image"], "column 'image' holds Image"),
+        (["--image-column", "label"], "column 'label' holds ClassLabel values, not images"),
+    ],
+)
+def test_train_names_bad_columns(args, message, parquet_dir, monkeypatch, capsys, tmp_path) -> None:
+    code, err = run_script(
+        TRAIN, ["--dataset", str(parquet_dir), *args, "--output-dir", str(tmp_path / "run")], monkeypatch, capsys
+    )
+    assert code == 2 and message in err
+
+
+def test_an_existing_run_is_not_overwritten_without_resume(monkeypatch, capsys, tmp_path) -> None:
+    (tmp_path / "run" / "model").mkdir(parents=True)
+    code, err = run_script(TRAIN, ["--dataset", "synthetic", "--output-dir", str(tmp_path / "run")], monkeypatch, capsys)
+    assert code == 2 and "already holds a run: pass --resume to continue it" in err
+
+
+def test_evaluate_names_a_missing_model(monkeypatch, capsys, tmp_path) -> None:
+    code, err = run_script(EVALUATE, [str(tmp_path), "--dataset", "synthetic"], monkeypatch, capsys)
+    assert code == 2 and "config.json not found in" in err
+
+
+def test_a_real_process_exits_2_without_traceback(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(TRAIN), "--dataset", str(tmp_path / "missing"), "--output-dir", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: dataset path {str(tmp_path / 'missing')!r} does not exist: pass an existing directory or a Hub id"
+    ]

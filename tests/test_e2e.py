@@ -1,0 +1,111 @@
+"""The real entry points under `accelerate launch`, on a few hundred tiny synthetic signs."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tl_hub import Predictor
+from tl_hub.release import RELEASE_FILES
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+TINY = ["--dataset", "synthetic", "--synthetic-per-class", "8", "--batch-size", "32", "--seed", "3"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(script: str, args: list[str], processes: int = 1, **kwargs) -> subprocess.CompletedProcess | subprocess.Popen:
+    """`accelerate launch` on the CPU with `processes` processes."""
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", str(processes),
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(free_port()), str(ROOT / "scripts" / script), *args,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+    if kwargs.pop("background", False):
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("e2e") / "run"
+    result = launch("train.py", [*TINY, "--epochs", "2", "--output-dir", str(out)])
+    return out, result.stdout
+
+
+def test_accelerate_launch_train_writes_a_complete_release(trained: tuple[Path, str]) -> None:
+    out, stdout = trained
+    model_dir = out / "model"
+    assert sorted(p.name for p in model_dir.iterdir()) == sorted(RELEASE_FILES)
+    assert "epoch 1/2: train loss" in stdout and "epoch 2/2" in stdout and "validation loss" in stdout
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+    assert metrics["test"]["num_samples"] == 43 * 2 and len(metrics["test"]["confusion_matrix"]) == 43
+    # Resume state lives beside the release, never inside it.
+    assert (out / "checkpoints").is_dir() and not list(model_dir.glob("*.bin"))
+    predictor = Predictor.from_pretrained(model_dir)
+    assert len(predictor.label_names) == 43
+
+
+def test_two_processes_report_the_same_metrics_as_one(trained: tuple[Path, str], tmp_path: Path) -> None:
+    model_dir = trained[0] / "model"
+    results = {}
+    for n in (1, 2):
+        launch("evaluate.py", [str(model_dir), "--dataset", "synthetic", "--split", "validation",
+                               "--batch-size", "7", "--output", str(tmp_path / f"{n}.json")], processes=n)
+        results[n] = json.loads((tmp_path / f"{n}.json").read_text())
+    assert results[2]["num_samples"] == results[1]["num_samples"] == 43 * 50  # no padded duplicates counted
+    for key in ("accuracy", "macro_f1", "top5_accuracy", "confusion_matrix"):
+        assert results[2][key] == results[1][key]
+    assert results[2]["loss"] == pytest.approx(results[1]["loss"], rel=1e-6)
+
+
+def test_two_process_training_produces_a_release(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = launch("train.py", [*TINY, "--epochs", "1", "--output-dir", str(out)], processes=2)
+    metrics = json.loads((out / "model" / "metrics.json").read_text())
+    assert metrics["validation"]["num_samples"] == 43 * 2
+    assert result.stdout.count("epoch 1/1: train loss") == 1  # logged by the main process only
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_metrics(tmp_path: Path) -> None:
+    args = [*TINY, "--synthetic-per-class", "12", "--epochs", "5"]
+    reference = tmp_path / "reference"
+    launch("train.py", [*args, "--output-dir", str(reference)])
+
+    out = tmp_path / "interrupted"
+    proc = launch("train.py", [*args, "--output-dir", str(out)], background=True)
+    marker = out / "checkpoints" / "epoch_002" / "trainer_state.json"
+    deadline = time.time() + 240
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(os.getpgid(proc.pid), signal.SIGKILL) if False else proc.kill()
+    subprocess.run(["pkill", "-9", "-f", str(out)], check=False)
+    proc.wait(timeout=30)
+    assert not (out / "model").exists(), "the run finished before it could be killed"
+
+    resumed = launch("train.py", [*args, "--output-dir", str(out), "--resume"])
+    assert "resumed from" in resumed.stdout and "epoch_00" in resumed.stdout
+    assert "epoch 1/5" not in resumed.stdout
+    ours = json.loads((out / "model" / "metrics.json").read_text())
+    theirs = json.loads((reference / "model" / "metrics.json").read_text())
+    for split in ("validation", "test"):
+        assert ours[split]["accuracy"] == theirs[split]["accuracy"]
+        assert ours[split]["confusion_matrix"] == theirs[split]["confusion_matrix"]
+    assert [h["val_loss"] for h in ours["history"]] == pytest.approx([h["val_loss"] for h in theirs["history"]])

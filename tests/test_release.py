@@ -1,0 +1,125 @@
+"""A release directory loads back to the same model, strictly, and its files say what users read."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from huggingface_hub import ModelCard
+from safetensors.torch import load_file, save_file
+
+from tl_hub import LeNet5, Predictor
+from tl_hub.data.loading import decode_split, open_dataset
+from tl_hub.engine import predict
+from tl_hub.errors import TLHubError
+from tl_hub.hub import from_pretrained
+from tl_hub.metrics import classification_metrics
+from tl_hub.recipes import get_recipe
+from tl_hub.release import RELEASE_FILES, write_release
+from tl_hub.transforms import model_input, normalize
+
+RECIPE = get_recipe("lenet-gtsrb")
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A release of an untrained LeNet-5 with made-up history and metrics on 43 classes."""
+    torch.manual_seed(0)
+    model = LeNet5(num_classes=43)
+    labels = np.arange(43).repeat(2)
+    logits = np.random.default_rng(0).normal(size=(86, 43)) + 3 * np.eye(43)[labels]
+    names = list(open_dataset("synthetic", 1)["train"].features["label"].names)
+    evaluations = {"validation": classification_metrics(logits, labels, names)}
+    evaluations["test"] = evaluations["validation"]
+    history = [
+        {"epoch": e, "train_loss": 1.0 / e, "train_accuracy": 0.5, "val_loss": 1.1 / e, "val_accuracy": 0.4 + e / 10,
+         "seconds": 1.0}
+        for e in (1, 2, 3)
+    ]
+    directory = tmp_path_factory.mktemp("release") / "model"
+    write_release(
+        directory, model, RECIPE.config, RECIPE, names, history, evaluations,
+        {"train": 100, "validation": 86, "test": 86}, "10% of train", repo_id="someone/lenet-gtsrb",
+    )
+    return directory
+
+
+def test_every_release_file_is_written(release: Path) -> None:
+    assert sorted(p.name for p in release.iterdir()) == sorted(RELEASE_FILES)
+    config = json.loads((release / "config.json").read_text())
+    assert config["architecture"] == "lenet5" and config["num_classes"] == 43
+    assert config["label_names"][14] == "Stop"
+    assert config["preprocess"]["grayscale"] and config["preprocess"]["equalize"]
+    assert config["training"]["train"]["lr"] == 1e-3
+
+
+def test_from_pretrained_gives_identical_logits(release: Path) -> None:
+    original = LeNet5(num_classes=43)
+    original.load_state_dict(load_file(release / "model.safetensors"))
+    x = torch.randn(5, 1, 32, 32)
+    loaded = LeNet5.from_pretrained(str(release))
+    assert not loaded.training
+    assert torch.equal(loaded(x), original.eval()(x))
+
+
+def test_model_card_parses_and_its_model_index_holds_the_metrics(release: Path) -> None:
+    card = ModelCard.load(release / "README.md")
+    assert card.data.pipeline_tag == "image-classification"
+    assert card.data.library_name == "tl_hub"
+    results = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
+    metrics = json.loads((release / "metrics.json").read_text())
+    assert results[("test", "accuracy")] == pytest.approx(metrics["test"]["accuracy"], abs=1e-4)
+    assert results[("validation", "macro_f1")] == pytest.approx(metrics["validation"]["macro_f1"], abs=1e-4)
+    text = card.text
+    assert "| accuracy | test |" in text and "0.9550" in text  # ours beside the study's 95.5%
+    assert "LeCun" in text and "Stallkamp" in text
+    assert 'Predictor.from_pretrained("someone/lenet-gtsrb")' in text
+    assert "training_curves.png" in text and "confusion_matrix.png" in text
+
+
+def test_strict_loading_names_the_difference(release: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    config = json.loads((release / "config.json").read_text())
+    (bad / "config.json").write_text(json.dumps({**config, "num_classes": 10}))
+    state = load_file(release / "model.safetensors")
+    save_file(state, bad / "model.safetensors")
+    with pytest.raises(TLHubError, match=r"shape mismatch \(file vs model\): fc.weight \(43, 84\) vs \(10, 84\)"):
+        from_pretrained(bad)
+    del state["fc.bias"]
+    (bad / "config.json").write_text(json.dumps(config))
+    save_file(state, bad / "model.safetensors")
+    with pytest.raises(TLHubError, match="missing tensors: fc.bias"):
+        from_pretrained(bad)
+
+
+def test_missing_release_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(TLHubError, match="config.json not found in"):
+        Predictor.from_pretrained(tmp_path)
+
+
+def test_training_evaluation_and_inference_preprocess_bit_for_bit(release: Path, tmp_path: Path) -> None:
+    """The tensors (and logits) the evaluation pipeline feeds equal what Predictor feeds for the same files."""
+    from accelerate import Accelerator
+    from torch.utils.data import DataLoader, TensorDataset
+
+    test = open_dataset("synthetic", 4)["test"]
+    predictor = Predictor.from_pretrained(release)
+    split, _ = decode_split(test, "image", "label", predictor.preprocess, "test")
+    raw = [row["image"] for row in test]  # PIL images, as a user would pass them
+    paths = []
+    for i, image in enumerate(raw[:5]):
+        paths.append(tmp_path / f"{i}.png")
+        image.save(paths[-1])
+    assert torch.equal(normalize(split.images, predictor.preprocess), model_input(raw, predictor.preprocess))
+    assert torch.equal(model_input(paths, predictor.preprocess), model_input(raw[:5], predictor.preprocess))
+    accelerator = Accelerator(cpu=True)
+    logits, _ = predict(
+        predictor.model, DataLoader(TensorDataset(split.images, split.labels), batch_size=7), accelerator,
+        predictor.preprocess, "test",
+    )
+    assert torch.equal(torch.from_numpy(logits), predictor.logits(raw))
+    top = predictor(paths[0], top_k=3)
+    assert len(top) == 3 and list(top.values()) == sorted(top.values(), reverse=True)
+    assert set(top) <= set(predictor.label_names)

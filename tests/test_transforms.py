@@ -1,0 +1,108 @@
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tl_hub.config import AugConfig, PreprocessConfig
+from tl_hub.transforms import BatchAugment, load_image, normalize, preprocess_image
+
+GRAY = PreprocessConfig(input_size=32, grayscale=True, equalize=True, mean=(0.5,), std=(0.2887,))
+RGB = PreprocessConfig(input_size=24, crop_pct=0.875)
+
+
+def _rgb(h: int = 40, w: int = 56, seed: int = 0) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "P", "RGBA", "LA", "CMYK", "I;16", "1"])
+def test_every_image_mode_becomes_the_model_input_shape(mode: str) -> None:
+    image = _rgb().convert(mode) if mode != "I;16" else Image.fromarray(
+        np.random.default_rng(0).integers(0, 65535, (40, 56), dtype=np.uint16)
+    )
+    for cfg, channels, size in ((GRAY, 1, 32), (RGB, 3, 24)):
+        out = preprocess_image(image, cfg)
+        assert out.dtype == torch.uint8
+        assert out.shape == (channels, size, size)
+
+
+def test_sixteen_bit_images_keep_their_contrast() -> None:
+    ramp = np.tile(np.linspace(0, 4000, 32, dtype=np.uint16), (32, 1))  # a dim 16-bit ramp
+    out = preprocess_image(Image.fromarray(ramp), PreprocessConfig(input_size=32))
+    assert out.max() == 255 and out.min() == 0
+
+
+def test_transparent_pixels_become_white() -> None:
+    image = Image.new("RGBA", (10, 10), (255, 0, 0, 0))
+    out = preprocess_image(image, PreprocessConfig(input_size=10))
+    assert torch.all(out == 255)
+
+
+def test_equalization_spreads_a_dark_image_over_the_full_range() -> None:
+    dark = Image.fromarray(np.random.default_rng(0).integers(0, 40, (32, 32), dtype=np.uint8)).convert("RGB")
+    out = preprocess_image(dark, GRAY)
+    assert out.min() < 10 and out.max() > 245
+
+
+def test_center_crop_follows_crop_pct() -> None:
+    image = Image.new("RGB", (200, 100), (0, 0, 0))
+    image.paste((255, 255, 255), (0, 0, 20, 100))  # a white stripe at the far left is cropped away
+    out = preprocess_image(image, RGB)
+    assert out.shape == (3, 24, 24) and out.max() == 0
+
+
+def test_load_image_accepts_paths_bytes_arrays_and_dataset_dicts(tmp_path) -> None:
+    image = _rgb()
+    path = tmp_path / "x.png"
+    image.save(path)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    arrays = [
+        np.asarray(load_image(obj).convert("RGB"))
+        for obj in (image, str(path), path, buf.getvalue(), np.asarray(image), {"bytes": buf.getvalue(), "path": None})
+    ]
+    for a in arrays[1:]:
+        assert np.array_equal(a, arrays[0])
+
+
+def test_normalize_uses_mean_and_std() -> None:
+    batch = torch.full((2, 1, 4, 4), 255, dtype=torch.uint8)
+    assert torch.allclose(normalize(batch, GRAY), torch.full((2, 1, 4, 4), 0.5 / 0.2887))
+
+
+def test_augmentation_is_reproducible_from_the_generator_and_varies_per_image() -> None:
+    aug = BatchAugment(AugConfig(rotation=15, blur_prob=0.5))
+    x = preprocess_image(_rgb(32, 32), GRAY).float().div(255).expand(8, -1, -1, -1).clone()
+    a = aug(x, torch.Generator().manual_seed(1))
+    b = aug(x, torch.Generator().manual_seed(1))
+    c = aug(x, torch.Generator().manual_seed(2))
+    assert a.shape == x.shape
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert not torch.equal(a[0], a[1])  # each image draws its own angle
+
+
+def test_disabled_augmentation_is_the_identity() -> None:
+    x = torch.rand(4, 1, 32, 32)
+    assert torch.equal(BatchAugment(AugConfig())(x, torch.Generator()), x)
+
+
+def test_blur_applies_only_where_drawn_and_preserves_brightness() -> None:
+    x = torch.rand(6, 3, 16, 16)
+    apply = torch.tensor([True, False, True, False, True, False])
+    y = BatchAugment._blur(x, torch.full((6,), 1.0), apply)
+    assert torch.allclose(y[~apply], x[~apply])
+    assert not torch.allclose(y[apply], x[apply])
+    assert y[apply].std() < x[apply].std()
+    assert torch.allclose(y.mean(dim=(2, 3)), x.mean(dim=(2, 3)), atol=0.03)
+
+
+def test_no_horizontal_flip_unless_asked() -> None:
+    # An image that is bright on its left half must stay bright on the left with rotation only.
+    x = torch.zeros(16, 1, 32, 32)
+    x[..., :16] = 1.0
+    y = BatchAugment(AugConfig(rotation=15))(x, torch.Generator().manual_seed(0))
+    assert torch.all(y[..., 4:12].mean(dim=(1, 2, 3)) > y[..., 20:28].mean(dim=(1, 2, 3)))
+    flipped = BatchAugment(AugConfig(hflip=True))(x, torch.Generator().manual_seed(0))
+    assert (flipped[..., :16].mean(dim=(1, 2, 3)) < 0.5).any()
