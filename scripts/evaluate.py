@@ -1,6 +1,6 @@
 """Evaluate a saved model on any split of any dataset and print its metrics.
 
-    python scripts/evaluate.py runs/lenet-gtsrb/model --dataset synthetic --split test --output metrics.json
+python scripts/evaluate.py runs/lenet-gtsrb/model --dataset synthetic --split test --output metrics.json
 """
 
 from __future__ import annotations

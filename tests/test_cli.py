@@ -48,21 +48,29 @@ def test_train_rejects_bad_input_in_one_line(args, message, monkeypatch, capsys,
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--image-column", "photo"], "image column 'photo' not in the dataset; its columns are: image, label"),
+        (
+            ["--image-column", "photo"],
+            "image column 'photo' not in the dataset; its columns are: image, label",
+        ),
         (["--label-column", "image"], "column 'image' holds Image"),
         (["--image-column", "label"], "column 'label' holds ClassLabel values, not images"),
     ],
 )
 def test_train_names_bad_columns(args, message, parquet_dir, monkeypatch, capsys, tmp_path) -> None:
     code, err = run_script(
-        TRAIN, ["--dataset", str(parquet_dir), *args, "--output-dir", str(tmp_path / "run")], monkeypatch, capsys
+        TRAIN,
+        ["--dataset", str(parquet_dir), *args, "--output-dir", str(tmp_path / "run")],
+        monkeypatch,
+        capsys,
     )
     assert code == 2 and message in err
 
 
 def test_an_existing_run_is_not_overwritten_without_resume(monkeypatch, capsys, tmp_path) -> None:
     (tmp_path / "run" / "model").mkdir(parents=True)
-    code, err = run_script(TRAIN, ["--dataset", "synthetic", "--output-dir", str(tmp_path / "run")], monkeypatch, capsys)
+    code, err = run_script(
+        TRAIN, ["--dataset", "synthetic", "--output-dir", str(tmp_path / "run")], monkeypatch, capsys
+    )
     assert code == 2 and "already holds a run: pass --resume to continue it" in err
 
 
@@ -73,12 +81,20 @@ def test_evaluate_names_a_missing_model(monkeypatch, capsys, tmp_path) -> None:
 
 def test_a_real_process_exits_2_without_traceback(tmp_path) -> None:
     result = subprocess.run(
-        [sys.executable, str(TRAIN), "--dataset", str(tmp_path / "missing"), "--output-dir", str(tmp_path / "r")],
+        [
+            sys.executable,
+            str(TRAIN),
+            "--dataset",
+            str(tmp_path / "missing"),
+            "--output-dir",
+            str(tmp_path / "r"),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"error: dataset path {str(tmp_path / 'missing')!r} does not exist: pass an existing directory or a Hub id"
+        f"error: dataset path {str(tmp_path / 'missing')!r} does not exist: "
+        "pass an existing directory or a Hub id"
     ]

@@ -25,7 +25,7 @@ def test_invalid_values_name_the_field_and_the_expectation(make, message: str) -
 
 
 def test_unknown_recipe_lists_the_valid_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown recipe 'lenet-mnist': choose one of .*lenet-gtsrb"):
+    with pytest.raises(ConfigError, match=r"unknown recipe 'lenet-mnist': choose one of .*lenet-gtsrb"):
         get_recipe("lenet-mnist")
 
 

@@ -87,14 +87,16 @@ def test_columns_named_by_flag_and_bad_columns_explained() -> None:
     features = datasets.Features(
         {"photo": datasets.Image(), "caption": datasets.Value("string"), "y": datasets.Value("int64")}
     )
-    with pytest.raises(DatasetError, match="no image column found among: caption; name it with --image-column COLUMN"):
+    with pytest.raises(
+        DatasetError, match="no image column found among: caption; name it with --image-column COLUMN"
+    ):
         resolve_columns(datasets.Features({"caption": datasets.Value("string")}), None, None)
     assert resolve_columns(features, None, "y") == ("photo", "y")
     with pytest.raises(DatasetError, match="column 'caption' holds Value values, not images"):
         resolve_columns(features, "caption", "y")
     with pytest.raises(DatasetError, match="label column 'kind' not in the dataset; its columns are"):
         resolve_columns(features, "photo", "kind")
-    with pytest.raises(DatasetError, match="column 'caption' holds .* not integer class labels"):
+    with pytest.raises(DatasetError, match=r"column 'caption' holds .* not integer class labels"):
         resolve_columns(features, "photo", "caption")
 
 
@@ -113,13 +115,13 @@ def test_corrupt_images_are_skipped_and_counted(signs, caplog: pytest.LogCapture
 
 
 def test_missing_local_path_is_named() -> None:
-    with pytest.raises(DatasetError, match="dataset path './no/such/dir' does not exist"):
+    with pytest.raises(DatasetError, match=r"dataset path './no/such/dir' does not exist"):
         open_dataset("./no/such/dir")
 
 
 def test_unreachable_hub_suggests_synthetic_or_a_local_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(DatasetError, match="cannot reach the Hugging Face Hub.*--dataset synthetic"):
+    with pytest.raises(DatasetError, match=r"cannot reach the Hugging Face Hub.*--dataset synthetic"):
         open_dataset("someone/some-dataset-that-is-not-cached")
 
 

@@ -39,5 +39,5 @@ def test_too_small_input_is_refused_with_the_fix() -> None:
 
 
 def test_unknown_architecture_lists_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match="unknown architecture 'resnet9'.*lenet5"):
+    with pytest.raises(ValueError, match=r"unknown architecture 'resnet9'.*lenet5"):
         create_model("resnet9", num_classes=2, in_chans=3, img_size=32, drop_rate=0.0)

@@ -18,8 +18,10 @@ def _rgb(h: int = 40, w: int = 56, seed: int = 0) -> Image.Image:
 
 @pytest.mark.parametrize("mode", ["RGB", "L", "P", "RGBA", "LA", "CMYK", "I;16", "1"])
 def test_every_image_mode_becomes_the_model_input_shape(mode: str) -> None:
-    image = _rgb().convert(mode) if mode != "I;16" else Image.fromarray(
-        np.random.default_rng(0).integers(0, 65535, (40, 56), dtype=np.uint16)
+    image = (
+        _rgb().convert(mode)
+        if mode != "I;16"
+        else Image.fromarray(np.random.default_rng(0).integers(0, 65535, (40, 56), dtype=np.uint16))
     )
     for cfg, channels, size in ((GRAY, 1, 32), (RGB, 3, 24)):
         out = preprocess_image(image, cfg)
@@ -60,7 +62,14 @@ def test_load_image_accepts_paths_bytes_arrays_and_dataset_dicts(tmp_path) -> No
     image.save(buf, format="PNG")
     arrays = [
         np.asarray(load_image(obj).convert("RGB"))
-        for obj in (image, str(path), path, buf.getvalue(), np.asarray(image), {"bytes": buf.getvalue(), "path": None})
+        for obj in (
+            image,
+            str(path),
+            path,
+            buf.getvalue(),
+            np.asarray(image),
+            {"bytes": buf.getvalue(), "path": None},
+        )
     ]
     for a in arrays[1:]:
         assert np.array_equal(a, arrays[0])

@@ -32,9 +32,8 @@ def train_one_epoch(
     seen = torch.zeros((), device=accelerator.device)
     bar = tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process)
     for images, labels in bar:
-        # Augment on the CPU generator's draws so a run is reproducible on any device.
-        x = augment(images.float().div_(255.0), generator).to(images.device)
-        x = normalize(x, preprocess)
+        # Random parameters come from a CPU generator, so a run is reproducible on any device.
+        x = normalize(augment(images.float().div_(255.0), generator), preprocess)
         with accelerator.accumulate(model):
             logits = model(x)
             loss = F.cross_entropy(logits, labels)
@@ -46,7 +45,8 @@ def train_one_epoch(
         total_loss += loss.detach() * n
         correct += (logits.argmax(dim=1) == labels).sum()
         seen += n
-        if accelerator.is_local_main_process:
+        if accelerator.is_local_main_process and (bar.n % 10 == 0 or bar.n == len(loader) - 1):
+            # .item() waits for the device: refresh the running figures every few steps only.
             bar.set_postfix(loss=f"{(total_loss / seen).item():.4f}", acc=f"{(correct / seen).item():.4f}")
     # Sum over processes: every process reports the same epoch figures.
     stats = accelerator.reduce(torch.stack([total_loss, correct, seen]), reduction="sum")

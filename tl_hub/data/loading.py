@@ -89,7 +89,7 @@ def open_dataset(name: str, synthetic_per_class: int = 200) -> datasets.DatasetD
         if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
             try:
                 loaded = datasets.load_from_disk(str(path))
-            except Exception as e:  # noqa: BLE001 - datasets fails on empty or damaged saves with anything
+            except Exception as e:  # datasets fails on empty or damaged saves with anything
                 raise DatasetError(
                     f"cannot read the save_to_disk dataset in {name!r} ({type(e).__name__}: {e}): "
                     "is it empty or damaged?"
@@ -106,6 +106,11 @@ def open_dataset(name: str, synthetic_per_class: int = 200) -> datasets.DatasetD
             if "corresponds to no data" in str(e):
                 raise DatasetError(f"dataset {name!r} is empty: it has no rows") from None
             raise DatasetError(f"cannot load the dataset in {name!r}: {e}") from None
+    if path.is_file():
+        raise DatasetError(
+            f"dataset {name!r} is a file: pass the directory that holds it (parquet files, class subfolders "
+            "or a save_to_disk output)"
+        )
     if _looks_local(name):
         raise DatasetError(f"dataset path {name!r} does not exist: pass an existing directory or a Hub id")
     try:

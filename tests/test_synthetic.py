@@ -1,0 +1,161 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
+from tl_hub.data.synthetic import generate_signs, render_sign
+
+NUM_CLASSES = len(GTSRB_CLASS_NAMES)
+BLUE_MANDATORY = range(33, 41)
+WARNING_TRIANGLES = [11, *range(18, 32)]
+
+
+@pytest.fixture(scope="module")
+def signs() -> tuple[np.ndarray, np.ndarray]:
+    return generate_signs(12, seed=2)
+
+
+def _centre_means(images: np.ndarray) -> np.ndarray:
+    """Mean RGB of the central half of each image, shape (N, 3)."""
+    return images[:, 8:24, 8:24].astype(np.float64).mean(axis=(1, 2))
+
+
+def test_shapes_and_dtypes(signs: tuple[np.ndarray, np.ndarray]) -> None:
+    images, labels = signs
+    assert images.shape == (NUM_CLASSES * 12, 32, 32, 3)
+    assert images.dtype == np.uint8
+    assert labels.shape == (NUM_CLASSES * 12,)
+    assert labels.dtype == np.int64
+
+
+def test_every_class_present_equally(signs: tuple[np.ndarray, np.ndarray]) -> None:
+    _, labels = signs
+    np.testing.assert_array_equal(np.bincount(labels, minlength=NUM_CLASSES), np.full(NUM_CLASSES, 12))
+    assert labels.min() == 0 and labels.max() == NUM_CLASSES - 1
+
+
+def test_classes_are_interleaved(signs: tuple[np.ndarray, np.ndarray]) -> None:
+    _, labels = signs
+    np.testing.assert_array_equal(labels, np.arange(len(labels)) % NUM_CLASSES)
+
+
+def test_same_seed_gives_identical_bytes() -> None:
+    first_images, first_labels = generate_signs(2, seed=7, size=24)
+    second_images, second_labels = generate_signs(2, seed=7, size=24)
+    assert first_images.tobytes() == second_images.tobytes()
+    np.testing.assert_array_equal(first_labels, second_labels)
+
+
+def test_different_seed_gives_different_images() -> None:
+    images_a, labels_a = generate_signs(1, seed=0, size=24)
+    images_b, labels_b = generate_signs(1, seed=1, size=24)
+    np.testing.assert_array_equal(labels_a, labels_b)
+    differing = [not np.array_equal(a, b) for a, b in zip(images_a, images_b, strict=True)]
+    assert all(differing)
+
+
+def test_images_do_not_depend_on_how_many_are_generated() -> None:
+    small, _ = generate_signs(1, seed=5, size=16)
+    large, _ = generate_signs(3, seed=5, size=16)
+    np.testing.assert_array_equal(small, large[:NUM_CLASSES])
+
+
+def test_generate_matches_render_sign_with_documented_seeding() -> None:
+    images, labels = generate_signs(2, seed=9, size=20)
+    for i in (0, 17, NUM_CLASSES + 40):
+        image = render_sign(int(labels[i]), np.random.default_rng([9, i]), size=20)
+        np.testing.assert_array_equal(np.asarray(image), images[i])
+
+
+def test_images_are_not_blank(signs: tuple[np.ndarray, np.ndarray]) -> None:
+    images, _ = signs
+    per_image_std = images.reshape(len(images), -1).astype(np.float64).std(axis=1)
+    assert per_image_std.min() > 4.0
+
+
+@pytest.mark.parametrize("size", [8, 32, 48])
+def test_render_sign_returns_rgb_image_of_requested_size(size: int) -> None:
+    image = render_sign(14, np.random.default_rng(0), size=size)
+    assert isinstance(image, Image.Image)
+    assert image.mode == "RGB"
+    assert image.size == (size, size)
+
+
+def test_render_sign_is_driven_only_by_rng() -> None:
+    a = render_sign(25, np.random.default_rng(123))
+    b = render_sign(25, np.random.default_rng(123))
+    c = render_sign(25, np.random.default_rng(124))
+    assert a.tobytes() == b.tobytes()
+    assert a.tobytes() != c.tobytes()
+
+
+@pytest.mark.parametrize("class_id", [-1, NUM_CLASSES, 100])
+def test_render_sign_rejects_bad_class_id(class_id: int) -> None:
+    with pytest.raises(ValueError, match=rf"class_id.*got {class_id}"):
+        render_sign(class_id, np.random.default_rng(0))
+
+
+def test_render_sign_rejects_small_size() -> None:
+    with pytest.raises(ValueError, match=r"size.*got 7"):
+        render_sign(0, np.random.default_rng(0), size=7)
+
+
+@pytest.mark.parametrize("num_per_class", [0, -3])
+def test_generate_signs_rejects_bad_count(num_per_class: int) -> None:
+    with pytest.raises(ValueError, match=rf"num_per_class.*got {num_per_class}"):
+        generate_signs(num_per_class)
+
+
+def test_generate_signs_rejects_small_size() -> None:
+    with pytest.raises(ValueError, match=r"size.*got 4"):
+        generate_signs(1, size=4)
+
+
+def test_generate_signs_with_progress_bar(capsys: pytest.CaptureFixture[str]) -> None:
+    images, _ = generate_signs(1, seed=0, size=8, progress=True)
+    assert images.shape == (NUM_CLASSES, 8, 8, 3)
+    assert "img" in capsys.readouterr().err
+
+
+def test_blue_mandatory_signs_are_blue(signs: tuple[np.ndarray, np.ndarray]) -> None:
+    images, labels = signs
+    rgb = _centre_means(images)
+    blue = np.isin(labels, BLUE_MANDATORY)
+    assert np.mean(rgb[blue, 2] > rgb[blue, 0]) > 0.9
+    assert np.mean(rgb[~blue, 2] > rgb[~blue, 0]) < 0.4
+
+
+def test_red_signs_are_red(signs: tuple[np.ndarray, np.ndarray]) -> None:
+    images, labels = signs
+    rgb = _centre_means(images)
+    for class_id in (14, 17):  # stop and no entry are mostly solid red
+        mean = rgb[labels == class_id].mean(axis=0)
+        assert mean[0] > mean[1] + 20 and mean[0] > mean[2] + 20, class_id
+    triangles = np.isin(labels, WARNING_TRIANGLES)
+    assert np.mean(rgb[triangles, 0] > rgb[triangles, 2]) > 0.8
+
+
+def test_priority_road_is_yellow(signs: tuple[np.ndarray, np.ndarray]) -> None:
+    images, labels = signs
+    mean = _centre_means(images)[labels == 12].mean(axis=0)
+    assert (mean[0] + mean[1]) / 2 > mean[2] + 15
+
+
+def test_classes_are_separable_by_nearest_class_mean() -> None:
+    def features(images: np.ndarray) -> np.ndarray:
+        flat = images.reshape(len(images), -1).astype(np.float64)
+        flat -= flat.mean(axis=1, keepdims=True)
+        return flat / (flat.std(axis=1, keepdims=True) + 1e-6)
+
+    train_images, train_labels = generate_signs(15, seed=0, size=16)
+    test_images, test_labels = generate_signs(4, seed=1, size=16)
+    train, test = features(train_images), features(test_images)
+    means = np.stack([train[train_labels == c].mean(axis=0) for c in range(NUM_CLASSES)])
+    predicted = np.argmin(((test[:, None, :] - means[None]) ** 2).sum(axis=2), axis=1)
+    # Chance is 1/43 (2.3%); a template matcher on raw pixels should do far better on real signs.
+    assert np.mean(predicted == test_labels) > 0.25
+
+
+def test_generate_signs_rejects_negative_seed() -> None:
+    with pytest.raises(ValueError, match=r"seed.*got -1"):
+        generate_signs(1, seed=-1)
