@@ -1,7 +1,7 @@
 """LeNet-5 training speed on real GTSRB: tl_hub's pipeline against the common per-sample pipeline.
 
 Baseline: what the usual example scripts do. A `datasets` dataset with a torchvision transform applied
-per sample (decode PIL, grayscale, equalize, random rotation, random Gaussian blur, to tensor, normalize),
+per sample (decode PIL, grayscale, CLAHE, random rotation, random Gaussian blur, to tensor, normalize),
 batched by a DataLoader, every epoch.
 tl_hub: decode and preprocess every image once per run (a uint8 tensor), then augment whole batches as
 tensors inside `tl_hub.engine.train_one_epoch`.
@@ -24,14 +24,13 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms as T
 from accelerate import Accelerator
-from PIL import ImageOps
 from torch.utils.data import DataLoader, TensorDataset
 
 from tl_hub.data.loading import decode_split
 from tl_hub.engine import train_one_epoch
 from tl_hub.models import LeNet5
 from tl_hub.recipes import get_recipe
-from tl_hub.transforms import BatchAugment
+from tl_hub.transforms import BatchAugment, equalize
 
 RECIPE = get_recipe("lenet-gtsrb").config
 PRE, AUG, BATCH = RECIPE.preprocess, RECIPE.aug, RECIPE.train.batch_size
@@ -42,7 +41,7 @@ def baseline_loader(ds: datasets.Dataset, workers: int) -> DataLoader:
         [
             T.Grayscale(),
             T.Resize((PRE.input_size, PRE.input_size)),
-            T.Lambda(ImageOps.equalize),
+            T.Lambda(lambda im: equalize(im, PRE)),  # the recipe's CLAHE, per sample
             T.RandomRotation(AUG.rotation),
             T.RandomApply([T.GaussianBlur(5, sigma=AUG.blur_sigma)], p=AUG.blur_prob),
             T.ToTensor(),

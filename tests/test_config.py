@@ -16,6 +16,7 @@ from tl_hub.recipes import RECIPES, get_recipe
         (lambda: AugConfig(blur_prob=1.5), "blur_prob=1.5 is invalid"),
         (lambda: DataConfig(val_fraction=1.0), "val_fraction=1.0 is invalid"),
         (lambda: DataConfig(max_train_samples=0), "max_train_samples=0 is invalid"),
+        (lambda: PreprocessConfig(equalize="yes"), "equalize='yes' is invalid: expected one of none, global, clahe"),
         (lambda: PreprocessConfig(grayscale=True, mean=(0.5, 0.5, 0.5)), "mean=.* expected 1 values"),
     ],
 )
@@ -39,6 +40,6 @@ def test_lenet_gtsrb_holds_the_study_protocol() -> None:
     c = get_recipe("lenet-gtsrb").config
     assert (c.train.optimizer, c.train.lr, c.train.batch_size, c.train.epochs) == ("adam", 1e-3, 128, 20)
     assert c.model.drop_rate == pytest.approx(0.3)  # keep probability 0.7
-    assert (c.preprocess.input_size, c.preprocess.grayscale, c.preprocess.equalize) == (32, True, True)
+    assert (c.preprocess.input_size, c.preprocess.grayscale, c.preprocess.equalize) == (32, True, "clahe")
     assert c.aug.rotation == 15 and c.aug.blur_prob > 0 and not c.aug.hflip
     assert c.data.dataset == "tanganke/gtsrb"

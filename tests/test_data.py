@@ -12,7 +12,7 @@ from tl_hub.errors import DatasetError
 
 from .conftest import NUM_CLASSES, png_bytes
 
-GRAY = PreprocessConfig(input_size=32, grayscale=True, equalize=True, mean=(0.5,), std=(0.2887,))
+GRAY = PreprocessConfig(input_size=32, grayscale=True, equalize="clahe", mean=(0.5,), std=(0.2887,))
 
 
 def _prepare(dataset: str | Path, **kwargs) -> object:

@@ -64,7 +64,7 @@ def test_every_release_file_is_written(release: Path) -> None:
     config = json.loads((release / "config.json").read_text())
     assert config["architecture"] == "lenet5" and config["num_classes"] == 43
     assert config["label_names"][14] == "Stop"
-    assert config["preprocess"]["grayscale"] and config["preprocess"]["equalize"]
+    assert config["preprocess"]["grayscale"] and config["preprocess"]["equalize"] == "clahe"
     assert config["training"]["train"]["lr"] == 1e-3
 
 

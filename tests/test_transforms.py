@@ -8,7 +8,7 @@ from PIL import Image
 from tl_hub.config import AugConfig, PreprocessConfig
 from tl_hub.transforms import BatchAugment, load_image, normalize, preprocess_image
 
-GRAY = PreprocessConfig(input_size=32, grayscale=True, equalize=True, mean=(0.5,), std=(0.2887,))
+GRAY = PreprocessConfig(input_size=32, grayscale=True, equalize="clahe", mean=(0.5,), std=(0.2887,))
 RGB = PreprocessConfig(input_size=24, crop_pct=0.875)
 
 
@@ -41,10 +41,18 @@ def test_transparent_pixels_become_white() -> None:
     assert torch.all(out == 255)
 
 
-def test_equalization_spreads_a_dark_image_over_the_full_range() -> None:
+@pytest.mark.parametrize("method", ["global", "clahe"])
+def test_equalization_spreads_a_dark_image_over_a_wide_range(method: str) -> None:
     dark = Image.fromarray(np.random.default_rng(0).integers(0, 40, (32, 32), dtype=np.uint8)).convert("RGB")
-    out = preprocess_image(dark, GRAY)
-    assert out.min() < 10 and out.max() > 245
+    out = preprocess_image(dark, PreprocessConfig(grayscale=True, equalize=method, mean=(0.5,), std=(0.5,)))
+    assert int(out.max()) - int(out.min()) > 3 * 40  # at least triple the original range
+
+
+def test_colour_equalization_keeps_hue() -> None:
+    image = Image.new("RGB", (32, 32), (60, 10, 10))  # dark red
+    image.paste((20, 4, 4), (0, 0, 16, 32))
+    out = preprocess_image(image, PreprocessConfig(equalize="clahe"))
+    assert torch.all(out[0] >= out[1]) and torch.all(out[0] >= out[2])  # still red, not grey
 
 
 def test_center_crop_follows_crop_pct() -> None:

@@ -15,6 +15,7 @@ from tl_hub.errors import ConfigError
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("constant", "cosine")
+EQUALIZATIONS = ("none", "global", "clahe")
 
 
 def _check(condition: bool, name: str, value: Any, expected: str) -> None:
@@ -32,7 +33,11 @@ class PreprocessConfig:
 
     input_size: int = 32  # square side in pixels
     grayscale: bool = False
-    equalize: bool = False  # global histogram equalization, after the grayscale conversion
+    # Histogram equalization of the luminance, after resizing: "global" over the whole image, or "clahe"
+    # (contrast-limited adaptive: one histogram per tile, so a dark sign on a bright sky gets contrast too).
+    equalize: str = "none"
+    clahe_clip_limit: float = 2.0  # OpenCV's clipLimit: how far a tile's histogram may peak
+    clahe_grid: int = 4  # tiles per side: 8x8-pixel tiles on a 32x32 image
     mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     std: tuple[float, ...] = (0.5, 0.5, 0.5)
     interpolation: str = "bilinear"
@@ -43,6 +48,9 @@ class PreprocessConfig:
     def __post_init__(self) -> None:
         _check(self.input_size >= 8, "input_size", self.input_size, "an integer >= 8")
         _check_choice("interpolation", self.interpolation, INTERPOLATIONS)
+        _check_choice("equalize", self.equalize, EQUALIZATIONS)
+        _check(self.clahe_clip_limit > 0, "clahe_clip_limit", self.clahe_clip_limit, "a positive number")
+        _check(1 <= self.clahe_grid <= self.input_size, "clahe_grid", self.clahe_grid, "1 to input_size tiles")
         _check(len(self.mean) == self.channels, "mean", self.mean, f"{self.channels} values")
         _check(len(self.std) == self.channels, "std", self.std, f"{self.channels} values")
         _check(all(s > 0 for s in self.std), "std", self.std, "positive values")

@@ -58,8 +58,13 @@ def _describe_preprocess(run: RunConfig) -> str:
         steps[0] = f"resize the shorter side to {p.input_size / p.crop_pct:.0f}, center-crop {p.input_size}"
     if p.grayscale:
         steps.append("grayscale")
-    if p.equalize:
+    if p.equalize == "global":
         steps.append("histogram equalization")
+    elif p.equalize == "clahe":
+        steps.append(
+            f"contrast-limited adaptive histogram equalization (CLAHE, clip limit {p.clahe_clip_limit:g}, "
+            f"{p.clahe_grid}x{p.clahe_grid} tiles)"
+        )
     steps.append(f"normalize with mean {list(p.mean)} and std {list(p.std)}")
     return ", ".join(steps)
 

@@ -74,12 +74,25 @@ def preprocess_image(image: Image.Image, cfg: PreprocessConfig) -> torch.Tensor:
         image = image.crop((left, top, left + size, top + size))
     if cfg.grayscale:
         image = image.convert("L")
-    if cfg.equalize:
-        image = ImageOps.equalize(image)
+    if cfg.equalize != "none":
+        image = equalize(image, cfg)
     array = np.asarray(image, dtype=np.uint8)
     if array.ndim == 2:
         array = array[:, :, None]
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()  # (C, H, W)
+
+
+def equalize(image: Image.Image, cfg: PreprocessConfig) -> Image.Image:
+    """Histogram-equalize the luminance of an L or RGB image, globally or with CLAHE."""
+    if image.mode == "RGB":  # equalize brightness only, keeping the colours
+        y, cb, cr = image.convert("YCbCr").split()
+        return Image.merge("YCbCr", (equalize(y, cfg), cb, cr)).convert("RGB")
+    if cfg.equalize == "global":
+        return ImageOps.equalize(image)
+    import cv2  # imported here: only CLAHE models need OpenCV loaded
+
+    clahe = cv2.createCLAHE(clipLimit=cfg.clahe_clip_limit, tileGridSize=(cfg.clahe_grid, cfg.clahe_grid))
+    return Image.fromarray(clahe.apply(np.asarray(image, dtype=np.uint8)))
 
 
 def normalize(batch: torch.Tensor, cfg: PreprocessConfig) -> torch.Tensor:
