@@ -16,7 +16,10 @@ from tl_hub.recipes import RECIPES, get_recipe
         (lambda: AugConfig(blur_prob=1.5), "blur_prob=1.5 is invalid"),
         (lambda: DataConfig(val_fraction=1.0), "val_fraction=1.0 is invalid"),
         (lambda: DataConfig(max_train_samples=0), "max_train_samples=0 is invalid"),
-        (lambda: PreprocessConfig(equalize="yes"), "equalize='yes' is invalid: expected one of none, global, clahe"),
+        (
+            lambda: PreprocessConfig(equalize="yes"),
+            "equalize='yes' is invalid: expected one of none, global, clahe",
+        ),
         (lambda: PreprocessConfig(grayscale=True, mean=(0.5, 0.5, 0.5)), "mean=.* expected 1 values"),
     ],
 )

@@ -50,7 +50,7 @@ class PreprocessConfig:
         _check_choice("interpolation", self.interpolation, INTERPOLATIONS)
         _check_choice("equalize", self.equalize, EQUALIZATIONS)
         _check(self.clahe_clip_limit > 0, "clahe_clip_limit", self.clahe_clip_limit, "a positive number")
-        _check(1 <= self.clahe_grid <= self.input_size, "clahe_grid", self.clahe_grid, "1 to input_size tiles")
+        _check(1 <= self.clahe_grid <= self.input_size, "clahe_grid", self.clahe_grid, "1 to input_size")
         _check(len(self.mean) == self.channels, "mean", self.mean, f"{self.channels} values")
         _check(len(self.std) == self.channels, "std", self.std, f"{self.channels} values")
         _check(all(s > 0 for s in self.std), "std", self.std, "positive values")
