@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from tl_hub.cli import ArgumentParser, positive_float, positive_int, run_main, setup_logging
+from tl_hub.errors import TLHubError
 from tl_hub.recipes import DEFAULT_RECIPE, RECIPES, get_recipe
 
 
@@ -34,12 +35,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint"
     )
+    p.add_argument(
+        "--push-to-hub", action="store_true", help="push the release to the Hub when training ends"
+    )
+    p.add_argument("--hub-model-id", help="the Hub model repo to push to, USER/NAME (created if missing)")
+    p.add_argument("--private", action="store_true", help="create the Hub repo private")
+    p.add_argument("--hub-token", help="token with write access (default: HF_TOKEN or `hf auth login`)")
     return p.parse_args(argv)
 
 
 def main() -> None:
     args = parse_args()
+    if args.push_to_hub and not args.hub_model_id:
+        raise TLHubError("--push-to-hub needs --hub-model-id USER/NAME")
     setup_logging()
+    from tl_hub.publish import PushTarget
     from tl_hub.trainer import apply_overrides, train
 
     recipe = get_recipe(args.recipe)
@@ -55,7 +65,8 @@ def main() -> None:
         train__lr=args.lr,
         train__seed=args.seed,
     )
-    train(run, args.output_dir or f"runs/{args.recipe}", resume=args.resume)
+    push = PushTarget(args.hub_model_id, args.private, args.hub_token) if args.push_to_hub else None
+    train(run, args.output_dir or f"runs/{args.recipe}", resume=args.resume, push=push)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ import io
 import os
 from pathlib import Path
 
+# Offline before anything imports huggingface_hub or datasets (they read these once, at import).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
 import datasets
 import numpy as np
 import pytest
@@ -13,9 +17,6 @@ from PIL import Image
 
 from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
 from tl_hub.data.synthetic import generate_signs
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 NUM_CLASSES = 5  # a small label set keeps format tests fast

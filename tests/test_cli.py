@@ -37,6 +37,9 @@ def run_script(script: Path, args: list[str], monkeypatch: pytest.MonkeyPatch, c
         (["--lr", "fast"], "argument --lr: 'fast' is not a number"),
         (["--max-train-samples", "-1"], "argument --max-train-samples: -1 must be a positive integer"),
         (["--colour", "red"], "unrecognized arguments: --colour red"),
+        (["--push-to-hub"], "--push-to-hub needs --hub-model-id USER/NAME"),
+        (["--push-to-hub", "--hub-model-id", "just-a-name"], "'just-a-name' is not of the form USER/NAME"),
+        (["--push-to-hub", "--hub-model-id", "me/m"], "HF_HUB_OFFLINE is set: unset it to push"),
     ],
 )
 def test_train_rejects_bad_input_in_one_line(args, message, monkeypatch, capsys, tmp_path) -> None:

@@ -16,7 +16,7 @@ from tl_hub.errors import TLHubError
 from tl_hub.hub import from_pretrained
 from tl_hub.metrics import classification_metrics
 from tl_hub.recipes import get_recipe
-from tl_hub.release import RELEASE_FILES, write_release
+from tl_hub.release import RELEASE_FILES, render_model_card, write_release
 from tl_hub.transforms import model_input, normalize
 
 RECIPE = get_recipe("lenet-gtsrb")
@@ -48,13 +48,11 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
         directory,
         model,
         RECIPE.config,
-        RECIPE,
         names,
         history,
         evaluations,
         {"train": 100, "validation": 86, "test": 86},
         "10% of train",
-        repo_id="someone/lenet-gtsrb",
     )
     return directory
 
@@ -78,7 +76,8 @@ def test_from_pretrained_gives_identical_logits(release: Path) -> None:
 
 
 def test_model_card_parses_and_its_model_index_holds_the_metrics(release: Path) -> None:
-    card = ModelCard.load(release / "README.md")
+    render_model_card(release, repo_id="someone/lenet-gtsrb").save(release.parent / "card.md")
+    card = ModelCard.load(release.parent / "card.md")
     assert card.data.pipeline_tag == "image-classification"
     assert card.data.library_name == "tl_hub"
     results = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}

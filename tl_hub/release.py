@@ -15,10 +15,11 @@ from torch import nn
 
 from tl_hub import __version__
 from tl_hub.config import RunConfig
+from tl_hub.data.loading import is_hub_dataset_id
 from tl_hub.hub import save_pretrained
 from tl_hub.metrics import summary
 from tl_hub.plots import plot_confusion_matrix, plot_training_curves
-from tl_hub.recipes import Recipe
+from tl_hub.recipes import get_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +39,25 @@ def release_config(run: RunConfig, label_names: list[str]) -> dict[str, Any]:
         "model_args": {"drop_rate": run.model.drop_rate},
         "preprocess": dataclasses.asdict(run.preprocess),
         "recipe": run.recipe,
-        "training": {
+        "training": {  # with architecture, model_args and preprocess: the whole RunConfig
             "data": dataclasses.asdict(run.data),
             "train": dataclasses.asdict(run.train),
             "aug": dataclasses.asdict(run.aug),
         },
         "tl_hub_version": __version__,
     }
+
+
+def run_from_release_config(config: dict[str, Any]) -> RunConfig:
+    """The RunConfig that trained a release, rebuilt from its config.json."""
+    return RunConfig.from_dict(
+        {
+            "recipe": config["recipe"],
+            "model": {"architecture": config["architecture"], **config["model_args"]},
+            "preprocess": config["preprocess"],
+            **config["training"],
+        }
+    )
 
 
 def _fmt(value: float | None) -> str:
@@ -84,18 +97,19 @@ def _describe_aug(run: RunConfig) -> str:
     return ", ".join(parts)
 
 
-def render_model_card(
-    run: RunConfig,
-    recipe: Recipe,
-    evaluations: dict[str, dict],
-    history: list[dict[str, float]],
-    counts: dict[str, int],
-    validation_from: str,
-    skipped_images: int,
-    repo_id: str | None,
-    load_from: str,
-) -> ModelCard:
-    """The Hub model card: metadata with a model-index, and the sections rendered from model_cards/."""
+def render_model_card(directory: str | Path, repo_id: str | None = None) -> ModelCard:
+    """The Hub model card of the release in `directory`, from its config.json and metrics.json.
+
+    `repo_id` names the Hub repo in the metadata and the usage snippet; without it, the snippet loads the
+    local directory.
+    """
+    directory = Path(directory)
+    config = json.loads((directory / "config.json").read_text())
+    metrics = json.loads((directory / METRICS_NAME).read_text())
+    run = run_from_release_config(config)
+    recipe = get_recipe(run.recipe)
+    evaluations = {split: metrics[split] for split in ("validation", "test") if split in metrics}
+    history, data = metrics["history"], metrics["data"]
     dataset = run.data.dataset
     eval_results = [
         EvalResult(
@@ -114,7 +128,7 @@ def render_model_card(
         license=recipe.license,
         library_name="tl_hub",
         tags=["image-classification", "tl_hub", *recipe.tags],
-        datasets=[dataset] if dataset != "synthetic" and not Path(dataset).exists() else None,
+        datasets=[dataset] if is_hub_dataset_id(dataset) else None,
         pipeline_tag="image-classification",
         base_model=recipe.base_model,
         model_name=repo_id or recipe.name,
@@ -163,18 +177,18 @@ def render_model_card(
         study_summary=recipe.study_summary,
         intended_use=recipe.intended_use,
         dataset=dataset,
-        num_train=counts.get("train", 0),
-        num_validation=counts.get("validation", 0),
-        num_test=counts.get("test", 0),
-        validation_from=validation_from,
-        num_classes=len(evaluations[next(iter(evaluations))]["confusion_matrix"]),
-        skipped_images=skipped_images,
+        num_train=data["counts"].get("train", 0),
+        num_validation=data["counts"].get("validation", 0),
+        num_test=data["counts"].get("test", 0),
+        validation_from=data["validation_from"],
+        num_classes=config["num_classes"],
+        skipped_images=data["skipped_images"],
         hyperparameters=hyperparameters,
         preprocessing=_describe_preprocess(run),
         augmentation=_describe_aug(run),
         results=results,
         per_epoch=", ".join(f"{h['val_accuracy']:.3f}" for h in history),
-        load_from=load_from,
+        load_from=repo_id or str(directory),
         citations=recipe.citations,
     )
 
@@ -183,14 +197,12 @@ def write_release(
     directory: str | Path,
     model: nn.Module,
     run: RunConfig,
-    recipe: Recipe,
     label_names: list[str],
     history: list[dict[str, float]],
     evaluations: dict[str, dict],
     counts: dict[str, int],
     validation_from: str,
     skipped_images: int = 0,
-    repo_id: str | None = None,
 ) -> Path:
     """Write weights, config.json, metrics.json, plots and the model card to `directory`."""
     directory = Path(directory)
@@ -198,8 +210,9 @@ def write_release(
     metrics = {
         "recipe": run.recipe,
         "dataset": run.data.dataset,
-        **{split: m for split, m in evaluations.items()},
+        **evaluations,
         "history": history,
+        "data": {"counts": counts, "validation_from": validation_from, "skipped_images": skipped_images},
     }
     (directory / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n")
     plot_training_curves(history, directory / CURVES_NAME)
@@ -208,23 +221,9 @@ def write_release(
         np.array(evaluations[shown]["confusion_matrix"]),
         label_names,
         directory / CONFUSION_NAME,
-        title=f"{recipe.name}: {shown} split, accuracy {evaluations[shown]['accuracy']:.4f}",
+        title=f"{run.recipe}: {shown} split, accuracy {evaluations[shown]['accuracy']:.4f}",
     )
-    card = render_model_card(
-        run,
-        recipe,
-        evaluations,
-        history,
-        counts,
-        validation_from,
-        skipped_images,
-        repo_id,
-        load_from=repo_id or str(directory),
-    )
-    card.save(directory / CARD_NAME)
-    logger.info(
-        "release written to %s (%s)",
-        directory,
-        ", ".join(f"{k}={v:.4f}" for k, v in summary(evaluations[shown]).items() if k != "num_samples"),
-    )
+    render_model_card(directory).save(directory / CARD_NAME)
+    scalars = ", ".join(f"{k}={v:.4f}" for k, v in summary(evaluations[shown]).items() if k != "num_samples")
+    logger.info("release written to %s (%s: %s)", directory, shown, scalars)
     return directory

@@ -26,7 +26,7 @@ from tl_hub.engine import evaluate_loss, predict, train_one_epoch
 from tl_hub.errors import ConfigError
 from tl_hub.metrics import classification_metrics
 from tl_hub.models import create_model
-from tl_hub.recipes import get_recipe
+from tl_hub.publish import PushTarget, check_can_push, push_to_hub
 from tl_hub.release import write_release
 from tl_hub.transforms import BatchAugment
 
@@ -98,11 +98,12 @@ def _loader(split: SplitData, batch_size: int, shuffle: bool) -> DataLoader:
 
 
 def train(
-    run: RunConfig, output_dir: str | Path, resume: bool = False, push_repo_id: str | None = None
+    run: RunConfig, output_dir: str | Path, resume: bool = False, push: PushTarget | None = None
 ) -> dict:
-    """Train `run` into `output_dir`; returns the final metrics per evaluated split."""
+    """Train `run` into `output_dir`, then push the release to `push` if given; returns the final metrics."""
     output_dir = Path(output_dir)
-    recipe = get_recipe(run.recipe)
+    if push is not None:
+        check_can_push(push)  # before training, not after: fail in seconds, not hours
     accelerator = Accelerator(
         # --batch-size is the global batch, as in the study, however many processes share it.
         dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True),
@@ -227,17 +228,17 @@ def train(
             output_dir / "model",
             accelerator.unwrap_model(model),
             run,
-            recipe,
             data.label_names,
             history,
             evaluations,
             counts,
             data.validation_from,
             data.skipped_images,
-            repo_id=push_repo_id,
         )
     accelerator.wait_for_everyone()
     accelerator.end_training()
+    if push is not None and accelerator.is_main_process:
+        push_to_hub(output_dir / "model", push)  # after the last barrier: a failure strands no process
     return evaluations
 
 

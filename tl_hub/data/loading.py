@@ -76,6 +76,11 @@ def _looks_local(name: str) -> bool:
     return name.startswith((".", "/", "~")) or Path(name).exists() or name.count("/") > 1
 
 
+def is_hub_dataset_id(name: str) -> bool:
+    """Whether `--dataset name` refers to a Hub dataset (not a local path, not "synthetic")."""
+    return name != SYNTHETIC and not _looks_local(name)
+
+
 def open_dataset(name: str, synthetic_per_class: int = 200) -> datasets.DatasetDict:
     """Open `name` as a DatasetDict; DatasetError with a fix when it cannot be found or reached.
 

@@ -1,0 +1,86 @@
+"""Publishing a release directory to the Hugging Face Hub: repo, files, model card, commit message."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
+
+from tl_hub.errors import TLHubError
+from tl_hub.release import CARD_NAME, METRICS_NAME, RELEASE_FILES, render_model_card
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    repo_id: str  # USER/NAME
+    private: bool = False
+    token: str | None = None  # None: HF_TOKEN or the token saved by `hf auth login`
+
+
+def release_dir(path: str | Path) -> Path:
+    """The release directory of `path`: a run directory (holding model/) or the release itself."""
+    path = Path(path)
+    for candidate in (path / "model", path):
+        if (candidate / "config.json").is_file() and (candidate / "model.safetensors").is_file():
+            return candidate
+    raise TLHubError(
+        f"no release in {str(path)!r}: pass a run directory (with model/) or a release directory "
+        "(with config.json and model.safetensors)"
+    )
+
+
+def check_can_push(target: PushTarget) -> str:
+    """The token to push with; a TLHubError saying how to get one, or how to leave offline mode, otherwise."""
+    if target.repo_id.count("/") != 1 or not all(target.repo_id.split("/")):
+        raise TLHubError(f"--hub-model-id {target.repo_id!r} is not of the form USER/NAME (or ORG/NAME)")
+    if constants.HF_HUB_OFFLINE:
+        raise TLHubError("HF_HUB_OFFLINE is set: unset it to push to the Hub")
+    token = target.token or get_token()
+    if not token:
+        raise TLHubError(
+            "no Hugging Face token: set HF_TOKEN, run `hf auth login`, or pass --hub-token "
+            "(a token with write access)"
+        )
+    return token
+
+
+def commit_message(directory: Path) -> str:
+    """'Upload RECIPE model: test accuracy 0.9550' (validation accuracy when there is no test split)."""
+    metrics = json.loads((directory / METRICS_NAME).read_text())
+    split = "test" if "test" in metrics else "validation"
+    return f"Upload {metrics['recipe']} model: {split} accuracy {metrics[split]['accuracy']:.4f}"
+
+
+def push_to_hub(path: str | Path, target: PushTarget) -> str:
+    """Upload the release files of `path` to `target.repo_id` (created if missing); returns the repo URL.
+
+    Only the release files go up, never resume state; the model card is rendered for the repo id. A failure
+    leaves the local directory as it was, and the error says how to retry.
+    """
+    directory = release_dir(path)
+    token = check_can_push(target)
+    card = render_model_card(directory, repo_id=target.repo_id)
+    operations = [
+        CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(directory / name))
+        for name in RELEASE_FILES
+        if name != CARD_NAME and (directory / name).is_file()
+    ]
+    operations.append(CommitOperationAdd(path_in_repo=CARD_NAME, path_or_fileobj=str(card).encode()))
+    message = commit_message(directory)
+    api = HfApi(token=token)
+    try:
+        url = api.create_repo(target.repo_id, private=target.private, exist_ok=True)
+        api.create_commit(target.repo_id, operations, commit_message=message)
+    except Exception as e:  # any failure of the Hub or the network: keep the files and say how to retry
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TLHubError(
+            f"push to {target.repo_id!r} failed ({reason}); the release in {str(directory)!r} is unchanged: "
+            f"retry with `python scripts/push.py {directory} {target.repo_id}`"
+        ) from None
+    logger.info("pushed %s to %s (%s)", directory, url, message)
+    return str(url)
