@@ -18,6 +18,8 @@ from PIL import Image
 from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
 from tl_hub.data.synthetic import generate_signs
 
+from .hub_server import fake_hub  # noqa: F401 - the local Hub-API server fixture, for every test module
+
 ROOT = Path(__file__).resolve().parents[1]
 NUM_CLASSES = 5  # a small label set keeps format tests fast
 
@@ -82,3 +84,43 @@ def disk_dir(tmp_path_factory: pytest.TempPathFactory, signs: tuple[np.ndarray, 
     split = ds.train_test_split(test_size=0.25, seed=0, stratify_by_column="ClassId")
     datasets.DatasetDict(train=split["train"], validation=split["test"]).save_to_disk(str(root))
     return root
+
+
+@pytest.fixture(scope="session")
+def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A release directory of an untrained LeNet-5 (43 GTSRB classes) with made-up history and metrics."""
+    import torch
+
+    from tl_hub import LeNet5
+    from tl_hub.metrics import classification_metrics
+    from tl_hub.recipes import get_recipe
+    from tl_hub.release import write_release
+
+    torch.manual_seed(0)
+    labels = np.arange(43).repeat(2)
+    logits = np.random.default_rng(0).normal(size=(86, 43)) + 3 * np.eye(43)[labels]
+    evaluations = {"validation": classification_metrics(logits, labels, list(GTSRB_CLASS_NAMES))}
+    evaluations["test"] = evaluations["validation"]
+    history = [
+        {
+            "epoch": e,
+            "train_loss": 1 / e,
+            "train_accuracy": 0.5,
+            "val_loss": 1.1 / e,
+            "val_accuracy": 0.4 + e / 10,
+            "seconds": 1.0,
+        }
+        for e in (1, 2, 3)
+    ]
+    directory = tmp_path_factory.mktemp("release") / "model"
+    write_release(
+        directory,
+        LeNet5(num_classes=43),
+        get_recipe("lenet-gtsrb").config,
+        list(GTSRB_CLASS_NAMES),
+        history,
+        evaluations,
+        {"train": 100, "validation": 86, "test": 86},
+        "10% of train",
+    )
+    return directory

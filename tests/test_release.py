@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from huggingface_hub import ModelCard
@@ -14,47 +13,11 @@ from tl_hub.data.loading import decode_split, open_dataset
 from tl_hub.engine import predict
 from tl_hub.errors import TLHubError
 from tl_hub.hub import from_pretrained
-from tl_hub.metrics import classification_metrics
 from tl_hub.recipes import get_recipe
-from tl_hub.release import RELEASE_FILES, render_model_card, write_release
+from tl_hub.release import RELEASE_FILES, render_model_card
 from tl_hub.transforms import model_input, normalize
 
 RECIPE = get_recipe("lenet-gtsrb")
-
-
-@pytest.fixture(scope="module")
-def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A release of an untrained LeNet-5 with made-up history and metrics on 43 classes."""
-    torch.manual_seed(0)
-    model = LeNet5(num_classes=43)
-    labels = np.arange(43).repeat(2)
-    logits = np.random.default_rng(0).normal(size=(86, 43)) + 3 * np.eye(43)[labels]
-    names = list(open_dataset("synthetic", 1)["train"].features["label"].names)
-    evaluations = {"validation": classification_metrics(logits, labels, names)}
-    evaluations["test"] = evaluations["validation"]
-    history = [
-        {
-            "epoch": e,
-            "train_loss": 1.0 / e,
-            "train_accuracy": 0.5,
-            "val_loss": 1.1 / e,
-            "val_accuracy": 0.4 + e / 10,
-            "seconds": 1.0,
-        }
-        for e in (1, 2, 3)
-    ]
-    directory = tmp_path_factory.mktemp("release") / "model"
-    write_release(
-        directory,
-        model,
-        RECIPE.config,
-        names,
-        history,
-        evaluations,
-        {"train": 100, "validation": 86, "test": 86},
-        "10% of train",
-    )
-    return directory
 
 
 def test_every_release_file_is_written(release: Path) -> None:

@@ -14,10 +14,11 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from torch import nn
 
 from tl_hub import __version__
-from tl_hub.config import RunConfig
+from tl_hub.config import PreprocessConfig, RunConfig
 from tl_hub.data.loading import is_hub_dataset_id
 from tl_hub.hub import save_pretrained
 from tl_hub.metrics import summary
+from tl_hub.models import ARCHITECTURE_ARGS, TIMM_ARCHITECTURES
 from tl_hub.plots import plot_confusion_matrix, plot_training_curves
 from tl_hub.recipes import get_recipe
 
@@ -32,11 +33,12 @@ RELEASE_FILES = ("model.safetensors", "config.json", METRICS_NAME, CURVES_NAME, 
 
 def release_config(run: RunConfig, label_names: list[str]) -> dict[str, Any]:
     """config.json: what it takes to rebuild the model and feed it, plus how it was trained."""
-    return {
-        "architecture": run.model.architecture,
+    arch = run.model.architecture
+    config = {
+        "architecture": arch,
         "num_classes": len(label_names),
         "label_names": label_names,
-        "model_args": {"drop_rate": run.model.drop_rate},
+        "model_args": {"drop_rate": run.model.drop_rate, **ARCHITECTURE_ARGS.get(arch, {})},
         "preprocess": dataclasses.asdict(run.preprocess),
         "recipe": run.recipe,
         "training": {  # with architecture, model_args and preprocess: the whole RunConfig
@@ -46,6 +48,25 @@ def release_config(run: RunConfig, label_names: list[str]) -> dict[str, Any]:
         },
         "tl_hub_version": __version__,
     }
+    if arch in TIMM_ARCHITECTURES:
+        config["pretrained_cfg"] = timm_pretrained_cfg(run.preprocess, len(label_names))
+    return config
+
+
+def timm_pretrained_cfg(p: PreprocessConfig, num_classes: int) -> dict[str, Any]:
+    """The same preprocessing in timm's vocabulary, for `timm.create_model("hf-hub:...")` users.
+
+    timm has no grayscale or equalization step: those are tl_hub-only and stay in `preprocess`.
+    """
+    return {
+        "input_size": [p.channels, p.input_size, p.input_size],
+        "interpolation": p.interpolation,
+        "mean": list(p.mean),
+        "std": list(p.std),
+        "crop_pct": 1.0 if p.crop_pct is None else p.crop_pct,
+        "crop_mode": "squash" if p.crop_pct is None else "center",
+        "num_classes": num_classes,
+    }
 
 
 def run_from_release_config(config: dict[str, Any]) -> RunConfig:
@@ -53,7 +74,7 @@ def run_from_release_config(config: dict[str, Any]) -> RunConfig:
     return RunConfig.from_dict(
         {
             "recipe": config["recipe"],
-            "model": {"architecture": config["architecture"], **config["model_args"]},
+            "model": {"architecture": config["architecture"], "drop_rate": config["model_args"]["drop_rate"]},
             "preprocess": config["preprocess"],
             **config["training"],
         }

@@ -161,6 +161,7 @@ def train(
 
     augment = BatchAugment(run.aug)
     epochs = run.train.epochs
+    outputs: dict[str, tuple] = {}  # split -> (logits, labels) of the current weights
     for epoch in range(first_epoch, epochs + 1):
         start = time.perf_counter()
         # Every epoch's randomness (shuffle, augmentation, dropout) derives from (seed, epoch, process),
@@ -182,6 +183,7 @@ def train(
             desc=f"epoch {epoch}/{epochs}",
         )
         logits, labels = predict(model, eval_loaders["validation"], accelerator, run.preprocess, "validation")
+        outputs["validation"] = logits, labels
         val_acc = float((logits.argmax(1) == labels).mean())
         seconds = time.perf_counter() - start
         history.append(
@@ -210,7 +212,9 @@ def train(
 
     evaluations = {}
     for split, loader in eval_loaders.items():
-        logits, labels = predict(model, loader, accelerator, run.preprocess, split)
+        if split not in outputs:  # the last epoch scored validation already
+            outputs[split] = predict(model, loader, accelerator, run.preprocess, split)
+        logits, labels = outputs[split]
         evaluations[split] = classification_metrics(logits, labels, data.label_names)
         evaluations[split]["loss"] = evaluate_loss(logits, labels)
     accelerator.wait_for_everyone()

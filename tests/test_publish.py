@@ -1,0 +1,167 @@
+"""Push a release to a local Hub-API server through huggingface_hub's real client, then load it back."""
+
+import hashlib
+import json
+import runpy
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import HfApi, ModelCard
+
+from tl_hub import LeNet5, Predictor
+from tl_hub.errors import TLHubError
+from tl_hub.hub import from_pretrained
+from tl_hub.publish import PushTarget, push_to_hub
+from tl_hub.release import RELEASE_FILES
+
+from .conftest import ROOT
+from .hub_server import FakeHub
+
+PUSH = ROOT / "scripts" / "push.py"
+
+
+def run_push(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", [str(PUSH), *args])
+    code = 0
+    try:
+        runpy.run_path(str(PUSH), run_name="__main__")
+    except SystemExit as e:
+        code = e.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def digest(directory: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+
+
+@pytest.fixture
+def run_dir(release: Path, tmp_path: Path) -> Path:
+    """A run directory: the release under model/, plus resume state that must never be pushed."""
+    run = tmp_path / "run"
+    shutil.copytree(release, run / "model")
+    (run / "checkpoints" / "epoch_003").mkdir(parents=True)
+    (run / "checkpoints" / "epoch_003" / "optimizer.bin").write_bytes(b"resume state")
+    (run / "run_config.json").write_text("{}")
+    return run
+
+
+def test_push_uploads_the_release_only_and_loads_back_identically(
+    fake_hub: FakeHub, run_dir: Path, monkeypatch, capsys
+) -> None:
+    code, out, _ = run_push([str(run_dir), "tester/lenet-gtsrb"], monkeypatch, capsys)
+    assert code == 0
+    assert out.strip() == f"{fake_hub.url}/tester/lenet-gtsrb"
+    head = fake_hub.repos["tester/lenet-gtsrb"].head
+    assert sorted(set(head.files) - {".gitattributes"}) == sorted(RELEASE_FILES)
+    metrics = json.loads((run_dir / "model" / "metrics.json").read_text())
+    assert head.message == f"Upload lenet-gtsrb model: test accuracy {metrics['test']['accuracy']:.4f}"
+    assert head.files["model.safetensors"] == (run_dir / "model" / "model.safetensors").read_bytes()
+
+    # A fresh cache (the fixture's), the repo id only: the same logits as the local release.
+    hub_predictor = Predictor.from_pretrained("tester/lenet-gtsrb")
+    local_predictor = Predictor.from_pretrained(run_dir / "model")
+    images = [torch.randint(0, 256, (32, 32, 3), dtype=torch.uint8).numpy() for _ in range(4)]
+    assert torch.equal(hub_predictor.logits(images), local_predictor.logits(images))
+    assert hub_predictor.label_names == local_predictor.label_names
+    assert torch.equal(
+        LeNet5.from_pretrained("tester/lenet-gtsrb").fc.weight,
+        LeNet5.from_pretrained(str(run_dir / "model")).fc.weight,
+    )
+
+
+def test_the_pushed_model_card_names_the_repo_and_holds_the_metrics(fake_hub: FakeHub, release: Path) -> None:
+    push_to_hub(release, PushTarget("tester/signs"))
+    card = ModelCard.load("tester/signs")
+    assert 'Predictor.from_pretrained("tester/signs")' in card.text
+    assert card.data.model_name == "tester/signs"
+    results = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
+    metrics = json.loads((release / "metrics.json").read_text())
+    assert results[("test", "accuracy")] == pytest.approx(metrics["test"]["accuracy"], abs=1e-4)
+    assert results[("test", "macro_f1")] == pytest.approx(metrics["test"]["macro_f1"], abs=1e-4)
+    # The local card still loads the local directory; pushing did not rewrite it.
+    assert f'Predictor.from_pretrained("{release}")' in (release / "README.md").read_text()
+
+
+def test_a_failed_push_keeps_the_run_and_says_how_to_retry(
+    fake_hub: FakeHub, run_dir: Path, monkeypatch, capsys
+) -> None:
+    before = digest(run_dir / "model")
+    fake_hub.fail_next(500)
+    code, _, err = run_push([str(run_dir), "tester/flaky"], monkeypatch, capsys)
+    assert code == 2
+    assert "push to 'tester/flaky' failed" in err
+    assert f"retry with `python scripts/push.py {run_dir / 'model'} tester/flaky`" in err
+    assert "Traceback" not in err
+    assert digest(run_dir / "model") == before and (run_dir / "checkpoints" / "epoch_003").is_dir()
+    code, _, _ = run_push([str(run_dir), "tester/flaky"], monkeypatch, capsys)
+    assert code == 0 and "model.safetensors" in fake_hub.repos["tester/flaky"].head.files
+
+
+def test_push_without_a_token_says_where_tokens_come_from(
+    fake_hub: FakeHub, release: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.delenv("HF_TOKEN")
+    code, _, err = run_push([str(release), "tester/x"], monkeypatch, capsys)
+    assert (
+        code == 2 and "no Hugging Face token: set HF_TOKEN, run `hf auth login`, or pass --hub-token" in err
+    )
+    assert "tester/x" not in fake_hub.repos
+
+
+def test_a_rejected_token_fails_cleanly(fake_hub: FakeHub, release: Path, monkeypatch, capsys) -> None:
+    code, _, err = run_push([str(release), "tester/x", "--hub-token", "hf_wrong"], monkeypatch, capsys)
+    assert code == 2 and "push to 'tester/x' failed" in err and "Traceback" not in err
+
+
+def test_private_repos_are_private(fake_hub: FakeHub, release: Path, monkeypatch) -> None:
+    push_to_hub(release, PushTarget("tester/secret", private=True))
+    assert fake_hub.repos["tester/secret"].private
+    monkeypatch.delenv("HF_TOKEN")
+    with pytest.raises(TLHubError, match=r"cannot load config.json from 'tester/secret'"):
+        Predictor.from_pretrained("tester/secret")
+
+
+def test_loading_a_mismatched_repo_is_refused_with_what_differs(
+    fake_hub: FakeHub, release: Path, tmp_path: Path
+) -> None:
+    push_to_hub(release, PushTarget("tester/mixed-up"))
+    config = json.loads((release / "config.json").read_text())
+    config["num_classes"] = 2
+    bad = tmp_path / "config.json"
+    bad.write_text(json.dumps(config))
+    HfApi().upload_file(path_or_fileobj=str(bad), path_in_repo="config.json", repo_id="tester/mixed-up")
+    with pytest.raises(
+        TLHubError, match=r"shape mismatch \(file vs model\): fc.weight \(43, 84\) vs \(2, 84\)"
+    ):
+        from_pretrained("tester/mixed-up")
+
+
+def test_missing_repo_is_a_clear_error(fake_hub: FakeHub) -> None:
+    with pytest.raises(TLHubError, match=r"cannot load config.json from 'tester/nothing-here'"):
+        Predictor.from_pretrained("tester/nothing-here")
+
+
+def test_train_push_to_hub_end_to_end(fake_hub: FakeHub, tmp_path: Path, monkeypatch, capsys) -> None:
+    script = ROOT / "scripts" / "train.py"
+    args = ["--dataset", "synthetic", "--synthetic-per-class", "4", "--epochs", "1", "--batch-size", "43"]
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            str(script),
+            *args,
+            "--output-dir",
+            str(tmp_path / "run"),
+            "--push-to-hub",
+            "--hub-model-id",
+            "tester/trained",
+        ],
+    )
+    runpy.run_path(str(script), run_name="__main__")
+    head = fake_hub.repos["tester/trained"].head
+    assert head.message.startswith("Upload lenet-gtsrb model: test accuracy ")
+    assert head.files["config.json"] == (tmp_path / "run" / "model" / "config.json").read_bytes()

@@ -1,0 +1,65 @@
+"""VGG16 with the study's classifier head, built as a timm `vgg16` so that timm users can load it too.
+
+The study replaced VGG16's classifier with Flatten (7x7x512) -> Dense 256 + ReLU -> Dropout 0.5 ->
+Dense num_classes. timm's VGG always has the head ConvMlp (fc1: 7x7 conv, ReLU, dropout, fc2: 1x1 conv to
+4096, ReLU) -> global pool -> dropout -> fc. The study's head fits into that shape exactly:
+
+- fc1 with `mlp_ratio = 256 / 4096` is a 7x7 convolution from 512 to 256 channels on the 7x7 map: the same
+  function as Flatten -> Dense 256;
+- fc2 is frozen as an identity embedding (its first 256 output channels copy the 256 hidden units, the others
+  are zero). The hidden units follow a ReLU, so they are >= 0 and the ReLU after fc2 leaves them unchanged;
+- the final fc reads the first 256 of its 4096 inputs (the others are always zero) and is the study's
+  Dense num_classes;
+- tl_hub removes the head's second dropout, so training applies Dropout 0.5 once, as the study did.
+
+`timm.create_model("hf-hub:USER/NAME", pretrained=True)` therefore computes exactly what tl_hub computes.
+What a timm user gets differs in one respect only: timm rebuilds the head's second dropout, which matters
+if they fine-tune further (it is inactive in eval mode).
+"""
+
+from __future__ import annotations
+
+import timm
+import torch
+from torch import nn
+
+STUDY_HIDDEN = 256  # units of the study's Dense layer
+TIMM_HIDDEN = 4096  # VGG's fixed head width in timm
+MLP_RATIO = STUDY_HIDDEN / TIMM_HIDDEN
+
+
+def embed_identity(fc2: nn.Conv2d) -> None:
+    """Make the 1x1 convolution `fc2` copy its inputs into its first outputs, and freeze it."""
+    with torch.no_grad():
+        fc2.weight.zero_()
+        fc2.bias.zero_()
+        n = fc2.in_channels
+        fc2.weight[:n, :, 0, 0] = torch.eye(n)
+    fc2.requires_grad_(False)
+
+
+def create_vgg16(
+    num_classes: int = 2,
+    in_chans: int = 3,
+    drop_rate: float = 0.5,
+    img_size: int = 224,
+    mlp_ratio: float = MLP_RATIO,
+) -> nn.Module:
+    """timm `vgg16` (random init) with the study's head; see the module docstring.
+
+    `img_size` is informational: timm's ConvMlp pools maps under 7x7 up to 7x7, so small images work.
+    """
+    assert mlp_ratio == MLP_RATIO, "the study's head has 256 hidden units"
+    model = timm.create_model(
+        "vgg16",
+        pretrained=False,
+        num_classes=num_classes,
+        in_chans=in_chans,
+        mlp_ratio=mlp_ratio,
+        drop_rate=drop_rate,
+    )
+    embed_identity(model.pre_logits.fc2)
+    with torch.no_grad():
+        model.head.fc.weight[:, STUDY_HIDDEN:] = 0  # inputs there are always zero; keep the weights inert too
+    model.head.drop = nn.Identity()
+    return model
