@@ -27,7 +27,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader, TensorDataset
 
 from tl_hub.data.loading import decode_split
-from tl_hub.engine import train_one_epoch
+from tl_hub.engine import image_inputs, train_one_epoch
 from tl_hub.models import LeNet5
 from tl_hub.recipes import get_recipe
 from tl_hub.transforms import BatchAugment, equalize
@@ -96,14 +96,14 @@ def main() -> None:
     sched = torch.optim.lr_scheduler.LambdaLR(ours_opt, lambda s: 1.0)
     loader = DataLoader(TensorDataset(split.images, split.labels), batch_size=BATCH, shuffle=True)
     ours_model, ours_opt, loader, sched = accelerator.prepare(ours_model, ours_opt, loader, sched)
-    augment = BatchAugment(AUG)
+    prepare = image_inputs(PRE, BatchAugment(AUG))
     generator = torch.Generator().manual_seed(0)
 
-    pipelines = {
-        "tl_hub": lambda: train_one_epoch(
-            ours_model, loader, ours_opt, sched, accelerator, PRE, augment, generator, desc="tl_hub"
-        )
-    }
+    def ours_epoch() -> None:
+        ours_model.train()
+        train_one_epoch(ours_model, loader, ours_opt, sched, accelerator, prepare, generator, desc="tl_hub")
+
+    pipelines = {"tl_hub": ours_epoch}
     for w in args.workers:
         model = LeNet5(num_classes=43, drop_rate=RECIPE.model.drop_rate)
         opt = torch.optim.Adam(model.parameters(), lr=RECIPE.train.lr)

@@ -7,9 +7,12 @@ python scripts/train.py --recipe lenet-gtsrb --dataset ../shared/data/gtsrb-trai
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
-from tl_hub.cli import ArgumentParser, positive_float, positive_int, run_main, setup_logging
+from tl_hub.cli import ArgumentParser, positive_float, positive_int, run_main, setup_logging, size_or_all
+from tl_hub.config import STRATEGIES
 from tl_hub.errors import TLHubError
+from tl_hub.perf import tune_malloc
 from tl_hub.recipes import DEFAULT_RECIPE, RECIPES, get_recipe
 
 
@@ -36,6 +39,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint"
     )
     p.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        help="which layers train: scratch, feature-extract (frozen base), finetune-top (last conv block and "
+        "head), finetune-all (default: the recipe's)",
+    )
+    p.add_argument("--init-from", help="start from a tl_hub release directory or Hub repo")
+    p.add_argument(
+        "--pretrained-file",
+        help="local weights of the conv base (.safetensors, or a torchvision/timm state dict)",
+    )
+    p.add_argument("--no-pretrained", action="store_true", help="start the conv base from random weights")
+    p.add_argument("--train-size", type=size_or_all, help="class-balanced training sample size, or 'all'")
+    p.add_argument("--val-size", type=size_or_all, help="class-balanced validation sample size, or 'all'")
+    p.add_argument("--cache-views", type=int, help="feature-extract: augmented views per image in the cache")
+    p.add_argument(
+        "--no-feature-cache", action="store_true", help="feature-extract: run the base every epoch"
+    )
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument(
         "--push-to-hub", action="store_true", help="push the release to the Hub when training ends"
     )
     p.add_argument("--hub-model-id", help="the Hub model repo to push to, USER/NAME (created if missing)")
@@ -46,9 +68,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    if args.no_pretrained and args.pretrained_file:
+        raise TLHubError("--no-pretrained and --pretrained-file contradict each other: pass one")
+    if args.cache_views is not None and args.cache_views < 0:
+        raise TLHubError(f"--cache-views {args.cache_views} must be 0 or more")
     if args.push_to_hub and not args.hub_model_id:
         raise TLHubError("--push-to-hub needs --hub-model-id USER/NAME")
     setup_logging()
+    tune_malloc()
     from tl_hub.publish import PushTarget
     from tl_hub.trainer import apply_overrides, train
 
@@ -64,7 +91,22 @@ def main() -> None:
         train__batch_size=args.batch_size,
         train__lr=args.lr,
         train__seed=args.seed,
+        transfer__strategy=args.strategy,
+        transfer__init_from=args.init_from,
+        transfer__cache_views=args.cache_views,
+        transfer__feature_cache=False if args.no_feature_cache else None,
+        transfer__compile=True if args.compile else None,
+        model__pretrained=args.pretrained_file,
     )
+    sizes = {"train_size": args.train_size, "val_size": args.val_size}
+    run = dataclasses.replace(
+        run,
+        data=dataclasses.replace(
+            run.data, **{k: None if v == "all" else v for k, v in sizes.items() if v is not None}
+        ),
+    )
+    if args.no_pretrained:
+        run = dataclasses.replace(run, model=dataclasses.replace(run.model, pretrained=None))
     push = PushTarget(args.hub_model_id, args.private, args.hub_token) if args.push_to_hub else None
     train(run, args.output_dir or f"runs/{args.recipe}", resume=args.resume, push=push)
 

@@ -38,6 +38,17 @@ def run_script(script: Path, args: list[str], monkeypatch: pytest.MonkeyPatch, c
         (["--max-train-samples", "-1"], "argument --max-train-samples: -1 must be a positive integer"),
         (["--colour", "red"], "unrecognized arguments: --colour red"),
         (["--push-to-hub"], "--push-to-hub needs --hub-model-id USER/NAME"),
+        (["--strategy", "freeze-some"], "argument --strategy: invalid choice: 'freeze-some'"),
+        (
+            ["--strategy", "scratch", "--init-from", "runs/x"],
+            "init_from='runs/x' contradicts strategy='scratch'",
+        ),
+        (
+            ["--no-pretrained", "--pretrained-file", "w.pth"],
+            "--no-pretrained and --pretrained-file contradict",
+        ),
+        (["--train-size", "0"], "argument --train-size: 0 must be a positive integer"),
+        (["--cache-views", "-2"], "--cache-views -2 must be 0 or more"),
         (["--push-to-hub", "--hub-model-id", "just-a-name"], "'just-a-name' is not of the form USER/NAME"),
         (["--push-to-hub", "--hub-model-id", "me/m"], "HF_HUB_OFFLINE is set: unset it to push"),
     ],

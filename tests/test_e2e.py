@@ -141,3 +141,86 @@ def test_a_killed_run_resumes_to_the_uninterrupted_metrics(tmp_path: Path) -> No
     assert [h["val_loss"] for h in ours["history"]] == pytest.approx(
         [h["val_loss"] for h in theirs["history"]]
     )
+
+
+@pytest.fixture(scope="module")
+def pets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny image folder of 'cats' (warm) and 'dogs' (cool) JPEGs of assorted sizes, with a test split."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("pets")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 8), ("test", 3)):
+        for name, colour in (("cat", (200, 120, 40)), ("dog", (50, 80, 200))):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                size = (60 + 7 * i, 45 + 5 * i, 3)
+                pixels = rng.integers(0, 50, size) + np.array(colour)
+                Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(folder / f"{i}.jpg")
+    return root
+
+
+def test_vgg16_recipe_end_to_end_with_a_feature_cache_rerun(
+    pets_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("TL_HUB_CACHE", str(tmp_path / "cache"))
+    args = [
+        "--recipe",
+        "vgg16-catsdogs",
+        "--dataset",
+        str(pets_dir),
+        "--no-pretrained",
+        "--epochs",
+        "2",
+        "--train-size",
+        "8",
+        "--val-size",
+        "4",
+        "--batch-size",
+        "4",
+    ]
+    first = launch("train.py", [*args, "--output-dir", str(tmp_path / "a")])
+    assert "computed in" in first.stdout and "feature cache hit" not in first.stdout
+    assert (
+        "strategy feature-extract, epoch 1: 6,430,978 trainable / 15,767,360 frozen parameters"
+        in first.stdout
+    )
+    model_dir = tmp_path / "a" / "model"
+    assert sorted(p.name for p in model_dir.iterdir()) == sorted(RELEASE_FILES)
+    predictor = Predictor.from_pretrained(model_dir)
+    top = predictor(pets_dir / "test" / "cat" / "0.jpg", top_k=2)
+    assert set(top) == {"cat", "dog"} and sum(top.values()) == pytest.approx(1.0)
+    assert predictor.preprocess.input_size == 224 and predictor.preprocess.crop_pct == 0.875
+
+    second = launch("train.py", [*args, "--output-dir", str(tmp_path / "b")])
+    assert second.stdout.count("feature cache hit") == 3  # train, validation, test: the base never ran
+    ours = json.loads((tmp_path / "b" / "model" / "metrics.json").read_text())
+    theirs = json.loads((model_dir / "metrics.json").read_text())
+    assert ours["test"]["confusion_matrix"] == theirs["test"]["confusion_matrix"]
+
+
+def test_init_from_a_release_fine_tunes_on_a_new_label_set(
+    release: Path, parquet_dir: Path, tmp_path: Path
+) -> None:
+    result = launch(
+        "train.py",
+        [
+            "--dataset",
+            str(parquet_dir),
+            "--init-from",
+            str(release),
+            "--strategy",
+            "finetune-top",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--output-dir",
+            str(tmp_path / "run"),
+        ],
+    )
+    assert "43 classes there, 5 here: the classifier starts fresh" in result.stdout
+    config = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    assert config["num_classes"] == 5 and config["training"]["transfer"]["init_from"] == str(release)

@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from tl_hub import LeNet5, Predictor
 from tl_hub.data.loading import decode_split, open_dataset
-from tl_hub.engine import predict
+from tl_hub.engine import image_inputs, predict
 from tl_hub.errors import TLHubError
 from tl_hub.hub import from_pretrained
 from tl_hub.recipes import get_recipe
@@ -98,7 +98,7 @@ def test_training_evaluation_and_inference_preprocess_bit_for_bit(release: Path,
         predictor.model,
         DataLoader(TensorDataset(split.images, split.labels), batch_size=len(split)),
         accelerator,
-        predictor.preprocess,
+        image_inputs(predictor.preprocess),
         "test",
     )
     assert torch.equal(torch.from_numpy(logits), predictor.logits(raw))

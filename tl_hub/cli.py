@@ -53,6 +53,11 @@ def positive_float(text: str) -> float:
     return value
 
 
+def size_or_all(text: str) -> int | str:
+    """A positive integer, or 'all'."""
+    return "all" if text == "all" else positive_int(text)
+
+
 def run_main(main: Callable[[], object]) -> None:
     """Run `main`; a user error becomes `error: ...` on stderr and exit code 2, without a traceback."""
     try:

@@ -15,6 +15,7 @@ from tl_hub.errors import ConfigError
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("constant", "cosine")
+STRATEGIES = ("scratch", "feature-extract", "finetune-top", "finetune-all")
 EQUALIZATIONS = ("none", "global", "clahe")
 
 
@@ -111,6 +112,10 @@ class DataConfig:
     label_column: str | None = None
     val_fraction: float = 0.1  # carved from train, stratified by class, when there is no validation split
     max_train_samples: int | None = None
+    # Class-balanced sample sizes (None: all images). val_size carves validation from train when the
+    # dataset has no validation split; it replaces val_fraction then.
+    train_size: int | None = None
+    val_size: int | None = None
     synthetic_per_class: int = 200  # training images per class for --dataset synthetic
 
     def __post_init__(self) -> None:
@@ -157,9 +162,37 @@ class ModelConfig:
 
     architecture: str = "lenet5"
     drop_rate: float = 0.0
+    # Where the convolutional base's starting weights come from: a timm pretrained tag such as
+    # "vgg16.tv_in1k" (downloaded from the Hub by timm), a local weights file, or None for random init.
+    pretrained: str | None = None
 
     def __post_init__(self) -> None:
         _check(0 <= self.drop_rate < 1, "drop_rate", self.drop_rate, "a probability in [0, 1)")
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """Which layers train, from what start (the study's strategies), and how the frozen part is computed."""
+
+    strategy: str = "scratch"
+    init_from: str | None = None  # a tl_hub release directory or Hub repo to start from
+    top_lr_scale: float = 0.1  # finetune-top: the last conv block's lr, relative to the head's
+    warmup_epochs: int = 5  # finetune-top: head-only epochs before the last conv block unfreezes
+    feature_cache: bool = True  # feature-extract: run the frozen base once per image, cache on disk
+    cache_views: int = 0  # feature-extract: augmented views per image in the cache (0: one clean view)
+    fast_base: bool = True  # feature extraction in bf16 autocast where the hardware has native bf16
+    compile: bool = False  # torch.compile the model
+
+    def __post_init__(self) -> None:
+        _check_choice("strategy", self.strategy, STRATEGIES)
+        _check(0 < self.top_lr_scale <= 1, "top_lr_scale", self.top_lr_scale, "a value in (0, 1]")
+        _check(self.warmup_epochs >= 0, "warmup_epochs", self.warmup_epochs, "a non-negative integer")
+        _check(self.cache_views >= 0, "cache_views", self.cache_views, "a non-negative integer")
+        if self.strategy == "scratch" and self.init_from is not None:
+            raise ConfigError(
+                f"init_from={self.init_from!r} contradicts strategy='scratch' (random init): choose "
+                "feature-extract, finetune-top or finetune-all"
+            )
 
 
 @dataclass(frozen=True)
@@ -172,6 +205,7 @@ class RunConfig:
     aug: AugConfig = field(default_factory=AugConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -187,4 +221,5 @@ class RunConfig:
             aug=AugConfig(**aug),
             data=DataConfig(**d["data"]),
             train=TrainConfig(**d["train"]),
+            transfer=TransferConfig(**d.get("transfer", {})),
         )

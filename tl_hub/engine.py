@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -13,6 +15,27 @@ from tqdm.auto import tqdm
 from tl_hub.config import PreprocessConfig
 from tl_hub.transforms import BatchAugment, normalize
 
+# A batch from a loader -> the model's input; the generator drives training-time augmentation.
+Prepare = Callable[..., torch.Tensor]
+
+
+def image_inputs(preprocess: PreprocessConfig, augment: BatchAugment | None = None) -> Prepare:
+    """Batch preparation for uint8 image batches: augmentation (training only), then normalization."""
+
+    def prepare(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        x = images.float().div_(255.0)
+        if augment is not None and generator is not None:
+            # Random parameters come from a CPU generator, so a run is reproducible on any device.
+            x = augment(x, generator)
+        return normalize(x, preprocess)
+
+    return prepare
+
+
+def feature_inputs(features: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Batch preparation for cached bottleneck features: float32, nothing else."""
+    return features.float()
+
 
 def train_one_epoch(
     model: nn.Module,
@@ -20,20 +43,17 @@ def train_one_epoch(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     accelerator: Accelerator,
-    preprocess: PreprocessConfig,
-    augment: BatchAugment,
+    prepare: Prepare,
     generator: torch.Generator,
     desc: str = "train",
 ) -> dict[str, float]:
-    """Train for one pass over `loader` (uint8 image batches); returns mean loss and accuracy."""
-    model.train()
+    """Train for one pass over `loader`; returns mean loss and accuracy. The caller sets train/eval modes."""
     total_loss = torch.zeros((), device=accelerator.device)
     correct = torch.zeros((), device=accelerator.device)
     seen = torch.zeros((), device=accelerator.device)
     bar = tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process)
-    for images, labels in bar:
-        # Random parameters come from a CPU generator, so a run is reproducible on any device.
-        x = normalize(augment(images.float().div_(255.0), generator), preprocess)
+    for inputs, labels in bar:
+        x = prepare(inputs, generator)
         with accelerator.accumulate(model):
             logits = model(x)
             loss = F.cross_entropy(logits, labels)
@@ -55,13 +75,13 @@ def train_one_epoch(
 
 @torch.inference_mode()
 def predict(
-    model: nn.Module, loader: DataLoader, accelerator: Accelerator, preprocess: PreprocessConfig, desc: str
+    model: nn.Module, loader: DataLoader, accelerator: Accelerator, prepare: Prepare, desc: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Logits and labels for every sample in `loader`, gathered from all processes (no duplicates)."""
     model.eval()
     all_logits, all_labels = [], []
-    for images, labels in tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
-        logits = model(normalize(images, preprocess))
+    for inputs, labels in tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
+        logits = model(prepare(inputs))
         logits, labels = accelerator.gather_for_metrics((logits, labels))
         all_logits.append(logits.float().cpu())
         all_labels.append(labels.cpu())

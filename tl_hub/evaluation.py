@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tl_hub.config import PreprocessConfig
 from tl_hub.data.loading import decode_split, label_names_of, open_dataset, resolve_columns
-from tl_hub.engine import evaluate_loss, predict
+from tl_hub.engine import evaluate_loss, image_inputs, predict
 from tl_hub.errors import DatasetError
 from tl_hub.hub import from_pretrained
 from tl_hub.metrics import classification_metrics
@@ -53,7 +53,7 @@ def evaluate_release(
         data.labels = remap[data.labels]
     loader = DataLoader(TensorDataset(data.images, data.labels), batch_size=batch_size)
     model, loader = accelerator.prepare(model, loader)
-    logits, labels = predict(model, loader, accelerator, preprocess, split)
+    logits, labels = predict(model, loader, accelerator, image_inputs(preprocess), split)
     metrics = classification_metrics(logits, labels, model_labels)
     metrics["loss"] = evaluate_loss(logits, labels)
     if accelerator.is_main_process:

@@ -41,10 +41,12 @@ def release_config(run: RunConfig, label_names: list[str]) -> dict[str, Any]:
         "model_args": {"drop_rate": run.model.drop_rate, **ARCHITECTURE_ARGS.get(arch, {})},
         "preprocess": dataclasses.asdict(run.preprocess),
         "recipe": run.recipe,
-        "training": {  # with architecture, model_args and preprocess: the whole RunConfig
+        "training": {  # with recipe and preprocess: the whole RunConfig
+            "model": dataclasses.asdict(run.model),
             "data": dataclasses.asdict(run.data),
             "train": dataclasses.asdict(run.train),
             "aug": dataclasses.asdict(run.aug),
+            "transfer": dataclasses.asdict(run.transfer),
         },
         "tl_hub_version": __version__,
     }
@@ -72,12 +74,7 @@ def timm_pretrained_cfg(p: PreprocessConfig, num_classes: int) -> dict[str, Any]
 def run_from_release_config(config: dict[str, Any]) -> RunConfig:
     """The RunConfig that trained a release, rebuilt from its config.json."""
     return RunConfig.from_dict(
-        {
-            "recipe": config["recipe"],
-            "model": {"architecture": config["architecture"], "drop_rate": config["model_args"]["drop_rate"]},
-            "preprocess": config["preprocess"],
-            **config["training"],
-        }
+        {"recipe": config["recipe"], "preprocess": config["preprocess"], **config["training"]}
     )
 
 
@@ -158,6 +155,8 @@ def render_model_card(directory: str | Path, repo_id: str | None = None) -> Mode
     t = run.train
     hyperparameters = [
         ("architecture", run.model.architecture),
+        ("strategy", run.transfer.strategy),
+        ("initial weights", run.transfer.init_from or run.model.pretrained or "random"),
         ("optimizer", t.optimizer + (f" (momentum {t.momentum:g})" if t.optimizer == "sgd" else "")),
         ("learning rate", f"{t.lr:g}"),
         ("scheduler", t.scheduler),

@@ -18,17 +18,21 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
+from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tl_hub.config import RunConfig, TrainConfig
-from tl_hub.data.loading import PreparedData, SplitData, prepare_data
-from tl_hub.engine import evaluate_loss, predict, train_one_epoch
+from tl_hub.data.loading import PreparedData, prepare_data
+from tl_hub.engine import evaluate_loss, feature_inputs, image_inputs, predict, train_one_epoch
 from tl_hub.errors import ConfigError
+from tl_hub.features import cached_features
 from tl_hub.metrics import classification_metrics
 from tl_hub.models import create_model
 from tl_hub.publish import PushTarget, check_can_push, push_to_hub
 from tl_hub.release import write_release
+from tl_hub.strategies import TransferPlan
 from tl_hub.transforms import BatchAugment
+from tl_hub.weights import init_from_release, load_pretrained_base
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +97,42 @@ def _check_run_dir(output_dir: Path, run: RunConfig, resume: bool) -> Path | Non
     return checkpoints[-1]
 
 
-def _loader(split: SplitData, batch_size: int, shuffle: bool) -> DataLoader:
-    return DataLoader(TensorDataset(split.images, split.labels), batch_size=batch_size, shuffle=shuffle)
+def _loader(inputs: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle: bool) -> DataLoader:
+    return DataLoader(TensorDataset(inputs, labels), batch_size=batch_size, shuffle=shuffle)
+
+
+class HeadOnly(nn.Module):
+    """`model`'s head as a module of its own, fed cached base features: what feature-extract trains."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(features)
+
+
+def build_model(run: RunConfig, label_names: list[str]) -> nn.Module:
+    """The network with its starting weights: random, a pretrained base, or a whole earlier release."""
+    model = create_model(
+        run.model.architecture,
+        num_classes=len(label_names),
+        in_chans=run.preprocess.channels,
+        img_size=run.preprocess.input_size,
+        drop_rate=run.model.drop_rate,
+    )
+    if run.transfer.strategy == "scratch":
+        logger.info("strategy scratch: random initial weights")
+    elif run.transfer.init_from is not None:
+        init_from_release(model, run.model.architecture, run.transfer.init_from, label_names)
+    elif run.model.pretrained is not None:
+        load_pretrained_base(model, run.model.pretrained)
+    else:
+        logger.warning(
+            "strategy %s without pretrained weights (--no-pretrained): the base starts random",
+            run.transfer.strategy,
+        )
+    return model
 
 
 def train(
@@ -132,23 +170,55 @@ def train(
         len(data.label_names),
     )
 
-    model = create_model(
-        run.model.architecture,
-        num_classes=len(data.label_names),
-        in_chans=run.preprocess.channels,
-        img_size=run.preprocess.input_size,
-        drop_rate=run.model.drop_rate,
-    )
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
-    logger.info("model: %s, %d trainable / %d frozen parameters", run.model.architecture, trainable, frozen)
-    optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], run.train)
-    train_loader = _loader(data.train, run.train.batch_size, shuffle=True)
-    eval_loaders = {"validation": _loader(data.validation, EVAL_BATCH_SIZE, shuffle=False)}
+    model = build_model(run, data.label_names)
+    plan = TransferPlan(model, run.model.architecture, run.transfer, run.train.lr)
+    plan.start_epoch(model, 1)
+    plan.log_counts(1)
+    optimizer = build_optimizer(plan.groups, run.train)
+
+    splits = {"train": data.train, "validation": data.validation}
     if data.test is not None:
-        eval_loaders["test"] = _loader(data.test, EVAL_BATCH_SIZE, shuffle=False)
+        splits["test"] = data.test
+    if run.transfer.strategy == "feature-extract" and run.transfer.feature_cache:
+        # The base is frozen: run it once per image (cached on disk) and train the head on its output.
+        tensors = {}
+        with accelerator.main_process_first():
+            for name, split in splits.items():
+                tensors[name] = cached_features(
+                    model,
+                    split.images,
+                    split.labels,
+                    run.preprocess,
+                    accelerator.device,
+                    views=run.transfer.cache_views if name == "train" else 0,
+                    aug=run.aug,
+                    seed=run.train.seed,
+                    fast=run.transfer.fast_base,
+                    desc=name,
+                )
+        if run.aug.enabled and not run.transfer.cache_views:
+            logger.info(
+                "feature cache: one clean view per image, no augmentation (--cache-views K adds K views)"
+            )
+        trainee: nn.Module = HeadOnly(model)
+        train_prepare = eval_prepare = feature_inputs
+    else:
+        tensors = {name: (split.images, split.labels) for name, split in splits.items()}
+        trainee = model
+        train_prepare, eval_prepare = (
+            image_inputs(run.preprocess, BatchAugment(run.aug)),
+            image_inputs(run.preprocess),
+        )
+    train_loader = _loader(*tensors["train"], run.train.batch_size, shuffle=True)
+    eval_loaders = {
+        k: _loader(*v, EVAL_BATCH_SIZE, shuffle=False) for k, v in tensors.items() if k != "train"
+    }
     scheduler = build_scheduler(optimizer, run.train, run.train.epochs * len(train_loader))
-    model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
+    if run.transfer.compile:
+        trainee = torch.compile(trainee)
+    trainee, optimizer, train_loader, scheduler = accelerator.prepare(
+        trainee, optimizer, train_loader, scheduler
+    )
     eval_loaders = {k: accelerator.prepare(v) for k, v in eval_loaders.items()}
 
     history: list[dict[str, float]] = []
@@ -159,7 +229,6 @@ def train(
         first_epoch = len(history) + 1
         logger.info("resumed from %s: continuing at epoch %d", start_from, first_epoch)
 
-    augment = BatchAugment(run.aug)
     epochs = run.train.epochs
     outputs: dict[str, tuple] = {}  # split -> (logits, labels) of the current weights
     for epoch in range(first_epoch, epochs + 1):
@@ -171,18 +240,20 @@ def train(
             run.train.seed * 1000 + epoch * 10 + accelerator.process_index
         )
         train_loader.set_epoch(epoch)
+        plan.start_epoch(model, epoch)
+        if epoch > 1 and plan.trainable(epoch) != plan.trainable(epoch - 1):
+            plan.log_counts(epoch)  # finetune-top: the last conv block joins the head
         train_stats = train_one_epoch(
-            model,
+            trainee,
             train_loader,
             optimizer,
             scheduler,
             accelerator,
-            run.preprocess,
-            augment,
+            train_prepare,
             generator,
             desc=f"epoch {epoch}/{epochs}",
         )
-        logits, labels = predict(model, eval_loaders["validation"], accelerator, run.preprocess, "validation")
+        logits, labels = predict(trainee, eval_loaders["validation"], accelerator, eval_prepare, "validation")
         outputs["validation"] = logits, labels
         val_acc = float((logits.argmax(1) == labels).mean())
         seconds = time.perf_counter() - start
@@ -213,7 +284,7 @@ def train(
     evaluations = {}
     for split, loader in eval_loaders.items():
         if split not in outputs:  # the last epoch scored validation already
-            outputs[split] = predict(model, loader, accelerator, run.preprocess, split)
+            outputs[split] = predict(trainee, loader, accelerator, eval_prepare, split)
         logits, labels = outputs[split]
         evaluations[split] = classification_metrics(logits, labels, data.label_names)
         evaluations[split]["loss"] = evaluate_loss(logits, labels)
@@ -230,7 +301,7 @@ def train(
             )
         write_release(
             output_dir / "model",
-            accelerator.unwrap_model(model),
+            model,  # the whole network: base and the trained head
             run,
             data.label_names,
             history,

@@ -62,7 +62,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 def preprocess_image(image: Image.Image, cfg: PreprocessConfig) -> torch.Tensor:
     """The deterministic part of preprocessing: resize, grayscale, equalize. Returns uint8 (C, H, W)."""
-    image = to_rgb(image)
+    image = to_rgb(ImageOps.exif_transpose(image))  # phone photos store their rotation in EXIF
     size, resample = cfg.input_size, _RESAMPLE[cfg.interpolation]
     if cfg.crop_pct is None:
         image = image.resize((size, size), resample)

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from tl_hub.config import DataConfig, PreprocessConfig
 from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
-from tl_hub.data.splits import stratified_group_split
+from tl_hub.data.splits import balanced_sample, stratified_group_split
 from tl_hub.errors import DatasetError
 from tl_hub.transforms import load_image, preprocess_image
 
@@ -242,6 +242,16 @@ def prepare_data(cfg: DataConfig, preprocess: PreprocessConfig, seed: int) -> Pr
     if val_name is not None:
         validation = dsd[val_name]
         validation_from = f"the dataset's '{val_name}' split"
+        if cfg.val_size is not None and cfg.val_size < len(validation):
+            val_labels = np.asarray(validation[label_col], dtype=np.int64)
+            validation = validation.select(balanced_sample(val_labels, cfg.val_size, seed))
+            validation_from += f", a class-balanced sample of {cfg.val_size}"
+    elif cfg.val_size is not None:
+        val_idx = balanced_sample(labels, min(cfg.val_size, len(train) - 1), seed)
+        train_idx = np.setdiff1d(np.arange(len(train)), val_idx)
+        validation = train.select(val_idx)
+        train, labels = train.select(train_idx), labels[train_idx]
+        validation_from = f"a class-balanced sample of {len(val_idx)} training images, seed {seed}"
     else:
         groups = track_groups(_image_paths(train, image_col), labels)
         train_idx, val_idx = stratified_group_split(labels, groups, cfg.val_fraction, seed)
@@ -251,6 +261,10 @@ def prepare_data(cfg: DataConfig, preprocess: PreprocessConfig, seed: int) -> Pr
             ", whole GTSRB tracks kept on one side" if groups is not None else ""
         )
     logger.info("validation: %s (%d images)", validation_from, len(validation))
+    if cfg.train_size is not None and cfg.train_size < len(train):
+        keep = balanced_sample(labels, cfg.train_size, seed + 1)
+        train, labels = train.select(keep), labels[keep]
+        logger.info("train: a class-balanced sample of %d images, seed %d", len(keep), seed + 1)
     if cfg.max_train_samples is not None and cfg.max_train_samples < len(train):
         keep, _ = stratified_group_split(labels, None, 1 - cfg.max_train_samples / len(train), seed)
         train = train.select(keep[: cfg.max_train_samples])

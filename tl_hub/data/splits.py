@@ -35,3 +35,25 @@ def stratified_group_split(
     held = np.sort(np.concatenate(held_out)) if held_out else np.array([], dtype=np.int64)
     kept = np.setdiff1d(np.arange(len(labels)), held)
     return kept, held
+
+
+def balanced_sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded sample of `n` items with the classes as equal as possible.
+
+    Each class gets n // C items (the first n % C classes one more); a class with fewer gives all it has and
+    the others make up the difference.
+    """
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    pools = {c: rng.permutation(np.flatnonzero(labels == c)) for c in classes}
+    quota = {c: n // len(classes) + (i < n % len(classes)) for i, c in enumerate(classes)}
+    short = sum(max(0, quota[c] - len(pools[c])) for c in classes)
+    taken = {c: min(quota[c], len(pools[c])) for c in classes}
+    while short > 0:  # hand the shortfall to classes with images to spare, one at a time
+        spare = [c for c in classes if taken[c] < len(pools[c])]
+        if not spare:
+            break
+        for c in spare[:short]:
+            taken[c] += 1
+            short -= 1
+    return np.sort(np.concatenate([pools[c][: taken[c]] for c in classes]))

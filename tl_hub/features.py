@@ -1,0 +1,152 @@
+"""Bottleneck features: the frozen convolutional base run once per image, cached on disk.
+
+With the feature-extract strategy only the head learns, so the base's output for an image never changes:
+computing it once and training the head on the cached tensors turns each epoch into a pass over a small MLP.
+The cache key hashes the base's weights, the preprocessing, the images (and the augmentation of any extra
+views), so a rerun finds it and any change misses it. Location: $TL_HUB_CACHE/features (default
+~/.cache/tl_hub/features).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from tl_hub.config import AugConfig, PreprocessConfig
+from tl_hub.transforms import BatchAugment, normalize
+
+logger = logging.getLogger(__name__)
+
+EXTRACT_BATCH_SIZE = 64
+
+
+def bf16_pays(device: torch.device) -> bool:
+    """Whether bf16 autocast speeds the base up on `device`.
+
+    Yes on GPUs and on CPUs with native bf16 (AVX512-BF16, AMX). No on others: on an AVX2-only CPU oneDNN
+    emulates bf16 and the VGG16 base ran 5-8x slower than in fp32 (BENCHMARKS.md).
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TL_HUB_CACHE", Path.home() / ".cache" / "tl_hub")) / "features"
+
+
+def fingerprint(
+    base: nn.Module,
+    preprocess: PreprocessConfig,
+    images: torch.Tensor,
+    views: int,
+    aug: AugConfig,
+    seed: int,
+    bf16: bool,
+) -> str:
+    """A key that changes with anything that changes the features."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(base.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    h.update(json.dumps(dataclasses.asdict(preprocess), sort_keys=True).encode())
+    h.update(str((tuple(images.shape), images.dtype)).encode())
+    h.update(images.contiguous().numpy().tobytes())
+    if views:
+        h.update(json.dumps([dataclasses.asdict(aug), views, seed], sort_keys=True).encode())
+    h.update(b"bf16" if bf16 else b"fp32")
+    return h.hexdigest()[:32]
+
+
+def extract(
+    model: nn.Module,
+    images: torch.Tensor,
+    preprocess: PreprocessConfig,
+    device: torch.device,
+    bf16: bool = False,
+    augment: BatchAugment | None = None,
+    generator: torch.Generator | None = None,
+    desc: str = "features",
+) -> torch.Tensor:
+    """model.forward_features of uint8 `images` (N, C, H, W) in batches, channels_last, bf16 if `bf16`."""
+    model.eval()
+    # oneDNN's and cuDNN's fast convolution layout; outside inference mode, so the weights stay trainable
+    model.features.to(memory_format=torch.channels_last)
+    out = []
+    for i in tqdm(range(0, len(images), EXTRACT_BATCH_SIZE), desc=desc, leave=False):
+        x = images[i : i + EXTRACT_BATCH_SIZE].float().div_(255.0)
+        if augment is not None:
+            x = augment(x, generator)
+        x = normalize(x, preprocess).to(device).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out.append(model.forward_features(x).cpu())
+    return torch.cat(out)
+
+
+def cached_features(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    preprocess: PreprocessConfig,
+    device: torch.device,
+    *,
+    views: int = 0,
+    aug: AugConfig | None = None,
+    seed: int = 0,
+    fast: bool = True,
+    desc: str = "features",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features, labels) of `images`: from the cache, or computed and cached.
+
+    views=0 gives one clean view per image; views=K gives K augmented views (labels repeated K times).
+    """
+    aug = aug or AugConfig()
+    bf16 = fast and bf16_pays(device)
+    key = fingerprint(model.features, preprocess, images, views, aug, seed, bf16)
+    path = cache_dir() / f"{key}.safetensors"
+    if path.exists():
+        cached = load_file(path)
+        logger.info("%s: feature cache hit (%s)", desc, path.name)
+        return cached["features"], cached["labels"]
+    start = time.perf_counter()
+    if views:
+        augment = BatchAugment(aug)
+        parts = [
+            extract(
+                model,
+                images,
+                preprocess,
+                device,
+                bf16,
+                augment,
+                torch.Generator().manual_seed(seed * 100 + v),
+                desc=f"{desc} view {v + 1}/{views}",
+            )
+            for v in range(views)
+        ]
+        features, labels = torch.cat(parts), labels.repeat(views)
+    else:
+        features = extract(model, images, preprocess, device, bf16, desc=desc)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    save_file({"features": features.contiguous(), "labels": labels.contiguous()}, tmp)
+    tmp.replace(path)  # atomic: a crash never leaves a half-written cache entry
+    logger.info(
+        "%s: %d feature maps %s computed in %.1fs and cached (%s)",
+        desc,
+        len(features),
+        tuple(features.shape[1:]),
+        time.perf_counter() - start,
+        path.name,
+    )
+    return features, labels

@@ -1,0 +1,88 @@
+"""Starting weights: a pretrained convolutional base (timm, or a local file), or a whole tl_hub release."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from tl_hub.errors import TLHubError
+from tl_hub.hub import from_pretrained, load_state_dict_strict
+
+logger = logging.getLogger(__name__)
+
+CLASSIFIER = {"lenet5": "fc.", "vgg16": "head.fc."}  # parameter-name prefix of the last layer
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        return load_file(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # tensors only: nothing unpickled
+    except Exception as e:  # any unreadable or non-tensor file
+        raise TLHubError(
+            f"cannot read weights file {str(path)!r} ({type(e).__name__}): pass a .safetensors file or a "
+            "PyTorch state dict of tensors"
+        ) from None
+    for key in ("state_dict", "model"):  # checkpoints that wrap the state dict
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise TLHubError(f"weights file {str(path)!r} holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+def load_pretrained_base(model: nn.Module, source: str) -> str:
+    """Load the `features.*` (convolutional base) weights from `source` into `model`; returns a description.
+
+    `source` is a weights file (.safetensors, or a torchvision/timm state dict read with weights_only) or a
+    timm pretrained tag such as "vgg16.tv_in1k", which timm downloads from the Hub.
+    """
+    path = Path(source).expanduser()
+    if path.is_file():
+        state, described = _read_state_dict(path), f"file {path}"
+    elif "/" in source or path.suffix in (".safetensors", ".pth", ".pt", ".bin"):
+        raise TLHubError(f"--pretrained-file {source!r} does not exist")
+    else:
+        import timm
+
+        try:
+            state = timm.create_model(source, pretrained=True).state_dict()
+        except Exception as e:  # offline, or the download failed: say how to provide the weights
+            raise TLHubError(
+                f"cannot get the pretrained weights {source!r} from the Hub ({type(e).__name__}): pass "
+                "--pretrained-file PATH (e.g. torchvision's vgg16-397923af.pth or timm's model.safetensors), "
+                "or --no-pretrained to start from random weights"
+            ) from None
+        described = f"timm {source}"
+    base = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+    if not base:
+        raise TLHubError(f"no convolutional base (features.*) tensors in {described}")
+    load_state_dict_strict(model.features, base, described)
+    logger.info("convolutional base loaded from %s (%d tensors)", described, len(base))
+    return described
+
+
+def init_from_release(model: nn.Module, architecture: str, source: str, label_names: list[str]) -> None:
+    """Start `model` from a tl_hub release; the classifier is replaced when the label sets differ."""
+    donor, config = from_pretrained(source)
+    if config["architecture"] != architecture:
+        raise TLHubError(
+            f"--init-from {source!r} is a {config['architecture']} model; this recipe trains {architecture}"
+        )
+    state = donor.state_dict()
+    if config["label_names"] != label_names:
+        prefix = CLASSIFIER[architecture]
+        fresh = {k: v for k, v in model.state_dict().items() if k.startswith(prefix)}
+        state = {**{k: v for k, v in state.items() if not k.startswith(prefix)}, **fresh}
+        logger.info(
+            "--init-from %s: %d classes there, %d here: the classifier starts fresh",
+            source,
+            len(config["label_names"]),
+            len(label_names),
+        )
+    load_state_dict_strict(model, state, source)
+    logger.info("initialized from %s", source)
