@@ -62,3 +62,13 @@ def test_timm_create_model_from_the_hub_gives_the_same_model(
     with torch.no_grad():
         assert torch.equal(timm_model(x), ours(x))
         assert torch.equal(ours(x), vgg.eval()(x))
+
+
+@pytest.mark.parametrize("side", [224, 32])  # 7x7 maps, and the 1x1 maps of small test images
+def test_the_fast_head_on_cached_features_equals_timms_forward_head(vgg: torch.nn.Module, side: int) -> None:
+    from tl_hub.models.vgg import study_head
+
+    vgg.eval()
+    with torch.no_grad():
+        features = vgg.forward_features(torch.randn(2, 3, side, side))
+        assert torch.allclose(study_head(vgg, features), vgg.forward_head(features), atol=1e-5)

@@ -27,7 +27,7 @@ from tl_hub.engine import evaluate_loss, feature_inputs, image_inputs, predict, 
 from tl_hub.errors import ConfigError
 from tl_hub.features import cached_features
 from tl_hub.metrics import classification_metrics
-from tl_hub.models import create_model
+from tl_hub.models import HEAD_FORWARD, create_model
 from tl_hub.publish import PushTarget, check_can_push, push_to_hub
 from tl_hub.release import write_release
 from tl_hub.strategies import TransferPlan
@@ -104,11 +104,14 @@ def _loader(inputs: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle
 class HeadOnly(nn.Module):
     """`model`'s head as a module of its own, fed cached base features: what feature-extract trains."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, architecture: str):
         super().__init__()
         self.model = model
+        self.head_forward = HEAD_FORWARD.get(architecture)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if self.head_forward is not None:
+            return self.head_forward(self.model, features)
         return self.model.forward_head(features)
 
 
@@ -200,7 +203,7 @@ def train(
             logger.info(
                 "feature cache: one clean view per image, no augmentation (--cache-views K adds K views)"
             )
-        trainee: nn.Module = HeadOnly(model)
+        trainee: nn.Module = HeadOnly(model, run.model.architecture)
         train_prepare = eval_prepare = feature_inputs
     else:
         tensors = {name: (split.images, split.labels) for name, split in splits.items()}

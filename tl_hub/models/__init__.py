@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from tl_hub.errors import ConfigError
 from tl_hub.models.lenet import LeNet5
-from tl_hub.models.vgg import MLP_RATIO, create_vgg16
+from tl_hub.models.vgg import MLP_RATIO, create_vgg16, study_head
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "lenet5": LeNet5,
@@ -17,6 +18,11 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
 
 # Architectures that are timm models of the same name: their releases also carry timm's pretrained_cfg.
 TIMM_ARCHITECTURES = frozenset({"vgg16"})
+
+# Faster equivalents of model.forward_head(features), for training a head on cached features.
+HEAD_FORWARD: dict[str, Callable[[nn.Module, torch.Tensor], torch.Tensor]] = {
+    "vgg16": study_head,
+}
 
 # Constructor arguments fixed by the architecture, saved in config.json so that timm rebuilds the same shapes.
 ARCHITECTURE_ARGS: dict[str, dict[str, float]] = {

@@ -63,3 +63,20 @@ def create_vgg16(
         model.head.fc.weight[:, STUDY_HIDDEN:] = 0  # inputs there are always zero; keep the weights inert too
     model.head.drop = nn.Identity()
     return model
+
+
+def study_head(model: nn.Module, features: torch.Tensor) -> torch.Tensor:
+    """`model.forward_head(features)` as the study wrote it (Flatten -> Dense ...), as matrix products.
+
+    A 7x7 convolution over a 7x7 map is a dense layer on the flattened map, with the same weights; as one GEMM
+    it trains the head on cached features about 5x faster on the CPU than oneDNN's convolution does.
+    """
+    pre = model.pre_logits
+    k = pre.input_kernel_size
+    if features.shape[-2:] != (k, k):  # what timm's ConvMlp does with maps that are not 7x7
+        features = torch.nn.functional.adaptive_avg_pool2d(features, (k, k))
+    h = pre.drop(
+        pre.act1(torch.nn.functional.linear(features.flatten(1), pre.fc1.weight.flatten(1), pre.fc1.bias))
+    )
+    h = pre.act2(torch.nn.functional.linear(h, pre.fc2.weight.flatten(1), pre.fc2.bias))  # (B, 4096)
+    return model.head.fc(h)  # (B, num_classes); the head's pooling is the identity on a 1x1 map
