@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from tl_hub.hub import from_pretrained
 from tl_hub.inference import Predictor
 from tl_hub.models import LeNet5, create_model
 from tl_hub.recipes import RECIPES, get_recipe
