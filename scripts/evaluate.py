@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 
 from tl_hub.cli import ArgumentParser, positive_int, run_main, setup_logging
-from tl_hub.perf import tune_malloc
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -26,7 +25,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     setup_logging()
-    tune_malloc()
     from tl_hub.evaluation import evaluate_release
 
     evaluate_release(

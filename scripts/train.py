@@ -12,7 +12,6 @@ import dataclasses
 from tl_hub.cli import ArgumentParser, positive_float, positive_int, run_main, setup_logging, size_or_all
 from tl_hub.config import STRATEGIES
 from tl_hub.errors import TLHubError
-from tl_hub.perf import tune_malloc
 from tl_hub.recipes import DEFAULT_RECIPE, RECIPES, get_recipe
 
 
@@ -75,7 +74,6 @@ def main() -> None:
     if args.push_to_hub and not args.hub_model_id:
         raise TLHubError("--push-to-hub needs --hub-model-id USER/NAME")
     setup_logging()
-    tune_malloc()
     from tl_hub.publish import PushTarget
     from tl_hub.trainer import apply_overrides, train
 
