@@ -112,7 +112,13 @@ def _describe_aug(run: RunConfig) -> str:
     if a.blur_prob:
         parts.append(f"Gaussian blur (p={a.blur_prob:g}, sigma {a.blur_sigma[0]:g}-{a.blur_sigma[1]:g} px)")
     parts.append("horizontal flip" if a.hflip else "no horizontal flip")
-    return ", ".join(parts)
+    described = ", ".join(parts)
+    t = run.transfer
+    if t.strategy == "feature-extract" and t.feature_cache:  # the head saw cached features, not live images
+        if not t.cache_views:
+            return f"none: the head trained on one cached, plain view per image (configured: {described})"
+        return f"{described}; {t.cache_views} augmented views per image, computed once and cached"
+    return described
 
 
 def render_model_card(directory: str | Path, repo_id: str | None = None) -> ModelCard:
