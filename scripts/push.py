@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import argparse
 
-from tl_hub.cli import ArgumentParser, run_main, setup_logging
+from tl_hub.cli import ArgumentParser, add_hub_write_arguments, run_main, setup_logging
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = ArgumentParser(description="Push a tl_hub release directory to a Hugging Face Hub model repo.")
     p.add_argument("path", help="run directory (OUTPUT_DIR) or release directory (OUTPUT_DIR/model)")
     p.add_argument("repo_id", help="the model repo, USER/NAME or ORG/NAME (created if missing)")
-    p.add_argument("--private", action="store_true", help="create the repo private")
-    p.add_argument("--hub-token", help="token with write access (default: HF_TOKEN or `hf auth login`)")
+    add_hub_write_arguments(p)
     return p.parse_args(argv)
 
 

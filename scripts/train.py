@@ -9,7 +9,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from tl_hub.cli import ArgumentParser, positive_float, positive_int, run_main, setup_logging, size_or_all
+from tl_hub.cli import (
+    ArgumentParser,
+    add_hub_write_arguments,
+    positive_float,
+    positive_int,
+    run_main,
+    setup_logging,
+    size_or_all,
+)
 from tl_hub.config import STRATEGIES
 from tl_hub.errors import TLHubError
 from tl_hub.recipes import DEFAULT_RECIPE, RECIPES, get_recipe
@@ -60,8 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--push-to-hub", action="store_true", help="push the release to the Hub when training ends"
     )
     p.add_argument("--hub-model-id", help="the Hub model repo to push to, USER/NAME (created if missing)")
-    p.add_argument("--private", action="store_true", help="create the Hub repo private")
-    p.add_argument("--hub-token", help="token with write access (default: HF_TOKEN or `hf auth login`)")
+    add_hub_write_arguments(p)
     return p.parse_args(argv)
 
 

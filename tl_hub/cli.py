@@ -20,6 +20,12 @@ class ArgumentParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def add_hub_write_arguments(parser: argparse.ArgumentParser) -> None:
+    """--private and --hub-token, shared by every script that pushes to the Hub."""
+    parser.add_argument("--private", action="store_true", help="create the Hub repo private")
+    parser.add_argument("--hub-token", help="token with write access (default: HF_TOKEN or `hf auth login`)")
+
+
 def setup_logging() -> None:
     """INFO logs to stdout on the main process only (every process logs warnings)."""
     rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))

@@ -10,6 +10,7 @@ from pathlib import Path
 from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
 
 from tl_hub.errors import TLHubError
+from tl_hub.hub import CONFIG_NAME, WEIGHTS_NAME
 from tl_hub.release import CARD_NAME, METRICS_NAME, RELEASE_FILES, render_model_card
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ def release_dir(path: str | Path) -> Path:
     """The release directory of `path`: a run directory (holding model/) or the release itself."""
     path = Path(path)
     for candidate in (path / "model", path):
-        if (candidate / "config.json").is_file() and (candidate / "model.safetensors").is_file():
+        if (candidate / CONFIG_NAME).is_file() and (candidate / WEIGHTS_NAME).is_file():
             return candidate
     raise TLHubError(
         f"no release in {str(path)!r}: pass a run directory (with model/) or a release directory "

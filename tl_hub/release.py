@@ -16,7 +16,7 @@ from torch import nn
 from tl_hub import __version__
 from tl_hub.config import PreprocessConfig, RunConfig
 from tl_hub.data.loading import is_hub_dataset_id
-from tl_hub.hub import save_pretrained
+from tl_hub.hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
 from tl_hub.metrics import summary
 from tl_hub.models import ARCHITECTURE_ARGS, TIMM_ARCHITECTURES
 from tl_hub.plots import plot_confusion_matrix, plot_training_curves
@@ -28,7 +28,7 @@ METRICS_NAME = "metrics.json"
 CURVES_NAME = "training_curves.png"
 CONFUSION_NAME = "confusion_matrix.png"
 CARD_NAME = "README.md"
-RELEASE_FILES = ("model.safetensors", "config.json", METRICS_NAME, CURVES_NAME, CONFUSION_NAME, CARD_NAME)
+RELEASE_FILES = (WEIGHTS_NAME, CONFIG_NAME, METRICS_NAME, CURVES_NAME, CONFUSION_NAME, CARD_NAME)
 
 
 def release_config(run: RunConfig, label_names: list[str]) -> dict[str, Any]:
@@ -128,7 +128,7 @@ def render_model_card(directory: str | Path, repo_id: str | None = None) -> Mode
     local directory.
     """
     directory = Path(directory)
-    config = json.loads((directory / "config.json").read_text())
+    config = json.loads((directory / CONFIG_NAME).read_text())
     metrics = json.loads((directory / METRICS_NAME).read_text())
     run = run_from_release_config(config)
     recipe = get_recipe(run.recipe)

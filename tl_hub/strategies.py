@@ -60,6 +60,10 @@ class TransferPlan:
             return self.head + self.top
         return self.head + self.top + self.rest
 
+    def unfreezes(self, epoch: int) -> bool:
+        """Whether more parameters train in `epoch` than in the one before (finetune-top after warm-up)."""
+        return self.cfg.strategy == "finetune-top" and epoch == self.cfg.warmup_epochs + 1 and epoch > 1
+
     def start_epoch(self, model: nn.Module, epoch: int) -> None:
         """Set requires_grad and train/eval modes for `epoch`: frozen base modules stay in eval mode, so
         BatchNorm keeps its running statistics and Dropout is off where nothing learns."""

@@ -244,7 +244,7 @@ def train(
         )
         train_loader.set_epoch(epoch)
         plan.start_epoch(model, epoch)
-        if epoch > 1 and plan.trainable(epoch) != plan.trainable(epoch - 1):
+        if plan.unfreezes(epoch):
             plan.log_counts(epoch)  # finetune-top: the last conv block joins the head
         train_stats = train_one_epoch(
             trainee,

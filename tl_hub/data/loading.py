@@ -246,20 +246,19 @@ def prepare_data(cfg: DataConfig, preprocess: PreprocessConfig, seed: int) -> Pr
             val_labels = np.asarray(validation[label_col], dtype=np.int64)
             validation = validation.select(balanced_sample(val_labels, cfg.val_size, seed))
             validation_from += f", a class-balanced sample of {cfg.val_size}"
-    elif cfg.val_size is not None:
-        val_idx = balanced_sample(labels, min(cfg.val_size, len(train) - 1), seed)
+    else:
+        if cfg.val_size is not None:
+            val_idx = balanced_sample(labels, min(cfg.val_size, len(train) - 1), seed)
+            validation_from = f"a class-balanced sample of {len(val_idx)} training images, seed {seed}"
+        else:
+            groups = track_groups(_image_paths(train, image_col), labels)
+            _, val_idx = stratified_group_split(labels, groups, cfg.val_fraction, seed)
+            validation_from = f"{cfg.val_fraction:.0%} of train, seed {seed}, stratified by class" + (
+                ", whole GTSRB tracks kept on one side" if groups is not None else ""
+            )
         train_idx = np.setdiff1d(np.arange(len(train)), val_idx)
         validation = train.select(val_idx)
         train, labels = train.select(train_idx), labels[train_idx]
-        validation_from = f"a class-balanced sample of {len(val_idx)} training images, seed {seed}"
-    else:
-        groups = track_groups(_image_paths(train, image_col), labels)
-        train_idx, val_idx = stratified_group_split(labels, groups, cfg.val_fraction, seed)
-        validation = train.select(val_idx)
-        train, labels = train.select(train_idx), labels[train_idx]
-        validation_from = f"{cfg.val_fraction:.0%} of train, seed {seed}, stratified by class" + (
-            ", whole GTSRB tracks kept on one side" if groups is not None else ""
-        )
     logger.info("validation: %s (%d images)", validation_from, len(validation))
     if cfg.train_size is not None and cfg.train_size < len(train):
         keep = balanced_sample(labels, cfg.train_size, seed + 1)
