@@ -7,9 +7,11 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from tl_hub.errors import TLHubError
+
+T = TypeVar("T")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -61,10 +63,51 @@ def positive_float(text: str) -> float:
 
 def size_or_all(text: str) -> int | str:
     """A positive integer, or 'all'."""
-    return "all" if text == "all" else positive_int(text)
+    if text == "all":
+        return text
+    try:
+        int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a positive integer nor 'all'") from None
+    return positive_int(text)
 
 
-def run_main(main: Callable[[], object]) -> None:
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
+def comma_separated(item: Callable[[str], T]) -> Callable[[str], tuple[T, ...]]:
+    """An argparse type: 'A,B,C' parsed item by item with `item`, without repeats."""
+
+    def parse(text: str) -> tuple[T, ...]:
+        values = tuple(item(part.strip()) for part in text.split(","))
+        if len(set(values)) != len(values):
+            raise argparse.ArgumentTypeError(f"{text!r} repeats a value")
+        return values
+
+    return parse
+
+
+def one_of(choices: tuple[str, ...], kind: str) -> Callable[[str], str]:
+    """An argparse type that accepts one of `choices` and lists them otherwise."""
+
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise argparse.ArgumentTypeError(f"unknown {kind} {text!r}: choose from {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def run_main(
+    main: Callable[[], object], on_interrupt: str = "rerun the same command with --resume to continue"
+) -> None:
     """Run `main`; a user error becomes `error: ...` on stderr and exit code 2, without a traceback."""
     try:
         main()
@@ -72,5 +115,5 @@ def run_main(main: Callable[[], object]) -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted: rerun the same command with --resume to continue", file=sys.stderr)
+        print(f"interrupted: {on_interrupt}", file=sys.stderr)
         sys.exit(130)

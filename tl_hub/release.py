@@ -229,8 +229,13 @@ def write_release(
     counts: dict[str, int],
     validation_from: str,
     skipped_images: int = 0,
+    fingerprints: dict[str, str] | None = None,
 ) -> Path:
-    """Write weights, config.json, metrics.json, plots and the model card to `directory`."""
+    """Write weights, config.json, metrics.json, plots and the model card to `directory`.
+
+    `fingerprints` (split -> SplitData.fingerprint) go into metrics.json: they show which runs saw the same
+    images.
+    """
     directory = Path(directory)
     save_pretrained(model, directory, release_config(run, label_names))
     metrics = {
@@ -238,7 +243,12 @@ def write_release(
         "dataset": run.data.dataset,
         **evaluations,
         "history": history,
-        "data": {"counts": counts, "validation_from": validation_from, "skipped_images": skipped_images},
+        "data": {
+            "counts": counts,
+            "validation_from": validation_from,
+            "skipped_images": skipped_images,
+            "fingerprints": fingerprints or {},
+        },
     }
     (directory / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n")
     plot_training_curves(history, directory / CURVES_NAME)

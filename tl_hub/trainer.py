@@ -139,9 +139,17 @@ def build_model(run: RunConfig, label_names: list[str]) -> nn.Module:
 
 
 def train(
-    run: RunConfig, output_dir: str | Path, resume: bool = False, push: PushTarget | None = None
+    run: RunConfig,
+    output_dir: str | Path,
+    resume: bool = False,
+    push: PushTarget | None = None,
+    end_training: bool = True,
 ) -> dict:
-    """Train `run` into `output_dir`, then push the release to `push` if given; returns the final metrics."""
+    """Train `run` into `output_dir`, then push the release to `push` if given; returns the final metrics.
+
+    `end_training=False` leaves the process group up, for a caller that trains again in the same processes
+    (tl_hub.compare); that caller ends it.
+    """
     output_dir = Path(output_dir)
     if push is not None:
         check_can_push(push)  # before training, not after: fail in seconds, not hours
@@ -312,9 +320,11 @@ def train(
             counts,
             data.validation_from,
             data.skipped_images,
+            data.fingerprints(),
         )
     accelerator.wait_for_everyone()
-    accelerator.end_training()
+    if end_training:
+        accelerator.end_training()
     if push is not None and accelerator.is_main_process:
         push_to_hub(output_dir / "model", push)  # after the last barrier: a failure strands no process
     return evaluations

@@ -7,6 +7,7 @@ decoded and preprocessed once, as a uint8 tensor, with integer labels and the la
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -41,6 +42,13 @@ class SplitData:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def fingerprint(self) -> str:
+        """A short hash of the labels and preprocessed pixels: equal fingerprints, the same images in the
+        same order (how a comparison shows that its arms were scored on one split)."""
+        digest = hashlib.sha256(self.labels.numpy().tobytes())
+        digest.update(self.images.contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
 
 @dataclass
 class PreparedData:
@@ -51,6 +59,11 @@ class PreparedData:
     dataset: str  # what --dataset named
     validation_from: str  # how the validation split was obtained, for logs and the model card
     skipped_images: int  # unreadable images dropped while decoding
+
+    def fingerprints(self) -> dict[str, str]:
+        """SplitData.fingerprint of every split."""
+        splits = {"train": self.train, "validation": self.validation, "test": self.test}
+        return {name: split.fingerprint() for name, split in splits.items() if split is not None}
 
 
 def synthetic_dataset(per_class: int, seed: int = 0, size: int = 32) -> datasets.DatasetDict:
@@ -129,6 +142,20 @@ def open_dataset(name: str, synthetic_per_class: int = 200) -> datasets.DatasetD
         raise DatasetError(
             f"dataset {name!r} was not found on the Hub or as a local directory: check the id or the path"
         ) from None
+
+
+def dataset_label_names(cfg: DataConfig) -> list[str]:
+    """The class names of `cfg.dataset`'s train split, without decoding any image."""
+    if cfg.dataset == SYNTHETIC:
+        return list(GTSRB_CLASS_NAMES)
+    dsd = open_dataset(cfg.dataset, cfg.synthetic_per_class)
+    if "train" not in dsd:
+        raise DatasetError(
+            f"dataset {cfg.dataset!r} has no 'train' split (splits: {', '.join(dsd) or 'none'})"
+        )
+    train = dsd["train"]
+    _, label_col = resolve_columns(train.features, cfg.image_column, cfg.label_column)
+    return label_names_of(train.features[label_col], np.asarray(train[label_col], dtype=np.int64))
 
 
 def resolve_columns(

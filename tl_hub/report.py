@@ -1,0 +1,236 @@
+"""The report of a comparison (tl_hub.compare): report.md, its tables and its two plots, from results.json.
+
+- accuracy_per_epoch.png: validation accuracy per epoch, one panel per training-set size, one line per arm
+  (mean over seeds, band from the lowest to the highest seed), the source-only level dashed. The claim to
+  test: a transferred start is higher, learns faster and ends higher.
+- accuracy_vs_size.png: final accuracy against training images per class (log scale), mean +- standard
+  deviation over seeds.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tl_hub.compare import (
+    ALL,
+    ARMS,
+    REPORT_NAME,
+    RESULTS_NAME,
+    SOURCE_ONLY,
+    final_metric,
+    group_results,
+    mean_std,
+    size_label,
+    size_order,
+)
+from tl_hub.plots import plot_accuracy_per_epoch, plot_accuracy_vs_size
+
+logger = logging.getLogger(__name__)
+
+CURVES_PLOT = "accuracy_per_epoch.png"
+SIZES_PLOT = "accuracy_vs_size.png"
+REACH = 0.95  # "epochs to reach": the first epoch at 95% of the best final accuracy at that size
+
+
+def _cell(values: list[float]) -> str:
+    mean, std = mean_std(values)
+    return f"{mean:.3f} ± {std:.3f}" if len(values) > 1 else f"{mean:.3f} (1 seed)"
+
+
+def _curves(entries: list[dict[str, Any]]) -> np.ndarray:
+    """(seeds, epochs) validation accuracies; runs cut to the shortest history (they all have the same)."""
+    length = min(len(e["history"]) for e in entries)
+    return np.array([[h["val_accuracy"] for h in e["history"][:length]] for e in entries])
+
+
+def _same_data(results: dict[str, Any]) -> list[str]:
+    """Lines saying whether each seed's runs saw one validation (and test) split, and each size one train
+    sample; a mismatch is a bug, so it is flagged."""
+    lines = []
+    entries = results["results"]
+    for seed in sorted({e["seed"] for e in entries}):
+        of_seed = [e for e in entries if e["seed"] == seed]
+        for split in ("validation", "test"):
+            prints = {e["fingerprints"].get(split) for e in of_seed if split in e}
+            if not prints:
+                continue
+            count = sum(split in e for e in of_seed)
+            if len(prints) == 1:
+                lines.append(
+                    f"- seed {seed}, {split}: the same {of_seed[0]['counts'][split]} images in all {count} "
+                    "runs "
+                    f"(fingerprint `{prints.pop()}`)"
+                )
+            else:
+                lines.append(
+                    f"- **seed {seed}, {split}: {len(prints)} different splits in {count} runs (a bug)**"
+                )
+        sizes = {e["size"] for e in of_seed if e["arm"] != SOURCE_ONLY}
+        for size in sorted(sizes, key=size_order):
+            prints = {
+                e["fingerprints"].get("train")
+                for e in of_seed
+                if e["size"] == size and e["arm"] != SOURCE_ONLY
+            }
+            if len(prints) > 1:
+                lines.append(
+                    f"- **seed {seed}, {size_label(size)}: the arms trained on different images (a bug)**"
+                )
+    trained = [e for e in entries if e["arm"] != SOURCE_ONLY]
+    if trained:
+        lines.append(
+            "- every arm of a seed and size trained on the same class-balanced sample "
+            "(equal train fingerprints)"
+            if not any("a bug" in line for line in lines)
+            else "- see the flagged lines above"
+        )
+    return lines
+
+
+def write_report(results: dict[str, Any], output_dir: str | Path) -> Path:
+    """Write report.md and the two plots for `results` (results.json's content) into `output_dir`."""
+    output_dir = Path(output_dir)
+    settings = results["settings"]
+    train_cfg = settings["run"]["train"]
+    metric = final_metric(results)
+    groups = group_results(results)
+    num_classes = results["num_classes"]
+    arms = [a for a in ARMS if any(arm == a for arm, _ in groups)]
+    sizes = sorted({size for _, size in groups}, key=size_order)
+    seeds = sorted({e["seed"] for e in results["results"]})
+    source_only = groups.get((SOURCE_ONLY, 0))
+    baseline = np.array([e["validation"]["accuracy"] for e in source_only]) if source_only else None
+    final_baseline = np.array([e[metric]["accuracy"] for e in source_only]) if source_only else None
+
+    trained_sizes = [s for s in sizes if s != 0]
+    panels = {
+        size_label(size) if size != ALL else "all training images": {
+            arm: _curves(groups[(arm, size)]) for arm in arms if (arm, size) in groups
+        }
+        for size in trained_sizes
+    }
+    title = f"{settings['recipe']} on {settings['dataset']}"
+    if panels:
+        plot_accuracy_per_epoch(panels, output_dir / CURVES_PLOT, title, baseline)
+
+    def per_class(size: Any, entries: list[dict[str, Any]]) -> float:
+        if size != ALL:
+            return float(size)
+        return float(np.mean([e["counts"]["train"] for e in entries])) / num_classes
+
+    lines: dict[str, tuple[list[float], list[np.ndarray]]] = {}
+    ticks: dict[float, str] = {}
+    for (arm, size), entries in groups.items():
+        if arm == SOURCE_ONLY:
+            continue
+        x = per_class(size, entries)
+        ticks[x] = f"all\n({x:.0f})" if size == ALL else str(size)
+        xs, values = lines.setdefault(arm, ([], []))
+        xs.append(x)
+        values.append(np.array([e[metric]["accuracy"] for e in entries]))
+    if lines:
+        plot_accuracy_vs_size(
+            lines, output_dir / SIZES_PLOT, title, f"final {metric} accuracy", ticks, final_baseline
+        )
+
+    md = [
+        f"# Transfer-learning comparison: {settings['recipe']} on {settings['dataset']}",
+        "",
+        f"Arms: {', '.join(arms)}. Training-set sizes: "
+        f"{', '.join(size_label(s) for s in trained_sizes) or '-'}. Seeds: {', '.join(map(str, seeds))}.",
+        f"The same budget for every arm: {train_cfg['epochs']} epochs, batch {train_cfg['batch_size']}, "
+        f"{train_cfg['optimizer']} at lr {train_cfg['lr']:g}.",
+    ]
+    if settings["source_dataset"] or settings["init_from"]:
+        md.append(f"Source model: {_describe_source(results)}.")
+    first = results["results"][0] if results["results"] else None
+    if first is not None:
+        md.append(f"Validation: {first['validation_from']} (per seed, the same for every arm and size).")
+        md.append(
+            f"Final accuracies are on the {metric} split"
+            + (
+                "."
+                if metric == "test"
+                else " (the dataset has no test split; no choice was made on validation: every run keeps its "
+                "last epoch)."
+            )
+        )
+    md += ["", "## Same data for every arm", "", *_same_data(results), ""]
+
+    header = ["arm", *[("0 (no target images)" if s == 0 else size_label(s)) for s in sizes]]
+    md += [
+        f"## Final {metric} accuracy",
+        "",
+        "Mean ± standard deviation over seeds.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for arm in arms:
+        cells = [
+            _cell([e[metric]["accuracy"] for e in groups[(arm, s)]]) if (arm, s) in groups else "-"
+            for s in sizes
+        ]
+        md.append(f"| {arm} | " + " | ".join(cells) + " |")
+    md += ["", f"![final accuracy against training-set size]({SIZES_PLOT})", ""] if lines else [""]
+
+    if panels:
+        md += [
+            "## Learning curves",
+            "",
+            "Validation accuracy, mean over seeds. *Reach*: the first epoch whose mean is at least "
+            f"{REACH:.0%} of the best final mean at that size (- : never).",
+            "",
+            "| size | arm | epoch 1 | reach | final | final vs scratch | training time |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for size in trained_sizes:
+            means = {arm: _curves(groups[(arm, size)]).mean(axis=0) for arm in arms if (arm, size) in groups}
+            target = REACH * max(m[-1] for m in means.values())
+            for arm, mean in means.items():
+                reached = np.flatnonzero(mean >= target)
+                gain = (
+                    f"{mean[-1] - means['scratch'][-1]:+.3f}"
+                    if "scratch" in means and arm != "scratch"
+                    else "-"
+                )
+                seconds = np.mean([e["train_seconds"] for e in groups[(arm, size)]])
+                md.append(
+                    f"| {size_label(size)} | {arm} | {mean[0]:.3f} | "
+                    f"{reached[0] + 1 if len(reached) else '-'} | {mean[-1]:.3f} | {gain} | {seconds:.0f} s |"
+                )
+        md += ["", f"![validation accuracy per epoch]({CURVES_PLOT})", ""]
+
+    md += [
+        "## Files",
+        "",
+        f"- `{RESULTS_NAME}`: every number above, per run, with the settings that produced it.",
+        "- `runs/ARM/size-N/seed-S/model/`: each run's release (weights, config, metrics, curves, model "
+        "card).",
+    ]
+    if settings["source_dataset"]:
+        md.append("- `source/seed-S/model/`: the source model of each seed.")
+    path = output_dir / REPORT_NAME
+    path.write_text("\n".join(md) + "\n")
+    logger.info("report written to %s", path)
+    return path
+
+
+def _describe_source(results: dict[str, Any]) -> str:
+    settings = results["settings"]
+    if settings["init_from"]:
+        return f"the release {settings['init_from']}, for every seed"
+    scores = []
+    for s in sorted(results["sources"], key=lambda s: s["seed"]):
+        split = "test" if "test" in s else "validation"
+        scores.append(f"seed {s['seed']}: {split} accuracy {s[split]['accuracy']:.3f}")
+    epochs = settings["source_epochs"] or settings["run"]["train"]["epochs"]
+    described = (
+        f"{settings['recipe']} trained on {settings['source_dataset']} ({epochs} epochs, the recipe's "
+        "strategy), one per seed, in `source/seed-S/`"
+    )
+    return described + (f" ({'; '.join(scores)} on its own dataset)" if scores else "")
