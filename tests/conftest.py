@@ -9,6 +9,7 @@ from pathlib import Path
 # Offline before anything imports huggingface_hub or datasets (they read these once, at import).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import datasets
 import numpy as np
@@ -28,6 +29,42 @@ def png_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def encoded(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def photos() -> list[tuple[str, bytes]]:
+    """Real-world photo files: odd modes, EXIF rotation, and four unreadable ones (the last four)."""
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8))
+    jpeg = encoded(rgb, "JPEG")
+    rotated = rgb.copy()
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # EXIF orientation: rotate 90 degrees when shown
+    bomb = Image.new("1", (14_000, 14_000))  # 196 megapixels in a few KB: over PIL's decompression-bomb limit
+    return [
+        ("photo.jpg", jpeg),
+        ("cmyk.jpg", encoded(rgb.convert("CMYK"), "JPEG")),
+        ("gray.png", encoded(rgb.convert("L"), "PNG")),
+        ("palette.png", encoded(rgb.convert("P"), "PNG")),
+        ("rgba.png", encoded(rgb.convert("RGBA"), "PNG")),
+        (
+            "sixteen_bit.png",
+            encoded(Image.fromarray(rng.integers(0, 65535, (40, 40), dtype=np.uint16)), "PNG"),
+        ),
+        ("tiny.png", encoded(rgb.resize((1, 1)), "PNG")),
+        ("animated.gif", encoded(rgb.convert("P"), "GIF", save_all=True, append_images=[rgb.convert("P")])),
+        ("exif_rotated.jpg", encoded(rotated, "JPEG", exif=exif)),
+        ("truncated.jpg", jpeg[: len(jpeg) // 2]),
+        ("not_an_image.jpg", b"<html>404 Not Found</html>"),
+        ("empty.jpg", b""),
+        ("bomb.png", encoded(bomb, "PNG")),
+    ]
 
 
 @pytest.fixture(scope="session")

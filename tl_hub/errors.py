@@ -11,3 +11,7 @@ class ConfigError(TLHubError, ValueError):
 
 class DatasetError(TLHubError):
     """A dataset that cannot be found, reached or used."""
+
+
+class ImageError(TLHubError):
+    """An input image that cannot be read: not an image, truncated, empty or too large."""

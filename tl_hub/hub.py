@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+METRICS_NAME = "metrics.json"  # final metrics per split, the per-epoch history and the data counts
 
 
 def save_pretrained(model: nn.Module, directory: str | Path, config: dict[str, Any]) -> None:
@@ -63,6 +64,15 @@ def _resolve_file(repo_or_dir: str | Path, filename: str) -> Path:
 def load_config(repo_or_dir: str | Path) -> dict[str, Any]:
     """The release's config.json as a dict."""
     return json.loads(_resolve_file(repo_or_dir, CONFIG_NAME).read_text())
+
+
+def load_metrics(repo_or_dir: str | Path) -> dict[str, Any] | None:
+    """The release's metrics.json, or None when the release has none (or it cannot be fetched)."""
+    try:
+        return json.loads(_resolve_file(repo_or_dir, METRICS_NAME).read_text())
+    except (TLHubError, ValueError) as e:
+        logger.warning("no metrics for %s: %s", repo_or_dir, e)
+        return None
 
 
 def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import re
 from os import PathLike
 from typing import Any
 
@@ -20,12 +22,15 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from tl_hub.config import AugConfig, PreprocessConfig
+from tl_hub.errors import ImageError
 
 _RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
     "bilinear": Image.Resampling.BILINEAR,
     "bicubic": Image.Resampling.BICUBIC,
 }
+
+FORMATS = "JPEG, PNG, WebP, GIF, BMP or TIFF"  # what read_image's errors suggest
 
 ImageInput = Image.Image | str | PathLike | bytes | np.ndarray | dict
 
@@ -45,6 +50,46 @@ def load_image(obj: ImageInput) -> Image.Image:
     return image
 
 
+def read_image(obj: ImageInput, max_pixels: int | None = None) -> Image.Image:
+    """`load_image` for untrusted input: any failure becomes an `ImageError` with a one-line reason.
+
+    `max_pixels` bounds width x height, checked from the header before any pixel is decoded, so a
+    decompression bomb (a few KB that decode to gigabytes) is refused without being expanded.
+    """
+    if obj is None or (isinstance(obj, bytes | str) and len(obj) == 0):
+        raise ImageError(f"no image was given: upload a photo ({FORMATS})")
+    if isinstance(obj, str | PathLike) and os.path.isfile(obj) and os.path.getsize(obj) == 0:
+        raise ImageError(f"the file is empty (0 bytes): upload a photo ({FORMATS})")
+    try:
+        if isinstance(obj, str | PathLike | bytes):
+            image = Image.open(io.BytesIO(obj) if isinstance(obj, bytes) else obj)
+            _check_pixels(image, max_pixels)
+            image.load()
+            return image
+        image = load_image(obj)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as e:  # PIL's own limit, when it is below `max_pixels`
+        pixels = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(pixels[1]) / 1e6:.0f} megapixels" if pixels else "too many pixels"
+        raise ImageError(f"the image has {size}, too many to decode safely: downscale it") from None
+    except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for unreadable or truncated files
+        raise ImageError(f"the file is not a readable image ({type(e).__name__}): use a {FORMATS}") from None
+    _check_pixels(image, max_pixels)
+    return image
+
+
+def _check_pixels(image: Image.Image, max_pixels: int | None) -> None:
+    w, h = image.size
+    if w < 1 or h < 1:
+        raise ImageError(f"the image is {w}x{h} pixels: it has no pixels to classify")
+    if max_pixels is not None and w * h > max_pixels:
+        raise ImageError(
+            f"the image is {w}x{h} = {w * h / 1e6:.0f} megapixels, over this app's limit of "
+            f"{max_pixels / 1e6:.0f}: downscale it and try again"
+        )
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """Convert any PIL mode (L, P, RGBA, CMYK, I;16, ...) to 8-bit RGB; transparency becomes white."""
     if image.mode == "RGB":
@@ -62,16 +107,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 def preprocess_image(image: Image.Image, cfg: PreprocessConfig) -> torch.Tensor:
     """The deterministic part of preprocessing: resize, grayscale, equalize. Returns uint8 (C, H, W)."""
-    image = to_rgb(ImageOps.exif_transpose(image))  # phone photos store their rotation in EXIF
-    size, resample = cfg.input_size, _RESAMPLE[cfg.interpolation]
-    if cfg.crop_pct is None:
-        image = image.resize((size, size), resample)
-    else:
-        scale = size / cfg.crop_pct / min(image.size)
-        w, h = max(size, round(image.width * scale)), max(size, round(image.height * scale))
-        image = image.resize((w, h), resample)
-        left, top = (w - size) // 2, (h - size) // 2
-        image = image.crop((left, top, left + size, top + size))
+    image = model_view(image, cfg)
     if cfg.grayscale:
         image = image.convert("L")
     if cfg.equalize != "none":
@@ -80,6 +116,22 @@ def preprocess_image(image: Image.Image, cfg: PreprocessConfig) -> torch.Tensor:
     if array.ndim == 2:
         array = array[:, :, None]
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()  # (C, H, W)
+
+
+def model_view(image: Image.Image, cfg: PreprocessConfig, size: int | None = None) -> Image.Image:
+    """The RGB region the model sees, squashed or centre-cropped as `cfg` says, `size` pixels square.
+
+    `size` defaults to the model's input size; a larger one gives the same view at display resolution.
+    """
+    image = to_rgb(ImageOps.exif_transpose(image))  # phone photos store their rotation in EXIF
+    size, resample = size or cfg.input_size, _RESAMPLE[cfg.interpolation]
+    if cfg.crop_pct is None:
+        return image.resize((size, size), resample)
+    scale = size / cfg.crop_pct / min(image.size)
+    w, h = max(size, round(image.width * scale)), max(size, round(image.height * scale))
+    image = image.resize((w, h), resample)
+    left, top = (w - size) // 2, (h - size) // 2
+    return image.crop((left, top, left + size, top + size))
 
 
 def equalize(image: Image.Image, cfg: PreprocessConfig) -> Image.Image:

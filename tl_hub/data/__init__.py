@@ -1,6 +1,5 @@
-"""Datasets: Hub ids, local directories and tl_hub's synthetic traffic signs, as canonical tensors."""
+"""Datasets: Hub ids, local directories and tl_hub's synthetic traffic signs, as canonical tensors.
 
-from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
-from tl_hub.data.loading import PreparedData, SplitData, open_dataset, prepare_data
-
-__all__ = ["GTSRB_CLASS_NAMES", "PreparedData", "SplitData", "open_dataset", "prepare_data"]
+Submodules are imported where used: `tl_hub.data.synthetic` and `tl_hub.data.gtsrb` need no `datasets`
+(the Space renders its example signs with them), `tl_hub.data.loading` does.
+"""

@@ -1,0 +1,330 @@
+"""tl_hub's Gradio Space: classify traffic signs and cats & dogs in the browser.
+
+    python spaces/app.py --signs-model REPO_OR_DIR --pets-model REPO_OR_DIR --port 7860
+
+Each tab wraps a `tl_hub.Predictor` loaded from a Hub repo id or a local release directory, lazily and once.
+The preprocessing comes from the model's own config.json: nothing here re-describes it. Importing this file
+builds nothing, loads nothing and touches no network; `build_demo(...)` makes the app, `main()` serves it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+from tl_hub.errors import TLHubError
+from tl_hub.hub import load_metrics
+from tl_hub.inference import Predictor
+from tl_hub.transforms import read_image
+
+logger = logging.getLogger("tl_hub.space")
+
+# Where the models come from unless --signs-model / --pets-model or these environment variables say otherwise.
+SIGNS_MODEL_ENV, PETS_MODEL_ENV = "TL_HUB_SIGNS_MODEL", "TL_HUB_PETS_MODEL"
+DEFAULT_SIGNS_MODEL = "tl-hub/lenet-gtsrb"
+DEFAULT_PETS_MODEL = "tl-hub/vgg16-catsdogs"
+
+TOP_K = 5
+MAX_PIXELS = 40_000_000  # 40 megapixels: any phone photo, but no decompression bomb
+MAX_FILE_SIZE = "15mb"  # uploads larger than this are refused before they reach the model
+CONCURRENCY = 2  # requests computed at once per endpoint: this CPU has 2 cores
+QUEUE_SIZE = 64  # requests waiting beyond that are told the app is busy
+
+# Signs rendered by tl_hub's synthetic generator as examples: (GTSRB class id, seed).
+EXAMPLE_SIGNS = [(c, 2026) for c in (14, 13, 2, 12, 17, 28, 38, 40)]
+EXAMPLE_SIZE = 128
+
+
+class ModelSlot:
+    """One tab's model: loaded on first use, once however many requests arrive together, then kept.
+
+    A load that fails (Hub unreachable, wrong repo id) is not remembered: the next request tries again.
+    """
+
+    def __init__(self, source: str | Path | Predictor, compile: bool = False):
+        self._predictor = source if isinstance(source, Predictor) else None
+        self.source: str | None = source.source if isinstance(source, Predictor) else str(source)
+        self.compile = compile
+        self._lock = threading.Lock()
+        self._metrics: dict[str, Any] | None = None
+
+    def get(self) -> Predictor:
+        if self._predictor is None:
+            with self._lock:
+                if self._predictor is None:
+                    logger.info("loading %s", self.source)
+                    try:
+                        predictor = Predictor.from_pretrained(self.source, compile=self.compile)
+                        predictor.warmup()  # compiles now, not during someone's request
+                    except TLHubError as e:
+                        raise gr.Error(f"The model {self.source} could not be loaded: {e}") from None
+                    self._predictor = predictor
+        return self._predictor
+
+    def metrics(self) -> dict[str, Any] | None:
+        """The model's metrics.json (test accuracy, history, data counts), fetched once."""
+        if self._metrics is None and self.source is not None:
+            self._metrics = load_metrics(self.source) or {}
+        return self._metrics or None
+
+    def summary(self) -> str:
+        return model_summary(self.get(), self.metrics())
+
+
+def hub_link(source: str | None) -> str:
+    """Markdown for where a model comes from: a link for a Hub repo id, the path for a local directory."""
+    if source is None:
+        return "a model passed in by the caller"
+    if Path(source).expanduser().is_dir():
+        return f"`{source}` (local directory)"
+    return f"[{source}](https://huggingface.co/{source})"
+
+
+def model_summary(predictor: Predictor, metrics: dict[str, Any] | None) -> str:
+    """What the model is, what it was trained on and how well it scored, from config.json and metrics.json."""
+    config, p = predictor.config, predictor.preprocess
+    training = config.get("training", {})
+    data = training.get("data", {})
+    view = f"{p.input_size}x{p.input_size} {'grayscale' if p.grayscale else 'RGB'}"
+    if p.equalize != "none":
+        view += f", {'CLAHE' if p.equalize == 'clahe' else 'histogram'}-equalized"
+    lines = [
+        f"**Model:** {hub_link(predictor.source)}: `{config['architecture']}`, "
+        f"{config['num_classes']} classes, sees a {view} image.",
+    ]
+    trained = f"recipe `{config.get('recipe', '?')}` on `{data.get('dataset', '?')}`"
+    if strategy := training.get("transfer", {}).get("strategy"):
+        trained += f", strategy `{strategy}`"
+    if metrics is not None and (counts := metrics.get("data", {}).get("counts")):
+        trained += f" ({counts.get('train', '?')} training images)"
+    lines.append(f"**Trained with** {trained}.")
+    if metrics is not None:
+        split = "test" if "test" in metrics else "validation"
+        if split in metrics:
+            m = metrics[split]
+            lines.append(
+                f"**{split.capitalize()} accuracy:** {m['accuracy']:.1%} on {m['num_samples']} images "
+                f"(macro-F1 {m['macro_f1']:.3f}, top-5 {m['top5_accuracy']:.1%})."
+            )
+    return "\n\n".join(lines)
+
+
+def upload(payload: Any) -> str | bytes | None:
+    """The uploaded file behind an image payload, unopened (the events run with `preprocess=False`).
+
+    gr.Image's own preprocessing would open uploads with PIL and fail with a generic error on a non-image,
+    an empty file or a decompression bomb: tl_hub's `read_image` decodes them instead, with a pixel limit
+    and a message that says what is wrong. Gradio has already checked that the path is one of its uploads.
+    """
+    if isinstance(payload, dict):
+        if payload.get("path"):
+            return payload["path"]
+        url = payload.get("url") or ""
+        if url.startswith("data:"):  # an inline base64 image
+            return base64.b64decode(url.partition(",")[2])
+        return None
+    return payload
+
+
+def _image(value: Any) -> Image.Image:
+    try:
+        return read_image(upload(value), max_pixels=MAX_PIXELS)
+    except TLHubError as e:
+        raise gr.Error(str(e)[0].upper() + str(e)[1:] + ".") from None
+
+
+def classify(slot: ModelSlot, image: Any, top_k: int = TOP_K) -> dict[str, float]:
+    """Top-k {label: probability} for one uploaded image; a friendly gr.Error for anything unreadable."""
+    return slot.get()(_image(image), top_k)
+
+
+def explain(slot: ModelSlot, image: Any) -> Image.Image:
+    """Grad-CAM of the top-1 class over the region of the image the model saw."""
+    return slot.get().explain(_image(image))
+
+
+@dataclass(frozen=True)
+class Tab:
+    title: str
+    endpoint: str  # the API name: /classify_<endpoint> and /explain_<endpoint>
+    intro: str
+    image_label: str
+    examples: list[str] | None
+
+
+def render_sign_examples(directory: Path) -> list[str]:
+    """Real-looking signs from tl_hub's synthetic generator, saved as PNGs for gr.Examples."""
+    import numpy as np
+
+    from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
+    from tl_hub.data.synthetic import render_sign
+
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for class_id, seed in EXAMPLE_SIGNS:
+        name = GTSRB_CLASS_NAMES[class_id].lower().replace(" ", "_").replace("(", "").replace(")", "")
+        path = directory / f"{class_id:02d}_{name.replace('/', '_')}.png"
+        render_sign(class_id, np.random.default_rng([seed, class_id]), EXAMPLE_SIZE).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def _tab(tab: Tab, slot: ModelSlot, top_k: int) -> None:
+    with gr.Tab(tab.title):
+        gr.Markdown(tab.intro)
+        with gr.Row():
+            with gr.Column():
+                image = gr.Image(
+                    label=tab.image_label,
+                    type="filepath",
+                    sources=["upload", "webcam", "clipboard"],
+                    height=320,
+                )
+                button = gr.Button("Classify", variant="primary")
+                if tab.examples:
+                    gr.Examples(tab.examples, inputs=image, label="Examples (rendered by tl_hub)")
+                else:
+                    gr.Markdown("*No example photos ship with this Space: upload your own.*")
+            with gr.Column():
+                label = gr.Label(num_top_classes=top_k, label="Prediction")
+                cam = gr.Image(label="Where the network looked (Grad-CAM)", type="pil", interactive=False)
+        summary = gr.Markdown("*The model loads on the first request.*")
+
+    def run_classify(value: Any) -> dict[str, float]:
+        return classify(slot, value, top_k)
+
+    def run_explain(value: Any) -> Image.Image:
+        return explain(slot, value)
+
+    def run_both(value: Any) -> tuple[Any, Any, str]:
+        """The page's own trigger: a cleared image clears the outputs instead of raising an error."""
+        if value is None:
+            return None, None, gr.skip()
+        return run_classify(value), run_explain(value), slot.summary()
+
+    # Named endpoints for gradio_client users: /classify_<name> (top-k labels) and /explain_<name> (Grad-CAM).
+    # preprocess=False: the functions get the upload unopened (see `upload`).
+    button.click(run_classify, image, label, api_name=f"classify_{tab.endpoint}", preprocess=False).then(
+        run_explain, image, cam, api_name=f"explain_{tab.endpoint}", preprocess=False
+    )
+    image.change(run_both, image, [label, cam, summary], api_visibility="private", preprocess=False)
+
+
+def build_demo(
+    signs: str | Path | Predictor | ModelSlot,
+    pets: str | Path | Predictor | ModelSlot,
+    top_k: int = TOP_K,
+    examples_dir: str | Path | None = None,
+) -> gr.Blocks:
+    """The two-tab app around a traffic-sign and a cats & dogs model (repo ids, directories or Predictors).
+
+    Nothing loads here: each model loads on its tab's first request (pass Predictors to load them yourself).
+    """
+    signs_slot = signs if isinstance(signs, ModelSlot) else ModelSlot(signs)
+    pets_slot = pets if isinstance(pets, ModelSlot) else ModelSlot(pets)
+    examples_dir = Path(examples_dir or tempfile.mkdtemp(prefix="tl_hub_space_"))
+    tabs = [
+        (
+            Tab(
+                "Traffic signs",
+                "sign",
+                "A LeNet-5 trained with tl_hub on the German Traffic Sign Recognition Benchmark "
+                "(43 classes). It reads a 32x32 crop: upload a photo cropped tightly around one sign.",
+                "Traffic sign photo",
+                render_sign_examples(examples_dir / "signs"),
+            ),
+            signs_slot,
+        ),
+        (
+            Tab(
+                "Cats & dogs",
+                "pet",
+                "VGG16 pretrained on ImageNet, its convolutional base frozen and a new head trained on cats "
+                "vs. dogs with tl_hub: the study's transfer-learning setup.",
+                "Cat or dog photo",
+                None,
+            ),
+            pets_slot,
+        ),
+    ]
+    with gr.Blocks(title="tl_hub: transfer learning demo") as demo:
+        gr.Markdown(
+            "# tl_hub: traffic signs and cats & dogs\n"
+            "Image classifiers trained by transfer learning with tl_hub. "
+            "The heatmap shows where the network found evidence for its top class (Grad-CAM)."
+        )
+        for tab, slot in tabs:
+            _tab(tab, slot, top_k)
+    return demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Serve tl_hub's traffic-sign and cats & dogs classifiers.")
+    p.add_argument(
+        "--signs-model",
+        default=os.environ.get(SIGNS_MODEL_ENV, DEFAULT_SIGNS_MODEL),
+        help=f"Hub repo id or release directory (default: ${SIGNS_MODEL_ENV} or %(default)s)",
+    )
+    p.add_argument(
+        "--pets-model",
+        default=os.environ.get(PETS_MODEL_ENV, DEFAULT_PETS_MODEL),
+        help=f"Hub repo id or release directory (default: ${PETS_MODEL_ENV} or %(default)s)",
+    )
+    p.add_argument("--host", default=None, help="address to listen on (default: gradio's, 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: gradio's, 7860)")
+    p.add_argument(
+        "--no-compile", action="store_true", help="run the pets model eagerly instead of with torch.compile"
+    )
+    p.add_argument("--preload", action="store_true", help="load both models before serving")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    signs, pets = ModelSlot(args.signs_model), ModelSlot(args.pets_model, compile=not args.no_compile)
+    demo = build_demo(signs, pets)
+    if args.preload:
+        _load([signs, pets], strict=True)
+    else:  # serve at once; load (and compile) in the background so the first visitor rarely waits
+        threading.Thread(target=_load, args=([signs, pets],), daemon=True).start()
+    serve(demo, args.host, args.port)
+
+
+def _load(slots: list[ModelSlot], strict: bool = False) -> None:
+    for slot in slots:
+        try:
+            slot.get()
+        except gr.Error as e:
+            if strict:
+                raise SystemExit(f"error: {e.message}") from None
+            logger.warning("%s", e.message)
+
+
+def serve(demo: gr.Blocks, host: str | None = None, port: int | None = None, block: bool = True) -> str:
+    """Serve `demo` (gradio's host and port unless given) with the upload size limit; returns its URL.
+
+    `block=False` returns once the server is up, for tests and benchmarks; `demo.close()` stops it.
+    """
+    _, url, _ = demo.launch(
+        server_name=host,
+        server_port=port,
+        max_file_size=MAX_FILE_SIZE,
+        prevent_thread_lock=not block,
+        quiet=not block,
+    )
+    return url
+
+
+if __name__ == "__main__":
+    main()

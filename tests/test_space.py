@@ -1,0 +1,335 @@
+"""The Gradio Space: served on 127.0.0.1 with small local models, called by gradio_client and a browser."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import io
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
+from tl_hub.data.synthetic import render_sign
+from tl_hub.inference import Predictor
+from tl_hub.metrics import classification_metrics
+from tl_hub.models import create_model
+from tl_hub.recipes import get_recipe
+from tl_hub.release import write_release
+
+from .conftest import ROOT
+
+gradio_client = pytest.importorskip("gradio_client")
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# CI sets this: there the browser test must run, not skip.
+REQUIRE_BROWSER = os.environ.get("TL_HUB_REQUIRE_BROWSER") == "1"
+
+
+def load_app() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("tl_hub_space_app", ROOT / "spaces" / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def app() -> ModuleType:
+    return load_app()
+
+
+@pytest.fixture(scope="module")
+def pets_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained vgg16-catsdogs release at 32x32 (the head's input follows the image size)."""
+    recipe = get_recipe("vgg16-catsdogs").config
+    run = dataclasses.replace(
+        recipe,
+        preprocess=dataclasses.replace(recipe.preprocess, input_size=32),
+        model=dataclasses.replace(recipe.model, pretrained=None),
+    )
+    torch.manual_seed(0)
+    model = create_model("vgg16", num_classes=2, in_chans=3, img_size=32, drop_rate=0.5)
+    labels = np.arange(2).repeat(4)
+    evaluation = classification_metrics(np.random.default_rng(0).normal(size=(8, 2)), labels, ["cat", "dog"])
+    history = [
+        {
+            "epoch": 1,
+            "train_loss": 0.7,
+            "train_accuracy": 0.5,
+            "val_loss": 0.7,
+            "val_accuracy": 0.5,
+            "seconds": 1,
+        }
+    ]
+    directory = tmp_path_factory.mktemp("pets") / "model"
+    write_release(
+        directory,
+        model,
+        run,
+        ["cat", "dog"],
+        history,
+        {"validation": evaluation, "test": evaluation},
+        {"train": 8, "validation": 8, "test": 8},
+        "a class-balanced sample",
+    )
+    return directory
+
+
+@pytest.fixture(scope="module")
+def predictors(release: Path, pets_release: Path) -> dict[str, Predictor]:
+    return {"sign": Predictor.from_pretrained(release), "pet": Predictor.from_pretrained(pets_release)}
+
+
+@pytest.fixture(scope="module")
+def served(app: ModuleType, predictors: dict[str, Predictor], tmp_path_factory: pytest.TempPathFactory):
+    """The app on 127.0.0.1 around the two small models: (its URL, a gradio_client Client)."""
+    demo = app.build_demo(predictors["sign"], predictors["pet"], examples_dir=tmp_path_factory.mktemp("ex"))
+    url = app.serve(demo, "127.0.0.1", block=False)
+    try:
+        yield url, gradio_client.Client(url, verbose=False)
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def sign_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("upload") / "stop.png"
+    render_sign(14, np.random.default_rng(5), 64).save(path)
+    return path
+
+
+def upload(path: Path):
+    return gradio_client.handle_file(str(path))
+
+
+def test_importing_the_app_loads_no_model_and_opens_no_connection() -> None:
+    code = textwrap.dedent(
+        f"""
+        import socket, sys
+        def refuse(*args, **kwargs):
+            raise AssertionError("network access at import")
+        socket.socket.connect = refuse
+        socket.create_connection = refuse
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("app", {str(ROOT / "spaces" / "app.py")!r})
+        app = sys.modules["app"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(app)
+        import gradio
+        assert not hasattr(app, "demo"), "a module-level demo is built at import"
+        heavy = [m for m in ("datasets", "accelerate", "tl_hub.release") if m in sys.modules]
+        assert not heavy, heavy
+        print("ok")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "ok"
+
+
+def test_both_endpoints_answer_top_k_with_the_models_own_labels_and_probabilities(
+    served, predictors: dict[str, Predictor], sign_file: Path
+) -> None:
+    _, client = served
+    for name, labels in [("sign", list(GTSRB_CLASS_NAMES)), ("pet", ["cat", "dog"])]:
+        result = client.predict(upload(sign_file), api_name=f"/classify_{name}")
+        confidences = result["confidences"]
+        assert len(confidences) == min(5, len(labels))
+        assert [c["label"] for c in confidences if c["label"] not in labels] == []
+        values = [c["confidence"] for c in confidences]
+        assert values == sorted(values, reverse=True) and 0 < sum(values) <= 1 + 1e-6
+        assert result["label"] == confidences[0]["label"]
+        # The app's preprocessing is the evaluation preprocessing: the same image gives the same numbers.
+        expected = predictors[name](Image.open(sign_file))
+        assert [c["label"] for c in confidences] == list(expected)
+        assert values == pytest.approx(list(expected.values()), abs=1e-6)
+
+
+def test_explain_endpoint_returns_a_heatmap_over_the_image(served, sign_file: Path) -> None:
+    _, client = served
+    for name in ("sign", "pet"):
+        path = client.predict(upload(sign_file), api_name=f"/explain_{name}")
+        heatmap = Image.open(path)
+        assert heatmap.size == (256, 256) and heatmap.mode == "RGB"
+
+
+def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def test_odd_but_valid_images_are_all_classified(
+    served, photos: list[tuple[str, bytes]], tmp_path: Path
+) -> None:
+    _, client = served
+    odd = dict(photos[:-4])  # CMYK, grayscale, palette, RGBA, 16-bit, 1x1, animated GIF, EXIF-rotated
+    rng = np.random.default_rng(1)
+    odd["huge.jpg"] = encode(Image.fromarray(rng.integers(0, 256, (3000, 4000, 3), dtype=np.uint8)), "JPEG")
+    for name, data in odd.items():
+        (tmp_path / name).write_bytes(data)
+        result = client.predict(upload(tmp_path / name), api_name="/classify_pet")
+        assert result["label"] in ("cat", "dog"), name
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("not_an_image.jpg", "The file is not a readable image (UnidentifiedImageError)"),
+        ("truncated.jpg", "The file is not a readable image"),
+        ("empty.jpg", "The file is empty (0 bytes)"),
+        ("bomb.png", "The image has 196 megapixels, too many to decode safely: downscale it"),
+    ],
+)
+def test_bad_files_get_a_clear_error_and_the_next_request_is_served(
+    served, photos: list[tuple[str, bytes]], sign_file: Path, tmp_path: Path, name: str, message: str
+) -> None:
+    _, client = served
+    (tmp_path / name).write_bytes(dict(photos)[name])
+    for endpoint in ("/classify_sign", "/explain_pet"):
+        with pytest.raises(
+            gradio_client.exceptions.AppError, match=message.replace("(", r"\(").replace(")", r"\)")
+        ):
+            client.predict(upload(tmp_path / name), api_name=endpoint)
+    assert client.predict(upload(sign_file), api_name="/classify_sign")["label"] in GTSRB_CLASS_NAMES
+
+
+def test_missing_image_and_oversized_images_are_refused(served, app: ModuleType, tmp_path: Path) -> None:
+    _, client = served
+    with pytest.raises(gradio_client.exceptions.AppError, match="No image was given: upload a photo"):
+        client.predict(None, api_name="/classify_sign")
+    # Under PIL's own bomb limit but over the app's: refused from the header, before decoding.
+    wide = tmp_path / "wide.png"
+    Image.new("1", (9000, 5000)).save(wide)
+    with pytest.raises(
+        gradio_client.exceptions.AppError, match="9000x5000 = 45 megapixels, over this app's limit"
+    ):
+        client.predict(upload(wide), api_name="/classify_pet")
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG" + bytes(16 * 2**20))
+    with pytest.raises(Exception, match="exceeds the maximum file size"):
+        client.predict(upload(big), api_name="/classify_sign")
+
+
+def test_twenty_concurrent_clients_are_all_answered(
+    served, predictors: dict[str, Predictor], tmp_path: Path
+) -> None:
+    url, _ = served
+    files = []
+    for i in range(20):
+        path = tmp_path / f"sign{i}.png"
+        render_sign(i % 43, np.random.default_rng(i), 48).save(path)
+        files.append(path)
+
+    def call(i: int) -> str:
+        client = gradio_client.Client(url, verbose=False)
+        endpoint = "/classify_sign" if i % 2 == 0 else "/classify_pet"
+        return client.predict(upload(files[i]), api_name=endpoint)["label"]
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(call, range(20)))
+    expected = [
+        next(iter(predictors["sign" if i % 2 == 0 else "pet"](Image.open(files[i])))) for i in range(20)
+    ]
+    assert answers == expected
+
+
+def test_model_summary_names_the_model_its_data_and_its_test_accuracy(
+    app: ModuleType, predictors: dict[str, Predictor], release: Path
+) -> None:
+    slot = app.ModelSlot(predictors["sign"])
+    text = slot.summary()
+    assert f"`{release}` (local directory)" in text and "`lenet5`, 43 classes" in text
+    assert "32x32 grayscale, CLAHE-equalized" in text
+    assert "recipe `lenet-gtsrb` on `tanganke/gtsrb`" in text and "(100 training images)" in text
+    assert "**Test accuracy:**" in text and "on 86 images" in text
+    assert (
+        app.hub_link("someone/lenet-gtsrb")
+        == "[someone/lenet-gtsrb](https://huggingface.co/someone/lenet-gtsrb)"
+    )
+
+
+def test_a_model_that_cannot_be_loaded_is_a_clear_error_and_is_retried(
+    app: ModuleType, tmp_path: Path
+) -> None:
+    import gradio as gr
+
+    slot = app.ModelSlot(tmp_path / "nothing-here")
+    for _ in range(2):
+        with pytest.raises(gr.Error, match=r"could not be loaded: .*neither a local directory nor"):
+            slot.get()
+
+
+def test_space_files_pin_what_the_tests_ran() -> None:
+    from importlib.metadata import version
+
+    import gradio
+    from huggingface_hub import ModelCard
+
+    card = ModelCard((ROOT / "spaces" / "README.md").read_text())
+    meta = card.data.to_dict()
+    assert meta["sdk"] == "gradio" and meta["sdk_version"] == gradio.__version__
+    assert meta["app_file"] == "app.py" and meta["python_version"] == "3.11"
+    assert meta["models"] and meta["datasets"] and len(meta["short_description"]) <= 60
+    pins = {}
+    for line in (ROOT / "spaces" / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line and not line.startswith("-"):  # pip options such as --extra-index-url
+            name, _, pinned = line.partition("==")
+            pins[name] = pinned
+    assert pins and all(pins.values()), "every requirement is pinned"
+    for name, pinned in pins.items():
+        assert version(name) == pinned, (
+            f"{name}: requirements.txt pins {pinned}, the tests ran {version(name)}"
+        )
+
+
+@pytest.mark.slow
+def test_in_a_real_browser_an_uploaded_sign_is_classified(
+    served, predictors: dict[str, Predictor], sign_file: Path, tmp_path: Path
+) -> None:
+    if CHROMIUM is None or importlib.util.find_spec("playwright") is None:
+        if REQUIRE_BROWSER:
+            pytest.fail(
+                "TL_HUB_REQUIRE_BROWSER=1 but chromium or playwright is missing: run .ci/run's set-up"
+            )
+        pytest.skip("needs Debian's chromium and the playwright package")
+    from playwright.sync_api import expect, sync_playwright
+
+    url, _ = served
+    expected = next(iter(predictors["sign"](Image.open(sign_file))))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(url, wait_until="networkidle")
+            page.locator("input[type=file]").first.set_input_files(str(sign_file))
+            predicted = page.get_by_test_id("label-output-value").first
+            expect(predicted).to_have_text(expected, timeout=30_000)
+            expect(
+                page.get_by_text("**Test accuracy:**").or_(page.get_by_text("Test accuracy:")).first
+            ).to_be_visible(timeout=30_000)
+            shot = tmp_path / "space.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+        finally:
+            browser.close()

@@ -1,0 +1,47 @@
+"""Grad-CAM (Selvaraju et al., 2017): where in the image the network found evidence for a class.
+
+The class score's gradient with respect to the last feature map, averaged per channel, weighs the channels;
+their positive sum is a coarse heatmap (5x5 for LeNet-5 at 32x32, 7x7 for VGG16 at 224x224), upsampled
+to the input. The gradient stops at the feature map, so only the head runs backwards: cheap even for VGG16.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from tl_hub.config import PreprocessConfig
+from tl_hub.transforms import model_view
+
+
+def grad_cam(model: nn.Module, x: torch.Tensor, class_index: int | None = None) -> tuple[torch.Tensor, int]:
+    """Heatmap (H, W) in [0, 1] at the input's size for one image `x` (1, C, H, W), and the class explained.
+
+    `model` needs timm's `forward_features` / `forward_head`; `class_index` defaults to the top-1 class.
+    """
+    with torch.enable_grad():
+        features = model.forward_features(x).detach().requires_grad_(True)  # (1, C, h, w)
+        logits = model.forward_head(features)  # (1, num_classes)
+        index = int(logits.argmax(1)) if class_index is None else class_index
+        (grads,) = torch.autograd.grad(logits[0, index], features)
+    weights = grads.mean(dim=(2, 3), keepdim=True)  # (1, C, 1, 1): each channel's importance
+    cam = F.relu((weights * features.detach()).sum(dim=1, keepdim=True))  # (1, 1, h, w)
+    cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+    peak = float(cam.max())
+    return (cam / peak if peak > 0 else cam).cpu(), index
+
+
+def overlay(
+    image: Image.Image, cam: torch.Tensor, preprocess: PreprocessConfig, size: int = 256, alpha: float = 0.5
+) -> Image.Image:
+    """`cam` in the jet colour map over the region of `image` the model saw, `size` pixels square."""
+    from matplotlib import colormaps  # imported here: only explanations need matplotlib loaded
+
+    view = np.asarray(model_view(image, preprocess, size), dtype=np.float32) / 255.0  # (size, size, 3)
+    heat = F.interpolate(cam[None, None].float(), size=(size, size), mode="bilinear", align_corners=False)
+    colours = colormaps["jet"](heat[0, 0].clamp(0, 1).numpy())[..., :3]  # (size, size, 3)
+    blend = (1 - alpha) * view + alpha * colours
+    return Image.fromarray(np.clip(blend * 255 + 0.5, 0, 255).astype(np.uint8))
