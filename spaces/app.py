@@ -25,12 +25,13 @@ from PIL import Image
 from tl_hub.errors import TLHubError
 from tl_hub.hub import load_metrics
 from tl_hub.inference import Predictor
+from tl_hub.space import PETS_MODEL_ENV, SIGNS_MODEL_ENV
 from tl_hub.transforms import read_image
 
 logger = logging.getLogger("tl_hub.space")
 
-# Where the models come from unless --signs-model / --pets-model or these environment variables say otherwise.
-SIGNS_MODEL_ENV, PETS_MODEL_ENV = "TL_HUB_SIGNS_MODEL", "TL_HUB_PETS_MODEL"
+# Where the models come from unless --signs-model / --pets-model or the environment variables
+# TL_HUB_SIGNS_MODEL / TL_HUB_PETS_MODEL (Space variables, set by scripts/deploy_space.py) say otherwise.
 DEFAULT_SIGNS_MODEL = "tl-hub/lenet-gtsrb"
 DEFAULT_PETS_MODEL = "tl-hub/vgg16-catsdogs"
 

@@ -4,18 +4,20 @@
 download them again:
 
 - ``GET  /api/whoami-v2``: the user ``FakeHub.username`` for a valid token.
-- ``POST /api/repos/create``: ``create_repo`` (409 with the repo url if it exists, for ``exist_ok=True``).
+- ``POST /api/repos/create``: ``create_repo`` (409 with the repo url if it exists, for ``exist_ok=True``;
+  a Space needs its ``sdk``).
 - ``POST /api/validate-yaml``: README.md metadata check made by ``create_commit``; always valid.
-- ``GET  /api/{models,datasets}/NS/NAME[/revision/REV]``: ``repo_info`` / ``model_info`` (``sha``,
+- ``POST /api/spaces/NS/NAME/variables``: ``add_space_variable``, kept in ``Repo.variables``.
+- ``GET  /api/{models,datasets,spaces}/NS/NAME[/revision/REV]``: ``repo_info`` / ``model_info`` (``sha``,
   ``siblings``; sizes and blob ids with ``?blobs=true``).
-- ``GET  /api/{models,datasets}/NS/NAME/tree/REV[/PATH]``: ``list_repo_tree`` / ``list_repo_files``, and the
-  file listing of ``snapshot_download``.
-- ``POST /api/{models,datasets}/NS/NAME/preupload/REV``: answers ``"uploadMode": "regular"`` for every file,
-  so file contents travel base64-encoded inside the commit: no LFS batch call, no Xet upload.
-- ``POST /api/{models,datasets}/NS/NAME/commit/REV``: the NDJSON commit (``file``, ``deletedFile``,
+- ``GET  /api/{models,datasets,spaces}/NS/NAME/tree/REV[/PATH]``: ``list_repo_tree`` / ``list_repo_files``,
+  and the file listing of ``snapshot_download``.
+- ``POST /api/{models,datasets,spaces}/NS/NAME/preupload/REV``: answers ``"uploadMode": "regular"`` for every
+  file, so file contents travel base64-encoded inside the commit: no LFS batch call, no Xet upload.
+- ``POST /api/{models,datasets,spaces}/NS/NAME/commit/REV``: the NDJSON commit (``file``, ``deletedFile``,
   ``deletedFolder``; ``parentCommit`` is checked).
-- ``HEAD/GET /[datasets/]NS/NAME/resolve/REV/PATH``: ``hf_hub_download`` / ``file_exists``, with the headers
-  the client requires (``X-Repo-Commit``, ``ETag`` = git blob id, ``Content-Length``) and no Xet headers.
+- ``HEAD/GET /[datasets/|spaces/]NS/NAME/resolve/REV/PATH``: ``hf_hub_download`` / ``file_exists``, with the
+  headers the client requires (``X-Repo-Commit``, ``ETag`` = git blob id, ``Content-Length``), no Xet headers.
 
 Only the ``main`` branch exists; a revision is ``main`` or (a prefix of) a commit sha. Like the real Hub, a
 new repo starts with an "initial commit" holding ``.gitattributes``. Errors follow the real Hub so that the
@@ -79,14 +81,14 @@ GITATTRIBUTES = b"""*.bin filter=lfs diff=lfs merge=lfs -text
 *.safetensors filter=lfs diff=lfs merge=lfs -text
 """
 
-_REPO_TYPES = {"models": "model", "datasets": "dataset"}
-_URL_PREFIXES = {"model": "", "dataset": "datasets/"}
+_REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
+_URL_PREFIXES = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 _API_RE = re.compile(
-    r"^/api/(?P<type>models|datasets)/(?P<ns>[^/]+)/(?P<name>[^/]+)"
-    r"(?:/(?P<action>revision|tree|preupload|commit)/(?P<rev>[^/]+)(?P<path>/.*)?)?$"
+    r"^/api/(?P<type>models|datasets|spaces)/(?P<ns>[^/]+)/(?P<name>[^/]+)"
+    r"(?:/(?P<action>revision|tree|preupload|commit)/(?P<rev>[^/]+)(?P<path>/.*)?|/(?P<variables>variables))?$"
 )
 _RESOLVE_RE = re.compile(
-    r"^/(?:(?P<type>datasets)/)?(?P<ns>[^/]+)/(?P<name>[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"
+    r"^/(?:(?P<type>datasets|spaces)/)?(?P<ns>[^/]+)/(?P<name>[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"
 )
 _BAD_TOKEN = "Invalid credentials in Authorization header"
 _NO_TOKEN = "Invalid username or password."
@@ -119,7 +121,9 @@ class Repo:
     repo_id: str
     repo_type: str
     private: bool
+    sdk: str | None = None  # Spaces only: gradio, docker, static
     commits: list[Commit] = field(default_factory=list)
+    variables: dict[str, dict[str, Any]] = field(default_factory=dict)  # Spaces only
 
     @property
     def head(self) -> Commit:
@@ -283,7 +287,9 @@ class _Handler(BaseHTTPRequestHandler):
             repo_type = _REPO_TYPES[match["type"]]
             repo_id = f"{unquote(match['ns'])}/{unquote(match['name'])}"
             revision = unquote(match["rev"] or "main")
-            action = match["action"] or "revision"
+            action = match["action"] or match["variables"] or "revision"
+            if method == "POST" and action == "variables" and repo_type == "space":
+                return self._add_variable(repo_id, json.loads(body))
             if method == "GET" and action == "revision":
                 return self._repo_info(repo_type, repo_id, revision, blobs=query.get("blobs") == "true")
             if method == "GET" and action == "tree":
@@ -294,7 +300,7 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "POST" and action == "commit":
                 return self._commit(repo_type, repo_id, revision, query, body)
         if method in ("GET", "HEAD") and (match := _RESOLVE_RE.match(path)):
-            repo_type = "dataset" if match["type"] else "model"
+            repo_type = {"datasets": "dataset", "spaces": "space"}.get(match["type"], "model")
             repo_id = f"{unquote(match['ns'])}/{unquote(match['name'])}"
             return self._resolve(method, repo_type, repo_id, unquote(match["rev"]), unquote(match["path"]))
         raise _HubError(HTTPStatus.NOT_FOUND, f"FakeHub has no route for {method} {path}")
@@ -354,17 +360,29 @@ class _Handler(BaseHTTPRequestHandler):
         repo_type = payload.get("type") or "model"
         if repo_type not in _URL_PREFIXES:
             raise _HubError(HTTPStatus.BAD_REQUEST, f"FakeHub does not support {repo_type} repos")
+        if repo_type == "space" and not payload.get("sdk"):
+            raise _HubError(HTTPStatus.BAD_REQUEST, "sdk is required for a Space")
         repo_id = f"{payload.get('organization') or self.hub.username}/{payload['name']}"
         private = payload.get("visibility") == "private" or payload.get("private") is True
         with self.hub._lock:
             existing = self.hub.repos.get(repo_id)
             if existing is None:
-                repo = self.hub.repos[repo_id] = Repo(repo_id, repo_type, private)
+                repo = self.hub.repos[repo_id] = Repo(repo_id, repo_type, private, sdk=payload.get("sdk"))
                 repo.add_commit({".gitattributes": GITATTRIBUTES}, "initial commit")
         if existing is not None:
             body = {"error": "You already created this repo", "url": self._repo_url(existing)}
             return self._json(body, HTTPStatus.CONFLICT)
         self._json({"url": self._repo_url(repo), "name": repo_id, "id": git_blob_id(repo_id.encode())[:24]})
+
+    def _add_variable(self, repo_id: str, payload: dict[str, Any]) -> None:
+        repo = self._writable_repo("space", repo_id)
+        with self.hub._lock:
+            repo.variables[payload["key"]] = {
+                "value": payload["value"],
+                "description": payload.get("description"),
+                "updatedAt": _timestamp(datetime.now(UTC)),
+            }
+        self._json(repo.variables)
 
     def _repo_info(self, repo_type: str, repo_id: str, revision: str, *, blobs: bool) -> None:
         repo = self._readable_repo(repo_type, repo_id)

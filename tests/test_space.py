@@ -6,6 +6,8 @@ import dataclasses
 import importlib.util
 import io
 import os
+import re
+import runpy
 import shutil
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 import torch
+from huggingface_hub import SpaceCard
 from PIL import Image
 
 from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
@@ -24,10 +27,12 @@ from tl_hub.data.synthetic import render_sign
 from tl_hub.inference import Predictor
 from tl_hub.metrics import classification_metrics
 from tl_hub.models import create_model
+from tl_hub.publish import PushTarget, push_to_hub
 from tl_hub.recipes import get_recipe
 from tl_hub.release import write_release
 
 from .conftest import ROOT
+from .hub_server import FakeHub, Repo
 
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -197,9 +202,7 @@ def test_bad_files_get_a_clear_error_and_the_next_request_is_served(
     _, client = served
     (tmp_path / name).write_bytes(dict(photos)[name])
     for endpoint in ("/classify_sign", "/explain_pet"):
-        with pytest.raises(
-            gradio_client.exceptions.AppError, match=message.replace("(", r"\(").replace(")", r"\)")
-        ):
+        with pytest.raises(gradio_client.exceptions.AppError, match=re.escape(message)):
             client.predict(upload(tmp_path / name), api_name=endpoint)
     assert client.predict(upload(sign_file), api_name="/classify_sign")["label"] in GTSRB_CLASS_NAMES
 
@@ -333,3 +336,94 @@ def test_in_a_real_browser_an_uploaded_sign_is_classified(
             assert shot.stat().st_size > 10_000
         finally:
             browser.close()
+
+
+DEPLOY = ROOT / "scripts" / "deploy_space.py"
+
+
+def run_deploy(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", [str(DEPLOY), *args])
+    code = 0
+    try:
+        runpy.run_path(str(DEPLOY), run_name="__main__")
+    except SystemExit as e:
+        code = e.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.slow
+def test_the_deployed_space_runs_from_its_own_files_and_serves_the_hub_models(
+    fake_hub: FakeHub, release: Path, pets_release: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    push_to_hub(release, PushTarget("tester/lenet"))
+    push_to_hub(pets_release, PushTarget("tester/pets"))
+    fake_hub.repos["tester/demo"] = stale = Repo("tester/demo", "space", False, sdk="gradio")
+    stale.add_commit({"tl_hub/removed_module.py": b"", "notes.txt": b"kept"}, "earlier deploy")
+    args = ["tester/demo", "--signs-model", "tester/lenet", "--pets-model", "tester/pets"]
+    code, out, err = run_deploy(args, monkeypatch, capsys)
+    assert code == 0, err
+    assert out.strip() == f"Space deployed: {fake_hub.url}/spaces/tester/demo"
+    space = fake_hub.repos["tester/demo"]
+    files = space.head.files
+    assert {"app.py", "requirements.txt", "README.md", "tl_hub/inference.py", "tl_hub/models/vgg.py"} <= set(
+        files
+    )
+    assert "tl_hub/removed_module.py" not in files and files["notes.txt"] == b"kept"
+    assert files["app.py"] == (ROOT / "spaces" / "app.py").read_bytes()
+    card = SpaceCard(files["README.md"].decode())
+    assert card.data.models == ["tester/lenet", "tester/pets"] and card.data.sdk == "gradio"
+    assert {k: v["value"] for k, v in space.variables.items()} == {
+        "TL_HUB_SIGNS_MODEL": "tester/lenet",
+        "TL_HUB_PETS_MODEL": "tester/pets",
+    }
+    # The Space's checkout: app.py imports the tl_hub folder beside it and loads both models from the Hub.
+    checkout = tmp_path / "space"
+    for name, data in files.items():
+        (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+        (checkout / name).write_bytes(data)
+    for key, value in space.variables.items():
+        monkeypatch.setenv(key, value["value"])
+    script = textwrap.dedent(
+        """
+        import sys
+        from PIL import Image
+        import app, tl_hub
+        assert tl_hub.__file__.startswith(sys.path[0]), tl_hub.__file__
+        args = app.parse_args([])
+        for source in (args.signs_model, args.pets_model):
+            print(source, next(iter(app.ModelSlot(source).get()(Image.new("RGB", (40, 40), "red")))))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=checkout, capture_output=True, text=True, timeout=180
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert [line.split(" ", 1)[0] for line in lines] == ["tester/lenet", "tester/pets"]
+    assert lines[0].split(" ", 1)[1] in GTSRB_CLASS_NAMES and lines[1].split(" ", 1)[1] in ("cat", "dog")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["not-a-space-id"], "SPACE_ID 'not-a-space-id' is not of the form USER/NAME"),
+        (
+            ["tester/demo", "--signs-model", "tester/nothing"],
+            "--signs-model 'tester/nothing': no tl_hub model",
+        ),
+    ],
+)
+def test_deploy_errors_are_one_line_and_deploy_nothing(
+    fake_hub: FakeHub, args: list[str], message: str, monkeypatch, capsys
+) -> None:
+    code, _, err = run_deploy(args, monkeypatch, capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert "tester/demo" not in fake_hub.repos
+
+
+def test_deploying_a_local_model_directory_says_to_push_it_first(
+    fake_hub: FakeHub, release: Path, monkeypatch, capsys
+) -> None:
+    code, _, err = run_deploy(["tester/demo", "--pets-model", str(release)], monkeypatch, capsys)
+    assert code == 2 and "a local path, which a Space cannot read: push it with" in err
