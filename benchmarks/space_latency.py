@@ -178,9 +178,8 @@ def main() -> None:
                 list(pool.map(work, clients))
             seconds = time.perf_counter() - start
             n = per_client * args.clients
-            print(
-                f"   {endpoint:16s} {args.clients} concurrent clients: {n / seconds:6.1f} requests/s ({n} in {seconds:.1f} s)"
-            )
+            rate = f"{n / seconds:6.1f} requests/s ({n} in {seconds:.1f} s)"
+            print(f"   {endpoint:16s} {args.clients} concurrent clients: {rate}")
     finally:
         demo.close()
 
