@@ -298,42 +298,40 @@ def test_space_files_pin_what_the_tests_ran() -> None:
 
 
 @pytest.mark.slow
-def test_in_a_real_browser_an_uploaded_sign_is_classified(
-    served, predictors: dict[str, Predictor], sign_file: Path, tmp_path: Path
+def test_in_a_real_browser_a_bad_file_gets_a_message_and_an_uploaded_sign_is_classified(
+    served, predictors: dict[str, Predictor], photos: list[tuple[str, bytes]], sign_file: Path, tmp_path: Path
 ) -> None:
     if CHROMIUM is None or importlib.util.find_spec("playwright") is None:
         if REQUIRE_BROWSER:
-            pytest.fail(
-                "TL_HUB_REQUIRE_BROWSER=1 but chromium or playwright is missing: run .ci/run's set-up"
-            )
+            pytest.fail("TL_HUB_REQUIRE_BROWSER=1 but chromium or playwright is missing: see .ci/run")
         pytest.skip("needs Debian's chromium and the playwright package")
     from playwright.sync_api import expect, sync_playwright
 
     url, _ = served
     expected = next(iter(predictors["sign"](Image.open(sign_file))))
+    bad = tmp_path / "not_an_image.jpg"
+    bad.write_bytes(dict(photos)["not_an_image.jpg"])
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-            ],
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
         )
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(url, wait_until="networkidle")
+            upload_input = page.locator("input[type=file]").first
+            upload_input.set_input_files(str(bad))
+            toast = page.get_by_test_id("toast-body").first
+            expect(toast).to_contain_text("The file is not a readable image", timeout=30_000)
+            page.get_by_test_id("toast-close").first.click()
+            page.get_by_role("button", name="Clear").first.click()
             page.locator("input[type=file]").first.set_input_files(str(sign_file))
-            predicted = page.get_by_test_id("label-output-value").first
-            expect(predicted).to_have_text(expected, timeout=30_000)
-            expect(
-                page.get_by_text("**Test accuracy:**").or_(page.get_by_text("Test accuracy:")).first
-            ).to_be_visible(timeout=30_000)
+            expect(page.get_by_test_id("label-output-value").first).to_have_text(expected, timeout=30_000)
+            expect(page.get_by_text("Test accuracy:").first).to_be_visible(timeout=30_000)
             shot = tmp_path / "space.png"
             page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
+            assert Image.open(shot).size[0] == 1280
         finally:
             browser.close()
 
