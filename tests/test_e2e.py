@@ -30,12 +30,16 @@ def free_port() -> int:
 def launch(
     script: str, args: list[str], processes: int = 1, **kwargs
 ) -> subprocess.CompletedProcess | subprocess.Popen:
-    """`accelerate launch` on the CPU with `processes` processes."""
+    """`accelerate launch` on the CPU with `processes` processes.
+
+    `--cpu` runs one process whatever `--num_processes` says (several need MPI); the torchrun launcher
+    behind `--multi_gpu`, told by ACCELERATE_USE_CPU to use the CPU, starts them as one gloo group.
+    """
     cmd = [
         sys.executable,
         "-m",
         "accelerate.commands.launch",
-        "--cpu",
+        "--cpu" if processes == 1 else "--multi_gpu",
         "--num_processes",
         str(processes),
         "--num_machines",
@@ -50,6 +54,8 @@ def launch(
         *args,
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+    if processes > 1:
+        env["ACCELERATE_USE_CPU"] = "true"
     if kwargs.pop("background", False):
         # A session of its own, so that the launcher and its workers can be killed together.
         return subprocess.Popen(
@@ -113,6 +119,7 @@ def test_two_process_training_produces_a_release(tmp_path: Path) -> None:
     metrics = json.loads((out / "model" / "metrics.json").read_text())
     assert metrics["validation"]["num_samples"] == 43 * 2
     assert result.stdout.count("epoch 1/1: train loss") == 1  # logged by the main process only
+    assert "2 processes (MULTI_CPU): global batch 32 = 2 x 16" in result.stdout
 
 
 def test_a_killed_run_resumes_to_the_uninterrupted_metrics(tmp_path: Path) -> None:
@@ -224,3 +231,44 @@ def test_init_from_a_release_fine_tunes_on_a_new_label_set(
     assert "43 classes there, 5 here: the classifier starts fresh" in result.stdout
     config = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
     assert config["num_classes"] == 5 and config["training"]["transfer"]["init_from"] == str(release)
+
+
+def test_finetune_top_under_two_processes_keeps_the_replicas_identical(release: Path, tmp_path: Path) -> None:
+    # DDP synchronizes only what required grad when it wrapped the model; the last conv block unfreezes
+    # after the warm-up (5 epochs) and must be averaged across processes all the same.
+    args = [*TINY, "--init-from", str(release), "--strategy", "finetune-top", "--epochs", "7"]
+    result = launch("train.py", [*args, "--output-dir", str(tmp_path / "run")], processes=2)
+    assert "2 processes (MULTI_CPU)" in result.stdout
+    assert "strategy finetune-top, epoch 6: 64,355 trainable / 156 frozen parameters" in result.stdout
+    assert "weights differ" not in result.stdout + result.stderr
+
+
+def test_processes_that_accelerate_leaves_unconnected_are_refused(tmp_path: Path) -> None:
+    # Without ACCELERATE_USE_CPU, the torchrun launcher's processes find no GPU and run alone.
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+        str(ROOT / "scripts" / "train.py"),
+        *TINY,
+        "--output-dir",
+        str(tmp_path / "run"),
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "ACCELERATE_USE_CPU"}
+    result = subprocess.run(
+        cmd, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode != 0
+    assert "error: 2 processes were launched but Accelerate runs each alone (no GPU)" in result.stderr
+    assert not (tmp_path / "run" / "model").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -13,10 +14,26 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from tl_hub.config import PreprocessConfig
+from tl_hub.errors import ConfigError
 from tl_hub.transforms import BatchAugment, normalize
 
 # A batch from a loader -> the model's input; the generator drives training-time augmentation.
 Prepare = Callable[..., torch.Tensor]
+
+
+def check_processes(accelerator: Accelerator) -> None:
+    """Refuse processes that were launched together but that Accelerate runs each on its own.
+
+    Without a GPU, `accelerate launch --num_processes N` (or torchrun) starts N processes that Accelerate
+    leaves unconnected: each would train the whole run and write the same files.
+    """
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > accelerator.num_processes:
+        raise ConfigError(
+            f"{launched} processes were launched but Accelerate runs each alone (no GPU): on the CPU, launch "
+            f"with `ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes {launched} ...`, "
+            "or launch one process"
+        )
 
 
 def image_inputs(preprocess: PreprocessConfig, augment: BatchAugment | None = None) -> Prepare:

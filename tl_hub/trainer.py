@@ -23,7 +23,14 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tl_hub.config import RunConfig, TrainConfig
 from tl_hub.data.loading import PreparedData, prepare_data
-from tl_hub.engine import evaluate_loss, feature_inputs, image_inputs, predict, train_one_epoch
+from tl_hub.engine import (
+    check_processes,
+    evaluate_loss,
+    feature_inputs,
+    image_inputs,
+    predict,
+    train_one_epoch,
+)
 from tl_hub.errors import ConfigError
 from tl_hub.features import cached_features
 from tl_hub.metrics import classification_metrics
@@ -157,6 +164,7 @@ def train(
         # --batch-size is the global batch, as in the study, however many processes share it.
         dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True),
     )
+    check_processes(accelerator)
     n_proc = accelerator.num_processes
     if run.train.batch_size % n_proc:
         raise ConfigError(
@@ -164,6 +172,15 @@ def train(
             f"use a multiple of {n_proc}"
         )
     start_from = _check_run_dir(output_dir, run, resume)
+    if n_proc > 1:
+        logger.info(
+            "%d processes (%s): global batch %d = %d x %d",
+            n_proc,
+            accelerator.distributed_type.value,
+            run.train.batch_size,
+            n_proc,
+            run.train.batch_size // n_proc,
+        )
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / RUN_CONFIG_NAME).write_text(json.dumps(run.to_dict(), indent=2) + "\n")
@@ -231,6 +248,8 @@ def train(
         trainee, optimizer, train_loader, scheduler
     )
     eval_loaders = {k: accelerator.prepare(v) for k, v in eval_loaders.items()}
+    # DDP all-reduces the gradients of the parameters that required grad when prepare() wrapped the model.
+    synced = {id(p) for p in model.parameters() if p.requires_grad}
 
     history: list[dict[str, float]] = []
     first_epoch = 1
@@ -254,6 +273,8 @@ def train(
         plan.start_epoch(model, epoch)
         if plan.unfreezes(epoch):
             plan.log_counts(epoch)  # finetune-top: the last conv block joins the head
+        if n_proc > 1:
+            _sync_gradients_of_late_joiners(plan.trainable(epoch), synced)
         train_stats = train_one_epoch(
             trainee,
             train_loader,
@@ -299,6 +320,7 @@ def train(
         logits, labels = outputs[split]
         evaluations[split] = classification_metrics(logits, labels, data.label_names)
         evaluations[split]["loss"] = evaluate_loss(logits, labels)
+    _check_replicas_agree(accelerator, model)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         for split, m in evaluations.items():
@@ -328,6 +350,38 @@ def train(
     if push is not None and accelerator.is_main_process:
         push_to_hub(output_dir / "model", push)  # after the last barrier: a failure strands no process
     return evaluations
+
+
+def _sync_gradients_of_late_joiners(params: list[nn.Parameter], synced: set[int]) -> None:
+    """Average across processes the gradients of parameters unfrozen after DDP wrapped the model.
+
+    DDP only synchronizes what required grad at wrap time; finetune-top's last conv block joins later, so
+    without this each process would train its own copy of it on its own shard of the data.
+    """
+    for p in params:
+        if id(p) not in synced:
+            p.register_post_accumulate_grad_hook(_all_reduce_mean)
+            synced.add(id(p))
+
+
+def _all_reduce_mean(param: nn.Parameter) -> None:
+    torch.distributed.all_reduce(param.grad)
+    param.grad.div_(torch.distributed.get_world_size())
+
+
+def _check_replicas_agree(accelerator: Accelerator, model: nn.Module) -> None:
+    """Warn if the processes ended with different weights: the release holds the main process's."""
+    if accelerator.num_processes == 1:
+        return
+    sums = torch.stack([p.detach().double().sum() for p in model.parameters()]).to(accelerator.device)
+    everyone = accelerator.gather(sums[None])  # (processes, parameters)
+    differ = (everyone != everyone[:1]).any(dim=0).sum()
+    if differ and accelerator.is_main_process:
+        logger.warning(
+            "the processes' weights differ in %d of %d tensors: the release holds the main process's",
+            int(differ),
+            len(sums),
+        )
 
 
 def _save_checkpoint(accelerator: Accelerator, output_dir: Path, epoch: int, history: list[dict]) -> None:
