@@ -182,7 +182,7 @@ def render_sign_examples(directory: Path) -> list[str]:
     return paths
 
 
-def _tab(tab: Tab, slot: ModelSlot, top_k: int) -> None:
+def _tab(demo: gr.Blocks, tab: Tab, slot: ModelSlot, top_k: int) -> None:
     with gr.Tab(tab.title):
         gr.Markdown(tab.intro)
         with gr.Row():
@@ -201,7 +201,7 @@ def _tab(tab: Tab, slot: ModelSlot, top_k: int) -> None:
             with gr.Column():
                 label = gr.Label(num_top_classes=top_k, label="Prediction")
                 cam = gr.Image(label="Where the network looked (Grad-CAM)", type="pil", interactive=False)
-        summary = gr.Markdown("*The model loads on the first request.*")
+        summary = gr.Markdown("*Loading the model...*")
 
     def run_classify(value: Any) -> dict[str, float]:
         return classify(slot, value, top_k)
@@ -209,11 +209,11 @@ def _tab(tab: Tab, slot: ModelSlot, top_k: int) -> None:
     def run_explain(value: Any) -> Image.Image:
         return explain(slot, value)
 
-    def run_both(value: Any) -> tuple[Any, Any, str]:
+    def run_both(value: Any) -> tuple[Any, Any]:
         """The page's own trigger: a cleared image clears the outputs instead of raising an error."""
         if value is None:
-            return None, None, gr.skip()
-        return run_classify(value), run_explain(value), slot.summary()
+            return None, None
+        return run_classify(value), run_explain(value)
 
     # Named endpoints for gradio_client users: /classify_<name> (top-k labels) and /explain_<name> (Grad-CAM).
     # preprocess=False: the functions get the upload unopened (see `upload`).
@@ -221,7 +221,8 @@ def _tab(tab: Tab, slot: ModelSlot, top_k: int) -> None:
     button.click(
         run_classify, image, label, api_name=f"classify_{tab.endpoint}", preprocess=False, **queue
     ).then(run_explain, image, cam, api_name=f"explain_{tab.endpoint}", preprocess=False, **queue)
-    image.change(run_both, image, [label, cam, summary], api_visibility="private", preprocess=False, **queue)
+    image.change(run_both, image, [label, cam], api_visibility="private", preprocess=False, **queue)
+    demo.load(slot.summary, None, summary, api_visibility="private", **queue)  # loads the model if need be
 
 
 def build_demo(
@@ -268,7 +269,7 @@ def build_demo(
             "The heatmap shows where the network found evidence for its top class (Grad-CAM)."
         )
         for tab, slot in tabs:
-            _tab(tab, slot, top_k)
+            _tab(demo, tab, slot, top_k)
     return demo.queue(max_size=QUEUE_SIZE)
 
 
