@@ -18,7 +18,8 @@ import tl_hub.compare
 from tl_hub.compare import Comparison, run_comparison
 from tl_hub.config import RunConfig
 from tl_hub.data.loading import prepare_data
-from tl_hub.errors import ConfigError
+from tl_hub.errors import ConfigError, DatasetError
+from tl_hub.evaluation import match_labels
 from tl_hub.recipes import get_recipe
 from tl_hub.release import RELEASE_FILES
 from tl_hub.report import CURVES_PLOT, SIZES_PLOT, write_report
@@ -393,3 +394,13 @@ def test_vgg16_catsdogs_compares_scratch_with_feature_extract(
     assert scratch["fingerprints"] == extract["fingerprints"]
     report = (tmp_path / "report" / "report.md").read_text()
     assert "## Final test accuracy" in report and "| feature-extract |" in report
+
+
+def test_source_classes_are_matched_by_name_or_else_by_position(caplog) -> None:
+    gtsrb = ["Speed limit (20km/h)", "Speed limit (30km/h)", "Stop"]
+    assert match_labels(["Stop", "Speed limit (20km/h)"], gtsrb) == [2, 0]
+    with caplog.at_level(logging.WARNING):
+        assert match_labels(["00000", "00001", "00002"], gtsrb) == [0, 1, 2]  # GTSRB's folder names
+    assert "'00000' = 'Speed limit (20km/h)'" in caplog.text
+    with pytest.raises(DatasetError, match="dataset labels unknown to the model: cat"):
+        match_labels(["cat", "Stop", "dog"], gtsrb)

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from accelerate import Accelerator, PartialState
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
@@ -40,7 +39,8 @@ from tl_hub import __version__
 from tl_hub.config import PreprocessConfig, RunConfig
 from tl_hub.data.loading import dataset_label_names, prepare_data
 from tl_hub.engine import evaluate_loss, image_inputs, predict
-from tl_hub.errors import ConfigError, DatasetError
+from tl_hub.errors import ConfigError
+from tl_hub.evaluation import match_labels
 from tl_hub.hub import from_pretrained
 from tl_hub.metrics import classification_metrics, summary
 from tl_hub.recipes import get_recipe
@@ -229,12 +229,6 @@ def _train_or_resume(run: RunConfig, run_dir: Path, state: PartialState) -> None
     train(run, run_dir, resume=resume, end_training=False)
 
 
-def _scalars(metrics: dict) -> dict[str, float]:
-    return {k: v for k, v in summary(metrics).items() if k != "num_samples"} | {
-        "num_samples": metrics["num_samples"]
-    }
-
-
 def _run_entry(run_dir: Path, output_dir: Path) -> dict[str, Any]:
     """What results.json keeps of a finished run: read back from its release's metrics.json."""
     metrics = json.loads((run_dir / "model" / METRICS_NAME).read_text())
@@ -248,7 +242,7 @@ def _run_entry(run_dir: Path, output_dir: Path) -> dict[str, Any]:
     }
     for split in ("validation", "test"):
         if split in metrics:
-            entry[split] = _scalars(metrics[split])
+            entry[split] = summary(metrics[split])
     return entry
 
 
@@ -262,15 +256,9 @@ def score_source_only(model_dir: str | Path, run: RunConfig) -> dict[str, Any]:
     data_cfg = dataclasses.replace(run.data, train_size=1, max_train_samples=None)
     with accelerator.main_process_first():
         data = prepare_data(data_cfg, preprocess, run.train.seed)
-    missing = [name for name in data.label_names if name not in config["label_names"]]
-    if missing:
-        raise DatasetError(
-            f"arm source-only: the source model {str(model_dir)!r} does not know the target's classes "
-            f"{', '.join(missing[:5])}: use a source with the target's label names, or drop the arm"
-        )
     # The model's logits for the target's classes, in the target's order: it chooses among those only,
     # as every trained arm does.
-    columns = torch.tensor([config["label_names"].index(name) for name in data.label_names])
+    columns = np.array(match_labels(data.label_names, config["label_names"]))
     model = model.to(accelerator.device).eval()
     prepare = image_inputs(preprocess)
     entry: dict[str, Any] = {
@@ -288,11 +276,11 @@ def score_source_only(model_dir: str | Path, run: RunConfig) -> dict[str, Any]:
             DataLoader(TensorDataset(split.images, split.labels), batch_size=EVAL_BATCH_SIZE)
         )
         logits, labels = predict(model, loader, accelerator, prepare, name)
-        logits = logits[:, columns.numpy()]
+        logits = logits[:, columns]
         metrics = classification_metrics(logits, labels, data.label_names)
         metrics["loss"] = evaluate_loss(logits, labels)
         entry["counts"][name] = len(split)
-        entry[name] = _scalars(metrics)
+        entry[name] = summary(metrics)
     return entry
 
 

@@ -20,6 +20,29 @@ from tl_hub.metrics import classification_metrics
 logger = logging.getLogger(__name__)
 
 
+def match_labels(data_labels: list[str], model_labels: list[str]) -> list[int]:
+    """The model's output index for each of the dataset's classes.
+
+    By name when the model knows every name. When no name is shared but the counts are equal (GTSRB's 43
+    ClassIds named differently, e.g. "00000" folders or another dataset's wording), by position, with a
+    warning that shows the pairing. Anything else is an error.
+    """
+    if all(name in model_labels for name in data_labels):
+        return [model_labels.index(name) for name in data_labels]
+    if len(data_labels) == len(model_labels) and not set(data_labels) & set(model_labels):
+        logger.warning(
+            "the dataset's %d label names differ from the model's: classes matched by position (%s, ...)",
+            len(data_labels),
+            ", ".join(f"{d!r} = {m!r}" for d, m in zip(data_labels[:2], model_labels[:2], strict=True)),
+        )
+        return list(range(len(data_labels)))
+    unknown = sorted(set(data_labels) - set(model_labels))
+    raise DatasetError(
+        f"dataset labels unknown to the model: {', '.join(unknown[:5])}; "
+        "evaluate on a dataset with the model's label set"
+    )
+
+
 def evaluate_release(
     model_dir: str | Path,
     dataset: str,
@@ -42,15 +65,7 @@ def evaluate_release(
     image_col, label_col = resolve_columns(ds.features, image_column, label_column)
     data, _ = decode_split(ds, image_col, label_col, preprocess, split)
     data_labels = label_names_of(ds.features[label_col], data.labels.numpy())
-    if data_labels != model_labels[: len(data_labels)]:
-        unknown = sorted(set(data_labels) - set(model_labels))
-        if unknown:
-            raise DatasetError(
-                f"dataset labels unknown to the model: {', '.join(unknown[:5])}; "
-                "evaluate on a dataset with the model's label set"
-            )
-        remap = torch.tensor([model_labels.index(name) for name in data_labels])
-        data.labels = remap[data.labels]
+    data.labels = torch.tensor(match_labels(data_labels, model_labels))[data.labels]
     loader = DataLoader(TensorDataset(data.images, data.labels), batch_size=batch_size)
     model, loader = accelerator.prepare(model, loader)
     logits, labels = predict(model, loader, accelerator, image_inputs(preprocess), split)

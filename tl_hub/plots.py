@@ -83,7 +83,7 @@ def plot_accuracy_per_epoch(
     spans the lowest to the highest seed. `baseline` (one value per seed) is drawn as a dashed level.
     """
     n = len(panels)
-    cols = min(n, 4)
+    cols = 2 if n == 4 else min(n, 3)
     rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), sharey=True, squeeze=False)
     for ax, (panel, arms) in zip(axes.flat, panels.items(), strict=False):

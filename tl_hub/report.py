@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +150,8 @@ def write_report(results: dict[str, Any], output_dir: str | Path) -> Path:
         md.append(f"Source model: {_describe_source(results)}.")
     first = results["results"][0] if results["results"] else None
     if first is not None:
-        md.append(f"Validation: {first['validation_from']} (per seed, the same for every arm and size).")
+        carve = re.sub(r"seed \d+", "the run's seed", first["validation_from"])
+        md.append(f"Validation: {carve}; for a seed, the same images for every arm and size.")
         md.append(
             f"Final accuracies are on the {metric} split"
             + (
