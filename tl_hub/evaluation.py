@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tl_hub.config import PreprocessConfig
 from tl_hub.data.loading import decode_split, label_names_of, open_dataset, resolve_columns
-from tl_hub.engine import evaluate_loss, image_inputs, predict
+from tl_hub.engine import check_processes, evaluate_loss, image_inputs, predict
 from tl_hub.errors import DatasetError
 from tl_hub.hub import from_pretrained
 from tl_hub.metrics import classification_metrics
@@ -54,6 +54,7 @@ def evaluate_release(
 ) -> dict:
     """Metrics of the model in `model_dir` on `dataset[split]`, computed on every process, gathered."""
     accelerator = Accelerator()
+    check_processes(accelerator)
     model, config = from_pretrained(model_dir)
     preprocess = PreprocessConfig.from_dict(config["preprocess"])
     model_labels: list[str] = config["label_names"]
