@@ -17,8 +17,8 @@ SPACE_DIR = Path(__file__).resolve().parents[1] / "spaces"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = ArgumentParser(description="Deploy tl_hub's Gradio Space to the Hub.")
     p.add_argument("space_id", metavar="SPACE_ID", help="the Space repo, USER/NAME (created if missing)")
-    p.add_argument("--signs-model", help="Hub repo id of the traffic-sign model (default: the app's)")
-    p.add_argument("--pets-model", help="Hub repo id of the cats & dogs model (default: the app's)")
+    p.add_argument("--signs-model", required=True, help="Hub repo id of the traffic-sign model, USER/NAME")
+    p.add_argument("--pets-model", required=True, help="Hub repo id of the cats & dogs model, USER/NAME")
     p.add_argument("--space-dir", type=Path, default=SPACE_DIR, help="the app folder (default: %(default)s)")
     add_hub_write_arguments(p)
     return p.parse_args(argv)

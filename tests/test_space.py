@@ -337,6 +337,7 @@ def test_in_a_real_browser_a_bad_file_gets_a_message_and_an_uploaded_sign_is_cla
 
 
 DEPLOY = ROOT / "scripts" / "deploy_space.py"
+MODELS = ["--signs-model", "tester/s", "--pets-model", "tester/p"]
 
 
 def run_deploy(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys) -> tuple[int, str, str]:
@@ -405,11 +406,9 @@ def test_the_deployed_space_runs_from_its_own_files_and_serves_the_hub_models(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["not-a-space-id"], "SPACE_ID 'not-a-space-id' is not of the form USER/NAME"),
-        (
-            ["tester/demo", "--signs-model", "tester/nothing"],
-            "--signs-model 'tester/nothing': no tl_hub model",
-        ),
+        (["not-a-space-id", *MODELS], "SPACE_ID 'not-a-space-id' is not of the form USER/NAME"),
+        (["tester/demo", *MODELS], "--signs-model 'tester/s': no tl_hub model"),
+        (["tester/demo", "--signs-model", "tester/s"], "the following arguments are required: --pets-model"),
     ],
 )
 def test_deploy_errors_are_one_line_and_deploy_nothing(
@@ -423,5 +422,6 @@ def test_deploy_errors_are_one_line_and_deploy_nothing(
 def test_deploying_a_local_model_directory_says_to_push_it_first(
     fake_hub: FakeHub, release: Path, monkeypatch, capsys
 ) -> None:
-    code, _, err = run_deploy(["tester/demo", "--pets-model", str(release)], monkeypatch, capsys)
+    args = ["tester/demo", "--signs-model", str(release), "--pets-model", "tester/p"]
+    code, _, err = run_deploy(args, monkeypatch, capsys)
     assert code == 2 and "a local path, which a Space cannot read: push it with" in err
