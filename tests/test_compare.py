@@ -331,6 +331,7 @@ def test_accelerate_launch_two_processes_with_a_source_model_and_the_source_only
         str(out),
     ]
     result = launch("compare.py", args, processes=2)
+    assert "2 processes (MULTI_CPU)" in result.stdout
     assert result.stdout.count("report written to") == 1  # by the main process only
     assert result.stdout.count("epoch 1/1: train loss") == 2  # the source model, then finetune-top
     results = results_of(out)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from accelerate import Accelerator, PartialState
+from accelerate import Accelerator
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -38,7 +38,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from tl_hub import __version__
 from tl_hub.config import PreprocessConfig, RunConfig
 from tl_hub.data.loading import dataset_label_names, prepare_data
-from tl_hub.engine import evaluate_loss, image_inputs, predict
+from tl_hub.engine import check_processes, evaluate_loss, image_inputs, predict
 from tl_hub.errors import ConfigError
 from tl_hub.evaluation import match_labels
 from tl_hub.hub import from_pretrained
@@ -220,10 +220,10 @@ def _release_done(run_dir: Path) -> bool:
     return (run_dir / "model" / CARD_NAME).exists()  # the model card is the release's last file
 
 
-def _train_or_resume(run: RunConfig, run_dir: Path, state: PartialState) -> None:
+def _train_or_resume(run: RunConfig, run_dir: Path, accelerator: Accelerator) -> None:
     """Train `run` into `run_dir`, continuing a crashed run from its last checkpoint."""
     resume = run_dir.exists()
-    state.wait_for_everyone()  # every process has looked before the main one writes anything
+    accelerator.wait_for_everyone()  # every process has looked before the main one writes anything
     if resume:
         logger.info("resuming the unfinished run in %s", run_dir)
     train(run, run_dir, resume=resume, end_training=False)
@@ -290,7 +290,9 @@ class _Runner:
     def __init__(self, comparison: Comparison, output_dir: Path):
         self.cmp = comparison
         self.out = output_dir
-        self.state = PartialState()
+        # The processes' own Accelerator, for the barriers between runs; train() makes one per run.
+        self.accelerator = Accelerator()
+        check_processes(self.accelerator)
 
     def source(self, seed: int, results: dict) -> str:
         """The source release for `seed`: trained here (once, then reused) or the given one."""
@@ -299,7 +301,7 @@ class _Runner:
         run_dir = self.out / "source" / f"seed-{seed}"
         if not _release_done(run_dir):
             logger.info("training the source model on %s, seed %d", self.cmp.source_dataset, seed)
-            _train_or_resume(self.cmp.source_run(seed), run_dir, self.state)
+            _train_or_resume(self.cmp.source_run(seed), run_dir, self.accelerator)
         if all(s["seed"] != seed for s in results["sources"]):
             results["sources"].append(
                 {"seed": seed, "dataset": self.cmp.source_dataset, **_run_entry(run_dir, self.out)}
@@ -321,7 +323,7 @@ class _Runner:
         run = self.cmp.arm_run(arm, size, seed, num_classes, source)
         run_dir = self.out / "runs" / arm / f"size-{size}" / f"seed-{seed}"
         if not _release_done(run_dir):
-            _train_or_resume(run, run_dir, self.state)
+            _train_or_resume(run, run_dir, self.accelerator)
         t = run.train
         entry |= {
             "strategy": run.transfer.strategy,
@@ -346,9 +348,9 @@ def run_comparison(comparison: Comparison, output_dir: str | Path) -> dict[str, 
 
     output_dir = Path(output_dir)
     runner = _Runner(comparison, output_dir)
-    state = runner.state
+    accelerator = runner.accelerator
     results = load_results(output_dir, comparison)
-    with state.main_process_first():
+    with accelerator.main_process_first():
         label_names = dataset_label_names(comparison.base.data)
     results["num_classes"] = len(label_names)
     results["label_names"] = label_names
@@ -365,8 +367,8 @@ def run_comparison(comparison: Comparison, output_dir: str | Path) -> dict[str, 
         ", ".join(size_label(s) for s in comparison.sizes),
         ", ".join(map(str, comparison.seeds)),
     )
-    state.wait_for_everyone()  # every process has read results.json before it changes
-    if state.is_main_process:
+    accelerator.wait_for_everyone()  # every process has read results.json before it changes
+    if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         _write_json(output_dir / RESULTS_NAME, results)
     bar = tqdm(
@@ -374,7 +376,7 @@ def run_comparison(comparison: Comparison, output_dir: str | Path) -> dict[str, 
         initial=len(jobs) - len(pending),
         desc="arms",
         unit="arm",
-        disable=not state.is_main_process,
+        disable=not accelerator.is_main_process,
     )
     with logging_redirect_tqdm():
         for arm, size, seed in pending:
@@ -390,15 +392,15 @@ def run_comparison(comparison: Comparison, output_dir: str | Path) -> dict[str, 
                 metric,
                 entry[metric]["accuracy"],
             )
-            if state.is_main_process:
+            if accelerator.is_main_process:
                 _write_json(output_dir / RESULTS_NAME, results)
             bar.update()
     bar.close()
-    state.wait_for_everyone()
-    if state.is_main_process:
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
         write_report(results, output_dir)
-    state.wait_for_everyone()
-    state.destroy_process_group()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
     return results
 
 
