@@ -8,7 +8,6 @@ accelerate launch scripts/compare.py --recipe lenet-gtsrb --dataset ../shared/da
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 from tl_hub.cli import (
     ArgumentParser,
@@ -17,13 +16,13 @@ from tl_hub.cli import (
     one_of,
     positive_float,
     positive_int,
+    run_config_from_args,
     run_main,
     setup_logging,
     size_or_all,
 )
 from tl_hub.compare import ARMS, SOURCE_ONLY, TRANSFER_ARMS
-from tl_hub.errors import TLHubError
-from tl_hub.recipes import DEFAULT_RECIPE, RECIPES, get_recipe
+from tl_hub.recipes import DEFAULT_RECIPE, RECIPES
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -78,31 +77,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if args.no_pretrained and args.pretrained_file:
-        raise TLHubError("--no-pretrained and --pretrained-file contradict each other: pass one")
+    run = run_config_from_args(args, ignore=("init_from",))
     setup_logging()
     from tl_hub.compare import Comparison, run_comparison
-    from tl_hub.trainer import apply_overrides
 
-    recipe = get_recipe(args.recipe)
-    run = apply_overrides(
-        recipe.config,
-        data__dataset=args.dataset,
-        data__image_column=args.image_column,
-        data__label_column=args.label_column,
-        data__synthetic_per_class=args.synthetic_per_class,
-        train__epochs=args.epochs,
-        train__batch_size=args.batch_size,
-        train__lr=args.lr,
-        transfer__cache_views=args.cache_views,
-        transfer__feature_cache=False if args.no_feature_cache else None,
-        model__pretrained=args.pretrained_file,
-    )
-    if args.val_size is not None:
-        val_size = None if args.val_size == "all" else args.val_size
-        run = dataclasses.replace(run, data=dataclasses.replace(run.data, val_size=val_size))
-    if args.no_pretrained:
-        run = dataclasses.replace(run, model=dataclasses.replace(run.model, pretrained=None))
     has_source = args.source_dataset is not None or args.init_from is not None
     arms = args.arms or ("scratch", *TRANSFER_ARMS, *((SOURCE_ONLY,) if has_source else ()))
     comparison = Comparison(

@@ -7,20 +7,20 @@ python scripts/train.py --recipe lenet-gtsrb --dataset ../shared/data/gtsrb-trai
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 from tl_hub.cli import (
     ArgumentParser,
     add_hub_write_arguments,
     positive_float,
     positive_int,
+    run_config_from_args,
     run_main,
     setup_logging,
     size_or_all,
 )
 from tl_hub.config import STRATEGIES
 from tl_hub.errors import TLHubError
-from tl_hub.recipes import DEFAULT_RECIPE, RECIPES, get_recipe
+from tl_hub.recipes import DEFAULT_RECIPE, RECIPES
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,44 +74,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if args.no_pretrained and args.pretrained_file:
-        raise TLHubError("--no-pretrained and --pretrained-file contradict each other: pass one")
-    if args.cache_views is not None and args.cache_views < 0:
-        raise TLHubError(f"--cache-views {args.cache_views} must be 0 or more")
     if args.push_to_hub and not args.hub_model_id:
         raise TLHubError("--push-to-hub needs --hub-model-id USER/NAME")
+    run = run_config_from_args(args)
     setup_logging()
     from tl_hub.publish import PushTarget
-    from tl_hub.trainer import apply_overrides, train
+    from tl_hub.trainer import train
 
-    recipe = get_recipe(args.recipe)
-    run = apply_overrides(
-        recipe.config,
-        data__dataset=args.dataset,
-        data__max_train_samples=args.max_train_samples,
-        data__image_column=args.image_column,
-        data__label_column=args.label_column,
-        data__synthetic_per_class=args.synthetic_per_class,
-        train__epochs=args.epochs,
-        train__batch_size=args.batch_size,
-        train__lr=args.lr,
-        train__seed=args.seed,
-        transfer__strategy=args.strategy,
-        transfer__init_from=args.init_from,
-        transfer__cache_views=args.cache_views,
-        transfer__feature_cache=False if args.no_feature_cache else None,
-        transfer__compile=True if args.compile else None,
-        model__pretrained=args.pretrained_file,
-    )
-    sizes = {"train_size": args.train_size, "val_size": args.val_size}
-    run = dataclasses.replace(
-        run,
-        data=dataclasses.replace(
-            run.data, **{k: None if v == "all" else v for k, v in sizes.items() if v is not None}
-        ),
-    )
-    if args.no_pretrained:
-        run = dataclasses.replace(run, model=dataclasses.replace(run.model, pretrained=None))
     push = PushTarget(args.hub_model_id, args.private, args.hub_token) if args.push_to_hub else None
     train(run, args.output_dir or f"runs/{args.recipe}", resume=args.resume, push=push)
 

@@ -7,9 +7,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from tl_hub.errors import TLHubError
+
+if TYPE_CHECKING:
+    from tl_hub.config import RunConfig
 
 T = TypeVar("T")
 
@@ -117,3 +120,47 @@ def run_main(
     except KeyboardInterrupt:
         print(f"interrupted: {on_interrupt}", file=sys.stderr)
         sys.exit(130)
+
+
+def run_config_from_args(args: argparse.Namespace, ignore: tuple[str, ...] = ()) -> RunConfig:
+    """The recipe `args.recipe` with the training flags a script defines applied (absent flags: the recipe's).
+
+    Shared by train.py and compare.py, which define different subsets of these flags; `ignore` names flags
+    the caller uses otherwise (compare.py's --init-from starts the transfer arms, not every run).
+    """
+    import dataclasses
+
+    from tl_hub.recipes import get_recipe
+    from tl_hub.trainer import apply_overrides
+
+    def flag(name: str) -> object:
+        return None if name in ignore else getattr(args, name, None)
+
+    if flag("no_pretrained") and flag("pretrained_file"):
+        raise TLHubError("--no-pretrained and --pretrained-file contradict each other: pass one")
+    if flag("cache_views") is not None and flag("cache_views") < 0:
+        raise TLHubError(f"--cache-views {flag('cache_views')} must be 0 or more")
+    sizes = {"train_size": flag("train_size"), "val_size": flag("val_size")}
+    run = apply_overrides(
+        get_recipe(args.recipe).config,
+        data__dataset=flag("dataset"),
+        data__max_train_samples=flag("max_train_samples"),
+        data__image_column=flag("image_column"),
+        data__label_column=flag("label_column"),
+        data__synthetic_per_class=flag("synthetic_per_class"),
+        train__epochs=flag("epochs"),
+        train__batch_size=flag("batch_size"),
+        train__lr=flag("lr"),
+        train__seed=flag("seed"),
+        transfer__strategy=flag("strategy"),
+        transfer__init_from=flag("init_from"),
+        transfer__cache_views=flag("cache_views"),
+        transfer__feature_cache=False if flag("no_feature_cache") else None,
+        transfer__compile=True if flag("compile") else None,
+        model__pretrained=flag("pretrained_file"),
+    )
+    data = {k: None if v == "all" else v for k, v in sizes.items() if v is not None}  # "all": no sample
+    run = dataclasses.replace(run, data=dataclasses.replace(run.data, **data))
+    if flag("no_pretrained"):
+        run = dataclasses.replace(run, model=dataclasses.replace(run.model, pretrained=None))
+    return run
