@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import runpy
+import sys
 from pathlib import Path
 
 # Offline before anything imports huggingface_hub or datasets (they read these once, at import).
@@ -23,6 +25,20 @@ from .hub_server import fake_hub  # noqa: F401 - the local Hub-API server fixtur
 
 ROOT = Path(__file__).resolve().parents[1]
 NUM_CLASSES = 5  # a small label set keeps format tests fast
+
+
+def run_entry_point(
+    script: Path, args: list[str], monkeypatch: pytest.MonkeyPatch, capsys
+) -> tuple[int, str, str]:
+    """Run a script's `__main__` in this process (fast); returns (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", [str(script), *args])
+    code = 0
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as e:
+        code = e.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 def png_bytes(array: np.ndarray) -> bytes:

@@ -17,21 +17,14 @@ from tl_hub.hub import from_pretrained
 from tl_hub.publish import PushTarget, push_to_hub
 from tl_hub.release import RELEASE_FILES
 
-from .conftest import ROOT
+from .conftest import ROOT, run_entry_point
 from .hub_server import FakeHub
 
 PUSH = ROOT / "scripts" / "push.py"
 
 
 def run_push(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", [str(PUSH), *args])
-    code = 0
-    try:
-        runpy.run_path(str(PUSH), run_name="__main__")
-    except SystemExit as e:
-        code = e.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_entry_point(PUSH, args, monkeypatch, capsys)
 
 
 def digest(directory: Path) -> dict[str, str]:

@@ -7,7 +7,6 @@ import importlib.util
 import io
 import os
 import re
-import runpy
 import shutil
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from tl_hub.publish import PushTarget, push_to_hub
 from tl_hub.recipes import get_recipe
 from tl_hub.release import write_release
 
-from .conftest import ROOT
+from .conftest import ROOT, run_entry_point
 from .hub_server import FakeHub, Repo
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -341,14 +340,7 @@ MODELS = ["--signs-model", "tester/s", "--pets-model", "tester/p"]
 
 
 def run_deploy(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", [str(DEPLOY), *args])
-    code = 0
-    try:
-        runpy.run_path(str(DEPLOY), run_name="__main__")
-    except SystemExit as e:
-        code = e.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_entry_point(DEPLOY, args, monkeypatch, capsys)
 
 
 @pytest.mark.slow
