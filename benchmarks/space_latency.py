@@ -135,7 +135,7 @@ def main() -> None:
     runs = {
         "plain timm fp32": lambda: plain(x),
         "tl_hub eager": lambda: pets_eager.get().model(x),
-        "tl_hub compiled": lambda: pets_fast.get()._forward(x),
+        "tl_hub compiled": lambda: pets_fast.get().forward(x),
     }
     times: dict[str, list[float]] = {k: [] for k in runs}
     with torch.inference_mode():

@@ -73,4 +73,6 @@ def test_a_predictor_whose_compile_fails_serves_in_eager_mode(
     with caplog.at_level(logging.WARNING):
         got = predictor(image)
     assert "torch.compile failed (RuntimeError: InvalidCxxCompiler" in caplog.text
-    assert got == Predictor.from_pretrained(release)(image)
+    expected = Predictor.from_pretrained(release)(image)
+    assert list(got) == list(expected)  # eager, channels_last: equal up to float rounding
+    assert list(got.values()) == pytest.approx(list(expected.values()), abs=1e-6)
