@@ -35,17 +35,22 @@ FORMATS = "JPEG, PNG, WebP, GIF, BMP or TIFF"  # what read_image's errors sugges
 ImageInput = Image.Image | str | PathLike | bytes | np.ndarray | dict
 
 
-def load_image(obj: ImageInput) -> Image.Image:
-    """Open an image given as a PIL image, a path, encoded bytes, an HWC array or a datasets dict."""
-    if isinstance(obj, Image.Image):
-        return obj
+def load_image(obj: ImageInput, max_pixels: int | None = None) -> Image.Image:
+    """Open an image given as a PIL image, a path, encoded bytes, an HWC array or a datasets dict.
+
+    `max_pixels` bounds width x height (an `ImageError` beyond it); encoded images are checked from the
+    header, before any pixel is decoded.
+    """
     if isinstance(obj, dict):  # datasets' undecoded Image feature: {"bytes": ..., "path": ...}
         obj = obj["bytes"] if obj.get("bytes") is not None else obj["path"]
     if isinstance(obj, bytes):
         obj = io.BytesIO(obj)
-    if isinstance(obj, np.ndarray):
-        return Image.fromarray(obj)
+    if isinstance(obj, Image.Image | np.ndarray):
+        image = obj if isinstance(obj, Image.Image) else Image.fromarray(obj)
+        _check_pixels(image, max_pixels)
+        return image
     image = Image.open(obj)
+    _check_pixels(image, max_pixels)
     image.load()  # decode now, so a corrupt file fails here and not later
     return image
 
@@ -61,12 +66,7 @@ def read_image(obj: ImageInput, max_pixels: int | None = None) -> Image.Image:
     if isinstance(obj, str | PathLike) and os.path.isfile(obj) and os.path.getsize(obj) == 0:
         raise ImageError(f"the file is empty (0 bytes): upload a photo ({FORMATS})")
     try:
-        if isinstance(obj, str | PathLike | bytes):
-            image = Image.open(io.BytesIO(obj) if isinstance(obj, bytes) else obj)
-            _check_pixels(image, max_pixels)
-            image.load()
-            return image
-        image = load_image(obj)
+        image = load_image(obj, max_pixels)
     except ImageError:
         raise
     except Image.DecompressionBombError as e:  # PIL's own limit, when it is below `max_pixels`
@@ -75,14 +75,14 @@ def read_image(obj: ImageInput, max_pixels: int | None = None) -> Image.Image:
         raise ImageError(f"the image has {size}, too many to decode safely: downscale it") from None
     except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for unreadable or truncated files
         raise ImageError(f"the file is not a readable image ({type(e).__name__}): use a {FORMATS}") from None
-    _check_pixels(image, max_pixels)
+    w, h = image.size
+    if w < 1 or h < 1:
+        raise ImageError(f"the image is {w}x{h} pixels: it has no pixels to classify")
     return image
 
 
 def _check_pixels(image: Image.Image, max_pixels: int | None) -> None:
     w, h = image.size
-    if w < 1 or h < 1:
-        raise ImageError(f"the image is {w}x{h} pixels: it has no pixels to classify")
     if max_pixels is not None and w * h > max_pixels:
         raise ImageError(
             f"the image is {w}x{h} = {w * h / 1e6:.0f} megapixels, over this app's limit of "
