@@ -16,6 +16,7 @@ import os
 import tempfile
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,6 @@ class ModelSlot:
         self.source: str | None = source.source if isinstance(source, Predictor) else str(source)
         self.compile = compile
         self._lock = threading.Lock()
-        self._metrics: dict[str, Any] | None = None
 
     def get(self) -> Predictor:
         if self._predictor is None:
@@ -74,14 +74,13 @@ class ModelSlot:
                     self._predictor = predictor
         return self._predictor
 
+    @cached_property
     def metrics(self) -> dict[str, Any] | None:
         """The model's metrics.json (test accuracy, history, data counts), fetched once."""
-        if self._metrics is None and self.source is not None:
-            self._metrics = load_metrics(self.source) or {}
-        return self._metrics or None
+        return load_metrics(self.source) if self.source is not None else None
 
     def summary(self) -> str:
-        return model_summary(self.get(), self.metrics())
+        return model_summary(self.get(), self.metrics)
 
 
 def hub_link(source: str | None) -> str:
@@ -210,10 +209,12 @@ def _tab(demo: gr.Blocks, tab: Tab, slot: ModelSlot, top_k: int) -> None:
         return explain(slot, value)
 
     def run_both(value: Any) -> tuple[Any, Any]:
-        """The page's own trigger: a cleared image clears the outputs instead of raising an error."""
+        """The page's own trigger: a cleared image clears the outputs instead of raising an error; the
+        upload is decoded once for both outputs."""
         if value is None:
             return None, None
-        return run_classify(value), run_explain(value)
+        image, predictor = _image(value), slot.get()
+        return predictor(image, top_k), predictor.explain(image)
 
     # Named endpoints for gradio_client users: /classify_<name> (top-k labels) and /explain_<name> (Grad-CAM).
     # preprocess=False: the functions get the upload unopened (see `upload`).
