@@ -36,7 +36,7 @@ from tl_hub.data.synthetic import render_sign
 from tl_hub.metrics import classification_metrics
 from tl_hub.models import create_model
 from tl_hub.recipes import get_recipe
-from tl_hub.release import write_release
+from tl_hub.release.writer import write_release
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,7 @@ Baseline: what the usual example scripts do. A `datasets` dataset with a torchvi
 per sample (decode PIL, grayscale, CLAHE, random rotation, random Gaussian blur, to tensor, normalize),
 batched by a DataLoader, every epoch.
 tl_hub: decode and preprocess every image once per run (a uint8 tensor), then augment whole batches as
-tensors inside `tl_hub.engine.train_one_epoch`.
+tensors inside `tl_hub.training.engine.train_one_epoch`.
 
 Both train the same LeNet-5 with Adam on the same images; epochs alternate between the pipelines so that
 machine noise hits both alike, and the figures are medians.
@@ -27,10 +27,10 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader, TensorDataset
 
 from tl_hub.data.loading import decode_split
-from tl_hub.engine import image_inputs, train_one_epoch
+from tl_hub.data.transforms import BatchAugment, equalize
 from tl_hub.models import LeNet5
 from tl_hub.recipes import get_recipe
-from tl_hub.transforms import BatchAugment, equalize
+from tl_hub.training.engine import image_inputs, train_one_epoch
 
 RECIPE = get_recipe("lenet-gtsrb").config
 PRE, AUG, BATCH = RECIPE.preprocess, RECIPE.aug, RECIPE.train.batch_size

@@ -18,13 +18,13 @@ import torch
 import torch.nn.functional as F
 
 from tl_hub.config import AugConfig, TransferConfig
-from tl_hub.engine import feature_inputs, image_inputs
-from tl_hub.features import extract
+from tl_hub.data.transforms import BatchAugment
 from tl_hub.models import create_model
 from tl_hub.recipes import get_recipe
-from tl_hub.strategies import TransferPlan
-from tl_hub.trainer import HeadOnly
-from tl_hub.transforms import BatchAugment
+from tl_hub.training.engine import feature_inputs, image_inputs
+from tl_hub.training.features import extract
+from tl_hub.training.strategies import TransferPlan
+from tl_hub.training.trainer import HeadOnly
 
 RECIPE = get_recipe("vgg16-catsdogs").config
 PRE = RECIPE.preprocess

@@ -21,7 +21,7 @@ from tl_hub.cli import (
     setup_logging,
     size_or_all,
 )
-from tl_hub.compare import ARMS, SOURCE_ONLY, TRANSFER_ARMS
+from tl_hub.experiments.compare import ARMS, SOURCE_ONLY, TRANSFER_ARMS
 from tl_hub.recipes import DEFAULT_RECIPE, RECIPES
 
 
@@ -79,7 +79,7 @@ def main() -> None:
     args = parse_args()
     run = run_config_from_args(args, ignore=("init_from",))
     setup_logging()
-    from tl_hub.compare import Comparison, run_comparison
+    from tl_hub.experiments.compare import Comparison, run_comparison
 
     has_source = args.source_dataset is not None or args.init_from is not None
     arms = args.arms or ("scratch", *TRANSFER_ARMS, *((SOURCE_ONLY,) if has_source else ()))

@@ -27,7 +27,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     setup_logging()
-    from tl_hub.space import deploy_space
+    from tl_hub.release.space import deploy_space
 
     url = deploy_space(
         args.space_id, args.space_dir, args.signs_model, args.pets_model, args.private, args.hub_token

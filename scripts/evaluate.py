@@ -25,7 +25,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     setup_logging()
-    from tl_hub.evaluation import evaluate_release
+    from tl_hub.inference.evaluate import evaluate_release
 
     evaluate_release(
         args.model,

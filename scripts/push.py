@@ -21,7 +21,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     setup_logging()
-    from tl_hub.publish import PushTarget, push_to_hub
+    from tl_hub.release.publish import PushTarget, push_to_hub
 
     url = push_to_hub(args.path, PushTarget(args.repo_id, private=args.private, token=args.hub_token))
     print(url)

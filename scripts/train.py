@@ -78,8 +78,8 @@ def main() -> None:
         raise TLHubError("--push-to-hub needs --hub-model-id USER/NAME")
     run = run_config_from_args(args)
     setup_logging()
-    from tl_hub.publish import PushTarget
-    from tl_hub.trainer import train
+    from tl_hub.release.publish import PushTarget
+    from tl_hub.training.trainer import train
 
     push = PushTarget(args.hub_model_id, args.private, args.hub_token) if args.push_to_hub else None
     train(run, args.output_dir or f"runs/{args.recipe}", resume=args.resume, push=push)

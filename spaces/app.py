@@ -23,13 +23,13 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
+from tl_hub.data.transforms import read_image
 from tl_hub.errors import TLHubError
-from tl_hub.hub import load_metrics
-from tl_hub.inference import Predictor
-from tl_hub.space import PETS_MODEL_ENV, SIGNS_MODEL_ENV
-from tl_hub.transforms import read_image
+from tl_hub.inference.predictor import Predictor
+from tl_hub.release.io import load_metrics
+from tl_hub.release.space import PETS_MODEL_ENV, SIGNS_MODEL_ENV
 
-logger = logging.getLogger("tl_hub.space")
+logger = logging.getLogger("tl_hub.release.space")
 
 # Where the models come from unless --signs-model / --pets-model or the environment variables
 # TL_HUB_SIGNS_MODEL / TL_HUB_PETS_MODEL (Space variables, set by scripts/deploy_space.py) say otherwise.

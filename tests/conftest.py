@@ -147,7 +147,7 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tl_hub import LeNet5
     from tl_hub.metrics import classification_metrics
     from tl_hub.recipes import get_recipe
-    from tl_hub.release import write_release
+    from tl_hub.release.writer import write_release
 
     torch.manual_seed(0)
     labels = np.arange(43).repeat(2)

@@ -1,4 +1,4 @@
-"""Comparisons of transfer-learning arms (tl_hub.compare, scripts/compare.py) on a few tiny images."""
+"""Comparisons of transfer-learning arms (tl_hub.experiments.compare, scripts/compare.py) on tiny images."""
 
 from __future__ import annotations
 
@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import tl_hub.compare
-from tl_hub.compare import Comparison, run_comparison
+import tl_hub.experiments.compare
 from tl_hub.config import RunConfig
 from tl_hub.data.loading import prepare_data
 from tl_hub.errors import ConfigError, DatasetError
-from tl_hub.evaluation import match_labels
+from tl_hub.experiments.compare import Comparison, run_comparison
+from tl_hub.experiments.report import CURVES_PLOT, SIZES_PLOT, write_report
+from tl_hub.inference.evaluate import match_labels
 from tl_hub.recipes import get_recipe
-from tl_hub.release import RELEASE_FILES
-from tl_hub.report import CURVES_PLOT, SIZES_PLOT, write_report
-from tl_hub.trainer import apply_overrides
+from tl_hub.release.writer import RELEASE_FILES
+from tl_hub.training.trainer import apply_overrides
 
 from .conftest import NUM_CLASSES, ROOT
 from .test_cli import run_script
@@ -159,7 +159,7 @@ def test_a_rerun_skips_finished_arms(
     def no_training(*args, **kwargs):
         raise AssertionError("a finished arm was trained again")
 
-    monkeypatch.setattr(tl_hub.compare, "train", no_training)
+    monkeypatch.setattr(tl_hub.experiments.compare, "train", no_training)
     with caplog.at_level(logging.INFO):
         run_comparison(tiny(parquet_dir, release), compared_copy)
     assert "4 runs (4 already recorded, 0 to do)" in caplog.text
@@ -181,13 +181,13 @@ def test_a_crashed_arm_resumes_and_a_finished_unrecorded_one_is_collected(
     shutil.rmtree(compared_copy / before["finetune-all", "all"]["run_dir"] / "model")
 
     trained = []
-    real_train = tl_hub.compare.train
+    real_train = tl_hub.experiments.compare.train
 
     def spy(run, output_dir, **kwargs):
         trained.append((Path(output_dir), kwargs["resume"]))
         return real_train(run, output_dir, **kwargs)
 
-    monkeypatch.setattr(tl_hub.compare, "train", spy)
+    monkeypatch.setattr(tl_hub.experiments.compare, "train", spy)
     with caplog.at_level(logging.INFO):
         run_comparison(tiny(parquet_dir, release), compared_copy)
     assert trained == [(compared_copy / "runs" / "finetune-all" / "size-all" / "seed-0", True)]
@@ -349,7 +349,7 @@ def test_accelerate_launch_two_processes_with_a_source_model_and_the_source_only
     assert 0 <= only["validation"]["accuracy"] <= 1
 
     # The same command again, here in this process: nothing left to train.
-    monkeypatch.setattr(tl_hub.compare, "train", None)
+    monkeypatch.setattr(tl_hub.experiments.compare, "train", None)
     monkeypatch.setattr(sys, "argv", [str(COMPARE), *args])
     with caplog.at_level(logging.INFO):
         runpy.run_path(str(COMPARE), run_name="__main__")

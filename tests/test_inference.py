@@ -12,8 +12,8 @@ from PIL import Image
 from torch import nn
 
 from tl_hub.data.synthetic import render_sign
-from tl_hub.explain import grad_cam
-from tl_hub.inference import Predictor
+from tl_hub.inference.explain import grad_cam
+from tl_hub.inference.predictor import Predictor
 
 
 class TwoHalves(nn.Module):

@@ -13,9 +13,9 @@ from huggingface_hub import HfApi, ModelCard
 
 from tl_hub import LeNet5, Predictor
 from tl_hub.errors import TLHubError
-from tl_hub.hub import from_pretrained
-from tl_hub.publish import PushTarget, push_to_hub
-from tl_hub.release import RELEASE_FILES
+from tl_hub.release.io import from_pretrained
+from tl_hub.release.publish import PushTarget, push_to_hub
+from tl_hub.release.writer import RELEASE_FILES
 
 from .conftest import ROOT, run_entry_point
 from .hub_server import FakeHub

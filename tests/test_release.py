@@ -10,12 +10,12 @@ from safetensors.torch import load_file, save_file
 
 from tl_hub import LeNet5, Predictor
 from tl_hub.data.loading import decode_split, open_dataset
-from tl_hub.engine import image_inputs, predict
+from tl_hub.data.transforms import model_input, normalize
 from tl_hub.errors import TLHubError
-from tl_hub.hub import from_pretrained
 from tl_hub.recipes import get_recipe
-from tl_hub.release import RELEASE_FILES, render_model_card
-from tl_hub.transforms import model_input, normalize
+from tl_hub.release.io import from_pretrained
+from tl_hub.release.writer import RELEASE_FILES, render_model_card
+from tl_hub.training.engine import image_inputs, predict
 
 RECIPE = get_recipe("lenet-gtsrb")
 

@@ -23,12 +23,12 @@ from PIL import Image
 
 from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
 from tl_hub.data.synthetic import render_sign
-from tl_hub.inference import Predictor
+from tl_hub.inference.predictor import Predictor
 from tl_hub.metrics import classification_metrics
 from tl_hub.models import create_model
-from tl_hub.publish import PushTarget, push_to_hub
 from tl_hub.recipes import get_recipe
-from tl_hub.release import write_release
+from tl_hub.release.publish import PushTarget, push_to_hub
+from tl_hub.release.writer import write_release
 
 from .conftest import ROOT, run_entry_point
 from .hub_server import FakeHub, Repo
@@ -131,7 +131,7 @@ def test_importing_the_app_loads_no_model_and_opens_no_connection() -> None:
         spec.loader.exec_module(app)
         import gradio
         assert not hasattr(app, "demo"), "a module-level demo is built at import"
-        heavy = [m for m in ("datasets", "accelerate", "tl_hub.release") if m in sys.modules]
+        heavy = [m for m in ("datasets", "accelerate", "tl_hub.release.writer") if m in sys.modules]
         assert not heavy, heavy
         print("ok")
         """
@@ -357,7 +357,7 @@ def test_the_deployed_space_runs_from_its_own_files_and_serves_the_hub_models(
     assert out.strip() == f"Space deployed: {fake_hub.url}/spaces/tester/demo"
     space = fake_hub.repos["tester/demo"]
     files = space.head.files
-    assert {"app.py", "requirements.txt", "README.md", "tl_hub/inference.py", "tl_hub/models/vgg.py"} <= set(
+    assert {"app.py", "requirements.txt", "README.md", "tl_hub/inference/predictor.py", "tl_hub/models/vgg.py"} <= set(
         files
     )
     assert "tl_hub/removed_module.py" not in files and files["notes.txt"] == b"kept"

@@ -8,10 +8,10 @@ import torch
 from huggingface_hub import HfApi
 
 from tl_hub.config import ModelConfig, PreprocessConfig, RunConfig
-from tl_hub.hub import from_pretrained, save_pretrained
 from tl_hub.models import create_model
 from tl_hub.models.vgg import STUDY_HIDDEN
-from tl_hub.release import release_config
+from tl_hub.release.io import from_pretrained, save_pretrained
+from tl_hub.release.writer import release_config
 
 from .hub_server import FakeHub
 

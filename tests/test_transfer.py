@@ -9,14 +9,14 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-import tl_hub.features as features_module
+import tl_hub.training.features as features_module
 from tl_hub.config import AugConfig, PreprocessConfig, TransferConfig
 from tl_hub.data.splits import balanced_sample
 from tl_hub.errors import TLHubError
-from tl_hub.features import cached_features
 from tl_hub.models import create_model
-from tl_hub.strategies import TransferPlan
-from tl_hub.weights import init_from_release, load_pretrained_base
+from tl_hub.training.features import cached_features
+from tl_hub.training.strategies import TransferPlan
+from tl_hub.training.weights import init_from_release, load_pretrained_base
 
 SMALL = PreprocessConfig(input_size=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
 

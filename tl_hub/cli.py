@@ -131,7 +131,7 @@ def run_config_from_args(args: argparse.Namespace, ignore: tuple[str, ...] = ())
     import dataclasses
 
     from tl_hub.recipes import get_recipe
-    from tl_hub.trainer import apply_overrides
+    from tl_hub.training.trainer import apply_overrides
 
     def flag(name: str) -> object:
         return None if name in ignore else getattr(args, name, None)

@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 from tl_hub.config import DataConfig, PreprocessConfig
 from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
 from tl_hub.data.splits import balanced_sample, stratified_group_split
+from tl_hub.data.transforms import load_image, preprocess_image
 from tl_hub.errors import DatasetError
-from tl_hub.transforms import load_image, preprocess_image
 
 logger = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ class LeNet5(nn.Module):
     @classmethod
     def from_pretrained(cls, repo_or_dir: str) -> LeNet5:
         """Load a tl_hub LeNet-5 release (directory or Hub repo id) strictly, in eval mode."""
-        from tl_hub.hub import from_pretrained
+        from tl_hub.release.io import from_pretrained
 
         model, _ = from_pretrained(repo_or_dir, expected_architecture="lenet5")
         return model

@@ -10,8 +10,8 @@ from pathlib import Path
 from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
 
 from tl_hub.errors import TLHubError
-from tl_hub.hub import CONFIG_NAME, WEIGHTS_NAME
-from tl_hub.release import CARD_NAME, METRICS_NAME, RELEASE_FILES, render_model_card
+from tl_hub.release.io import CONFIG_NAME, WEIGHTS_NAME
+from tl_hub.release.writer import CARD_NAME, METRICS_NAME, RELEASE_FILES, render_model_card
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, Sp
 
 import tl_hub
 from tl_hub.errors import TLHubError
-from tl_hub.hub import CONFIG_NAME
+from tl_hub.release.io import CONFIG_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def deploy_space(
     `signs_model` / `pets_model` (Hub repo ids, checked to exist) become the Space's model variables and its
     README's `models:`; left out, the app's defaults stay. tl_hub files the package no longer has are deleted.
     """
-    from tl_hub.publish import PushTarget, check_can_push
+    from tl_hub.release.publish import PushTarget, check_can_push
 
     if space_id.count("/") != 1 or not all(space_id.split("/")):
         raise TLHubError(f"SPACE_ID {space_id!r} is not of the form USER/NAME (or ORG/NAME)")

@@ -1,6 +1,6 @@
 """Transfer-learning experiments: arms x training-set sizes x seeds, with one data split and one budget.
 
-An arm is a starting point plus a strategy (tl_hub.strategies):
+An arm is a starting point plus a strategy (tl_hub.training.strategies):
 
 - `scratch`: random initial weights, every layer trains.
 - `feature-extract`, `finetune-top`, `finetune-all`: that strategy from the pretrained start. The start is a
@@ -15,8 +15,8 @@ changes it. The fingerprints of the splits recorded for every run show it. Every
 batch size and learning rate. A size is a number of training images per class, or "all".
 
 The report directory DIR holds results.json (every number and the settings that produced it; the record a
-rerun resumes from), report.md and its plots (tl_hub.report), the source runs, and each arm's run directory
-DIR/runs/ARM/size-N/seed-S/ with its full release in model/.
+rerun resumes from), report.md and its plots (tl_hub.experiments.report), the source runs, and each arm's run
+directory DIR/runs/ARM/size-N/seed-S/ with its full release in model/.
 """
 
 from __future__ import annotations
@@ -38,14 +38,14 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from tl_hub import __version__
 from tl_hub.config import PreprocessConfig, RunConfig
 from tl_hub.data.loading import dataset_label_names, prepare_data
-from tl_hub.engine import check_processes, evaluate_loss, image_inputs, predict
 from tl_hub.errors import ConfigError
-from tl_hub.evaluation import match_labels
-from tl_hub.hub import from_pretrained
+from tl_hub.inference.evaluate import match_labels
 from tl_hub.metrics import classification_metrics, summary
 from tl_hub.recipes import get_recipe
-from tl_hub.release import CARD_NAME, METRICS_NAME
-from tl_hub.trainer import EVAL_BATCH_SIZE, train
+from tl_hub.release.io import from_pretrained
+from tl_hub.release.writer import CARD_NAME, METRICS_NAME
+from tl_hub.training.engine import check_processes, evaluate_loss, image_inputs, predict
+from tl_hub.training.trainer import EVAL_BATCH_SIZE, train
 
 logger = logging.getLogger(__name__)
 
@@ -344,7 +344,7 @@ def run_comparison(comparison: Comparison, output_dir: str | Path) -> dict[str, 
     continues from its last checkpoint. A rerun with more arms, sizes or seeds adds them; one with other
     shared settings (dataset, epochs, ...) is refused. Returns the record (results.json's content).
     """
-    from tl_hub.report import write_report  # matplotlib only where a report is written
+    from tl_hub.experiments.report import write_report  # matplotlib only where a report is written
 
     output_dir = Path(output_dir)
     runner = _Runner(comparison, output_dir)

@@ -16,11 +16,11 @@ from torch import nn
 from tl_hub import __version__
 from tl_hub.config import PreprocessConfig, RunConfig
 from tl_hub.data.loading import is_hub_dataset_id
-from tl_hub.hub import CONFIG_NAME, METRICS_NAME, WEIGHTS_NAME, save_pretrained
 from tl_hub.metrics import summary
 from tl_hub.models import ARCHITECTURE_ARGS, TIMM_ARCHITECTURES
-from tl_hub.plots import plot_confusion_matrix, plot_training_curves
 from tl_hub.recipes import get_recipe
+from tl_hub.release.io import CONFIG_NAME, METRICS_NAME, WEIGHTS_NAME, save_pretrained
+from tl_hub.release.plots import plot_confusion_matrix, plot_training_curves
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from tl_hub.config import PreprocessConfig
+from tl_hub.data.transforms import BatchAugment, normalize
 from tl_hub.errors import ConfigError
-from tl_hub.transforms import BatchAugment, normalize
 
 # A batch from a loader -> the model's input; the generator drives training-time augmentation.
 Prepare = Callable[..., torch.Tensor]

@@ -11,8 +11,8 @@ from PIL import Image
 from torch import nn
 
 from tl_hub.config import PreprocessConfig
-from tl_hub.hub import from_pretrained
-from tl_hub.transforms import ImageInput, load_image, model_input
+from tl_hub.data.transforms import ImageInput, load_image, model_input
+from tl_hub.release.io import from_pretrained
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class Predictor:
 
     def explain(self, image: ImageInput, class_index: int | None = None, size: int = 256) -> Image.Image:
         """A Grad-CAM heatmap of `class_index` (default: the top-1 class) over the region the model saw."""
-        from tl_hub.explain import grad_cam, overlay
+        from tl_hub.inference.explain import grad_cam, overlay
 
         image = load_image(image)
         cam, _ = grad_cam(self.model, self.inputs([image]), class_index)

@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tl_hub.config import AugConfig, PreprocessConfig
-from tl_hub.transforms import BatchAugment, normalize
+from tl_hub.data.transforms import BatchAugment, normalize
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from PIL import Image
 from torch import nn
 
 from tl_hub.config import PreprocessConfig
-from tl_hub.transforms import model_view
+from tl_hub.data.transforms import model_view
 
 
 def grad_cam(model: nn.Module, x: torch.Tensor, class_index: int | None = None) -> tuple[torch.Tensor, int]:

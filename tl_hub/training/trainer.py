@@ -23,7 +23,13 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tl_hub.config import RunConfig, TrainConfig
 from tl_hub.data.loading import PreparedData, prepare_data
-from tl_hub.engine import (
+from tl_hub.data.transforms import BatchAugment
+from tl_hub.errors import ConfigError
+from tl_hub.metrics import classification_metrics
+from tl_hub.models import HEAD_FORWARD, create_model
+from tl_hub.release.publish import PushTarget, check_can_push, push_to_hub
+from tl_hub.release.writer import write_release
+from tl_hub.training.engine import (
     check_processes,
     evaluate_loss,
     feature_inputs,
@@ -31,15 +37,9 @@ from tl_hub.engine import (
     predict,
     train_one_epoch,
 )
-from tl_hub.errors import ConfigError
-from tl_hub.features import cached_features
-from tl_hub.metrics import classification_metrics
-from tl_hub.models import HEAD_FORWARD, create_model
-from tl_hub.publish import PushTarget, check_can_push, push_to_hub
-from tl_hub.release import write_release
-from tl_hub.strategies import TransferPlan
-from tl_hub.transforms import BatchAugment
-from tl_hub.weights import init_from_release, load_pretrained_base
+from tl_hub.training.features import cached_features
+from tl_hub.training.strategies import TransferPlan
+from tl_hub.training.weights import init_from_release, load_pretrained_base
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def train(
     """Train `run` into `output_dir`, then push the release to `push` if given; returns the final metrics.
 
     `end_training=False` leaves the process group up, for a caller that trains again in the same processes
-    (tl_hub.compare); that caller ends it.
+    (tl_hub.experiments.compare); that caller ends it.
     """
     output_dir = Path(output_dir)
     if push is not None:

@@ -12,10 +12,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tl_hub.config import PreprocessConfig
 from tl_hub.data.loading import decode_split, label_names_of, open_dataset, resolve_columns
-from tl_hub.engine import check_processes, evaluate_loss, image_inputs, predict
 from tl_hub.errors import DatasetError
-from tl_hub.hub import from_pretrained
 from tl_hub.metrics import classification_metrics
+from tl_hub.release.io import from_pretrained
+from tl_hub.training.engine import check_processes, evaluate_loss, image_inputs, predict
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""The report of a comparison (tl_hub.compare): report.md, its tables and its two plots, from results.json.
+"""The report of a comparison (tl_hub.experiments.compare): report.md, its tables and its two plots, from
+results.json.
 
 - accuracy_per_epoch.png: validation accuracy per epoch, one panel per training-set size, one line per arm
   (mean over seeds, band from the lowest to the highest seed), the source-only level dashed. The claim to
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tl_hub.compare import (
+from tl_hub.experiments.compare import (
     ALL,
     ARMS,
     REPORT_NAME,
@@ -28,7 +29,7 @@ from tl_hub.compare import (
     size_label,
     size_order,
 )
-from tl_hub.plots import plot_accuracy_per_epoch, plot_accuracy_vs_size
+from tl_hub.release.plots import plot_accuracy_per_epoch, plot_accuracy_vs_size
 
 logger = logging.getLogger(__name__)
 

@@ -50,7 +50,7 @@ def plot_confusion_matrix(cm: np.ndarray, label_names: list[str], path: str | Pa
     plt.close(fig)
 
 
-# One colour per arm of a comparison (tl_hub.compare), the same in every figure.
+# One colour per arm of a comparison (tl_hub.experiments.compare), the same in every figure.
 ARM_COLORS = {
     "scratch": "tab:gray",
     "feature-extract": "tab:blue",

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from tl_hub.errors import TLHubError
-from tl_hub.hub import from_pretrained, load_state_dict_strict
+from tl_hub.release.io import from_pretrained, load_state_dict_strict
 
 logger = logging.getLogger(__name__)
 
