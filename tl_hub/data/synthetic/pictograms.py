@@ -1,0 +1,331 @@
+"""The 43 GTSRB classes as clean templates: each class's pictogram, drawn with the primitives on its sign
+body, and the spec table that pairs them."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from tl_hub.data.synthetic.primitives import (
+    BLACK,
+    DARK_GREY,
+    GREY,
+    RED,
+    SHAPES,
+    SIGNAL_GREEN,
+    SIGNAL_RED,
+    SIGNAL_YELLOW,
+    WHITE,
+    Color,
+    Pen,
+    arc,
+    arrow,
+    bezier,
+    rotated_ellipse,
+)
+
+_SUPERSAMPLE = 4
+
+# --- Pictograms, drawn in the pen's local frame. ---
+
+
+def _speed(text: str) -> Callable[[Pen], None]:
+    # Three digits get a wider, flatter box so that their strokes stay as thick as two digits'.
+    box = (-0.66, -0.48, 0.66, 0.48) if len(text) == 2 else (-0.82, -0.42, 0.82, 0.42)
+    return lambda pen: pen.text(text, box, BLACK)
+
+
+def _car_rear(pen: Pen, fill: Color) -> None:
+    pen.poly([(-0.34, -0.42), (0.34, -0.42), (0.48, -0.08), (-0.48, -0.08)], fill)
+    pen.rect(-0.6, -0.1, 0.6, 0.28, fill)
+    pen.rect(-0.55, 0.26, -0.3, 0.44, fill)
+    pen.rect(0.3, 0.26, 0.55, 0.44, fill)
+
+
+def _truck_rear(pen: Pen, fill: Color) -> None:
+    pen.rect(-0.55, -0.7, 0.55, 0.32, fill)
+    pen.rect(-0.52, 0.3, -0.22, 0.5, fill)
+    pen.rect(0.22, 0.3, 0.52, 0.5, fill)
+
+
+def _truck_side(pen: Pen, fill: Color) -> None:
+    pen.poly([(-0.9, -0.05), (-0.8, -0.35), (-0.5, -0.35), (-0.5, 0.25), (-0.9, 0.25)], fill)
+    pen.rect(-0.44, -0.48, 0.92, 0.22, fill)
+    pen.rect(-0.9, 0.15, 0.92, 0.3, fill)
+    for x in (-0.65, 0.42, 0.7):
+        pen.disc(x, 0.33, 0.15, fill)
+
+
+def _no_passing(pen: Pen) -> None:
+    _car_rear(pen.sub(-0.4, 0.02, 0.6), RED)
+    _car_rear(pen.sub(0.4, 0.02, 0.6), BLACK)
+
+
+def _no_passing_trucks(pen: Pen) -> None:
+    _truck_rear(pen.sub(-0.36, 0.0, 0.6), RED)
+    _car_rear(pen.sub(0.42, 0.1, 0.5), BLACK)
+
+
+def _trucks_prohibited(pen: Pen) -> None:
+    _truck_side(pen.sub(0, 0.0, 0.78), BLACK)
+
+
+def _no_entry(pen: Pen) -> None:
+    pen.rect(-0.7, -0.17, 0.7, 0.17, WHITE)
+
+
+def _end_band(pen: Pen, offsets: Sequence[float], width: float) -> None:
+    """Parallel stripes from top-right to bottom-left, clipped to the disc."""
+    direction = np.array([-1.0, 1.0]) / math.sqrt(2)
+    normal = np.array([1.0, 1.0]) / math.sqrt(2)
+    radius = 0.97
+    for d in offsets:
+        half = math.sqrt(radius**2 - d**2) - width / 2
+        c = normal * d
+        pen.line([tuple(c - direction * half), tuple(c + direction * half)], width, BLACK, round_caps=False)
+
+
+_END_STRIPES = (-0.32, -0.16, 0.0, 0.16, 0.32)
+
+
+def _end_speed(pen: Pen) -> None:
+    pen.text("80", (-0.62, -0.46, 0.62, 0.46), GREY)
+    _end_band(pen, _END_STRIPES, 0.07)
+
+
+def _end_all(pen: Pen) -> None:
+    _end_band(pen, (-0.32, -0.16, 0.0, 0.16, 0.32), 0.085)
+
+
+def _end_no_passing(pen: Pen) -> None:
+    _car_rear(pen.sub(-0.38, 0.02, 0.5), GREY)
+    _car_rear(pen.sub(0.38, 0.02, 0.5), DARK_GREY)
+    _end_band(pen, _END_STRIPES, 0.07)
+
+
+def _end_no_passing_trucks(pen: Pen) -> None:
+    _truck_rear(pen.sub(-0.36, 0.0, 0.52), GREY)
+    _car_rear(pen.sub(0.4, 0.1, 0.42), DARK_GREY)
+    _end_band(pen, _END_STRIPES, 0.07)
+
+
+def _right_of_way(pen: Pen) -> None:
+    pen.poly([(0.0, -0.95), (0.17, -0.72), (0.26, 0.72), (-0.26, 0.72), (-0.17, -0.72)], BLACK)
+    pen.poly([(-0.62, -0.34), (0.0, -0.46), (0.62, -0.34), (0.62, -0.1), (0.0, 0.02), (-0.62, -0.1)], BLACK)
+
+
+def _caution(pen: Pen) -> None:
+    pen.poly([(-0.16, -0.82), (0.16, -0.82), (0.08, 0.3), (-0.08, 0.3)], BLACK)
+    pen.disc(0, 0.56, 0.14, BLACK)
+
+
+def _curve_left(pen: Pen) -> None:
+    pen.line([(0.2, 0.72), *arc(-0.15, -0.12, 0.35, 0, -90), (-0.52, -0.47)], 0.26, BLACK, round_caps=False)
+
+
+def _double_curve(pen: Pen) -> None:
+    path = [
+        (0.3, 0.74),
+        *bezier((0.3, 0.4), (0.3, 0.1), (-0.25, 0.25), (-0.25, -0.05)),
+        *bezier((-0.25, -0.05), (-0.25, -0.35), (0.3, -0.25), (0.3, -0.6)),
+        (0.3, -0.78),
+    ]
+    pen.line(path, 0.22, BLACK, round_caps=False)
+
+
+def _bumpy_road(pen: Pen) -> None:
+    xs = np.linspace(-0.85, 0.85, 40)
+    top = 0.42 - 0.5 * np.exp(-(((xs + 0.42) / 0.22) ** 2)) - 0.5 * np.exp(-(((xs - 0.42) / 0.22) ** 2))
+    pen.poly([*zip(xs, top, strict=True), (0.85, 0.62), (-0.85, 0.62)], BLACK)
+
+
+def _slippery_road(pen: Pen) -> None:
+    car = pen.sub(0.0, -0.3, 0.62)
+    car.poly(rotated_ellipse(0, 0, 0.72, 0.24, -12), BLACK)
+    car.poly([(-0.4, -0.08), (-0.25, -0.5), (0.35, -0.6), (0.45, -0.2)], BLACK)
+    car.disc(-0.45, 0.28, 0.16, BLACK)
+    car.disc(0.5, 0.1, 0.16, BLACK)
+    xs = np.linspace(-0.55, 0.55, 20)
+    for y0, phase in ((0.25, 0.0), (0.45, math.pi)):
+        pen.line(
+            [(x, y0 + 0.08 * x + 0.1 * math.sin(6 * x + phase)) for x in xs], 0.09, BLACK, round_caps=False
+        )
+
+
+def _road_narrows_right(pen: Pen) -> None:
+    pen.line([(-0.32, 0.75), (-0.32, -0.72)], 0.22, BLACK, round_caps=False)
+    path = [(0.38, 0.75), *bezier((0.38, 0.15), (0.38, -0.02), (0.1, -0.05), (0.1, -0.25)), (0.1, -0.72)]
+    pen.line(path, 0.22, BLACK, round_caps=False)
+
+
+def _road_work(pen: Pen) -> None:
+    pen.disc(-0.05, -0.62, 0.15, BLACK)
+    pen.line([(-0.1, -0.38), (0.1, 0.15)], 0.26, BLACK)
+    pen.line([(0.1, 0.15), (-0.25, 0.72)], 0.16, BLACK)
+    pen.line([(0.1, 0.15), (0.35, 0.4), (0.3, 0.72)], 0.16, BLACK)
+    pen.line([(-0.08, -0.3), (-0.45, -0.05), (-0.55, 0.2)], 0.12, BLACK)
+    pen.line([(-0.75, 0.1), (-0.35, 0.68)], 0.08, BLACK)
+    pen.poly([(0.35, 0.74), (0.62, 0.32), (0.92, 0.74)], BLACK)
+
+
+def _traffic_signals(pen: Pen) -> None:
+    for y, color in ((-0.5, SIGNAL_RED), (0.02, SIGNAL_YELLOW), (0.54, SIGNAL_GREEN)):
+        pen.disc(0, y, 0.22, BLACK)
+        pen.disc(0, y, 0.19, color)
+
+
+def _walker(pen: Pen) -> None:
+    pen.disc(0.05, -0.68, 0.15, BLACK)
+    pen.line([(0.0, -0.45), (-0.05, 0.1)], 0.26, BLACK)
+    pen.line([(-0.05, 0.1), (-0.35, 0.75)], 0.17, BLACK)
+    pen.line([(-0.05, 0.1), (0.15, 0.4), (0.3, 0.75)], 0.17, BLACK)
+    pen.line([(0.0, -0.4), (-0.3, -0.05)], 0.13, BLACK)
+    pen.line([(0.0, -0.4), (0.3, -0.1)], 0.13, BLACK)
+
+
+def _pedestrians(pen: Pen) -> None:
+    _walker(pen.sub(0.0, 0.0, 1.0))
+
+
+def _children(pen: Pen) -> None:
+    _walker(pen.sub(-0.3, 0.06, 0.86))
+    _walker(pen.sub(0.35, 0.2, 0.7))
+
+
+def _bicycle(pen: Pen) -> None:
+    for x in (-0.45, 0.45):
+        pen.ring(x, 0.35, 0.32, 0.1, BLACK)
+    frame = [(-0.45, 0.35), (-0.15, -0.15), (0.3, -0.15), (0.45, 0.35)]
+    pen.line(frame, 0.09, BLACK)
+    pen.line([(-0.15, -0.15), (0.0, 0.35), (0.3, -0.15)], 0.09, BLACK)
+    pen.line([(-0.25, -0.28), (-0.05, -0.28)], 0.1, BLACK)
+    pen.line([(0.3, -0.15), (0.25, -0.35), (0.4, -0.38)], 0.09, BLACK)
+
+
+def _snowflake(pen: Pen) -> None:
+    center = (0.0, 0.02)
+    for k in range(6):
+        a = math.radians(90 + 60 * k)
+        d = (math.cos(a), math.sin(a))
+        tip = (center[0] + 0.72 * d[0], center[1] + 0.72 * d[1])
+        pen.line([center, tip], 0.12, BLACK)
+        mid = (center[0] + 0.42 * d[0], center[1] + 0.42 * d[1])
+        for side in (-1, 1):
+            b = a + side * math.radians(45)
+            pen.line([mid, (mid[0] + 0.24 * math.cos(b), mid[1] + 0.24 * math.sin(b))], 0.09, BLACK)
+    pen.disc(*center, 0.14, BLACK)
+
+
+def _deer(pen: Pen) -> None:
+    pen.poly(rotated_ellipse(-0.05, 0.1, 0.45, 0.17, -28), BLACK)
+    pen.line([(0.25, -0.05), (0.42, -0.4)], 0.16, BLACK)
+    pen.poly(rotated_ellipse(0.52, -0.42, 0.16, 0.08, 25), BLACK)
+    pen.line([(0.4, -0.48), (0.3, -0.78)], 0.06, BLACK)
+    pen.line([(0.36, -0.62), (0.18, -0.7)], 0.06, BLACK)
+    pen.line([(0.3, 0.0), (0.55, 0.05), (0.7, 0.3)], 0.08, BLACK)
+    pen.line([(0.25, 0.0), (0.4, 0.25), (0.5, 0.42)], 0.08, BLACK)
+    pen.line([(-0.38, 0.25), (-0.62, 0.5), (-0.82, 0.68)], 0.09, BLACK)
+    pen.line([(-0.35, 0.28), (-0.5, 0.6), (-0.55, 0.75)], 0.09, BLACK)
+
+
+def _turn_right(pen: Pen) -> None:
+    path = [(-0.28, 0.78), (-0.28, 0.05), *arc(0.1, 0.05, 0.38, 180, 270), (0.78, -0.33)]
+    arrow(pen, path, 0.26, 0.7, 0.42, WHITE)
+
+
+def _ahead_only(pen: Pen) -> None:
+    arrow(pen, [(0.0, 0.8), (0.0, -0.8)], 0.27, 0.78, 0.5, WHITE)
+
+
+def _straight_or_right(pen: Pen) -> None:
+    arrow(pen, [(-0.22, 0.8), (-0.22, -0.8)], 0.24, 0.66, 0.42, WHITE)
+    path = [(-0.22, 0.45), *arc(0.1, 0.45, 0.32, 180, 270), (0.8, 0.13)]
+    arrow(pen, path, 0.22, 0.6, 0.38, WHITE)
+
+
+def _keep_right(pen: Pen) -> None:
+    arrow(pen, [(-0.5, -0.5), (0.56, 0.56)], 0.27, 0.78, 0.5, WHITE)
+
+
+def _roundabout(pen: Pen) -> None:
+    for k in range(3):
+        # Decreasing angle runs counter-clockwise on screen, the direction of German roundabout traffic.
+        start = 80 + 120 * k
+        path = arc(0.0, 0.0, 0.55, start, start - 88, 16)
+        arrow(pen, path, 0.2, 0.48, 0.3, WHITE)
+
+
+class _Spec(NamedTuple):
+    shape: str
+    pictogram: Callable[[Pen], None] | None = None
+    mirrored: bool = False
+
+
+_SIGNS: dict[int, _Spec] = {
+    0: _Spec("prohibitory", _speed("20")),
+    1: _Spec("prohibitory", _speed("30")),
+    2: _Spec("prohibitory", _speed("50")),
+    3: _Spec("prohibitory", _speed("60")),
+    4: _Spec("prohibitory", _speed("70")),
+    5: _Spec("prohibitory", _speed("80")),
+    6: _Spec("end", _end_speed),
+    7: _Spec("prohibitory", _speed("100")),
+    8: _Spec("prohibitory", _speed("120")),
+    9: _Spec("prohibitory", _no_passing),
+    10: _Spec("prohibitory", _no_passing_trucks),
+    11: _Spec("warning", _right_of_way),
+    12: _Spec("priority"),
+    13: _Spec("yield"),
+    14: _Spec("octagon", lambda pen: pen.text("STOP", (-0.74, -0.28, 0.74, 0.28), WHITE)),
+    15: _Spec("prohibitory"),
+    16: _Spec("prohibitory", _trucks_prohibited),
+    17: _Spec("red_disc", _no_entry),
+    18: _Spec("warning", _caution),
+    19: _Spec("warning", _curve_left),
+    20: _Spec("warning", _curve_left, mirrored=True),
+    21: _Spec("warning", _double_curve),
+    22: _Spec("warning", _bumpy_road),
+    23: _Spec("warning", _slippery_road),
+    24: _Spec("warning", _road_narrows_right),
+    25: _Spec("warning", _road_work),
+    26: _Spec("warning", _traffic_signals),
+    27: _Spec("warning", _pedestrians),
+    28: _Spec("warning", _children),
+    29: _Spec("warning", _bicycle),
+    30: _Spec("warning", _snowflake),
+    31: _Spec("warning", _deer),
+    32: _Spec("end", _end_all),
+    33: _Spec("mandatory", _turn_right),
+    34: _Spec("mandatory", _turn_right, mirrored=True),
+    35: _Spec("mandatory", _ahead_only),
+    36: _Spec("mandatory", _straight_or_right),
+    37: _Spec("mandatory", _straight_or_right, mirrored=True),
+    38: _Spec("mandatory", _keep_right),
+    39: _Spec("mandatory", _keep_right, mirrored=True),
+    40: _Spec("mandatory", _roundabout),
+    41: _Spec("end", _end_no_passing),
+    42: _Spec("end", _end_no_passing_trucks),
+}
+
+
+@functools.cache
+def template(class_id: int, res: int) -> Image.Image:
+    """Clean sign filling a res x res square, drawn at 4x and box-filtered down for antialiasing.
+
+    The result has premultiplied alpha ("RGBa") so that warping it needs no conversion and compositing
+    is a single multiply-add.
+    """
+    spec = _SIGNS[class_id]
+    big = res * _SUPERSAMPLE
+    image = Image.new("RGBA", (big, big), (0, 0, 0, 0))
+    pictogram_pen = SHAPES[spec.shape](Pen(image, big / 2, (big / 2, big / 2)))
+    if spec.pictogram is not None:
+        spec.pictogram(pictogram_pen)
+    if spec.mirrored:
+        image = ImageOps.mirror(image)
+    return image.reduce(_SUPERSAMPLE).convert("RGBa")
