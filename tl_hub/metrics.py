@@ -3,40 +3,37 @@
 from __future__ import annotations
 
 import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score, top_k_accuracy_score
 
-
-def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
-    """counts[true, predicted], shape (num_classes, num_classes)."""
-    flat = labels.astype(np.int64) * num_classes + preds.astype(np.int64)
-    return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+TOP_K = 5
 
 
 def classification_metrics(logits: np.ndarray, labels: np.ndarray, label_names: list[str]) -> dict:
     """Accuracy, macro-F1, top-5 accuracy, per-class accuracy and the confusion matrix.
 
-    Macro-F1 and per-class accuracy average over the classes present in `labels` or predicted, as
-    scikit-learn does; a class absent from both is left out rather than counted as zero.
+    Macro-F1 averages over the classes present in `labels` or predicted (scikit-learn's default); a class
+    absent from both is left out rather than counted as zero. Per-class accuracy (recall) lists the classes
+    present in `labels`. With no samples every score is 0.0.
     """
     num_classes = len(label_names)
-    preds = logits.argmax(axis=1)
-    cm = confusion_matrix(labels, preds, num_classes)
-    tp = np.diag(cm).astype(np.float64)
-    support, predicted = cm.sum(axis=1), cm.sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(predicted > 0, tp / predicted, 0.0)
-        recall = np.where(support > 0, tp / support, 0.0)
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-    seen = (support > 0) | (predicted > 0)
-    k = min(5, num_classes)
-    top_k = (
-        np.argpartition(-logits, k - 1, axis=1)[:, :k]
-        if num_classes > k
-        else np.tile(np.arange(num_classes), (len(labels), 1))
-    )
+    classes = np.arange(num_classes)
+    if len(labels) == 0:  # scikit-learn refuses empty inputs
+        cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+        accuracy = macro_f1 = top_k = 0.0
+        recall = np.zeros(num_classes)
+    else:
+        preds = logits.argmax(axis=1)
+        cm = confusion_matrix(labels, preds, labels=classes)  # cm[true, predicted]
+        accuracy = accuracy_score(labels, preds)
+        macro_f1 = f1_score(labels, preds, average="macro", zero_division=0)
+        recall = recall_score(labels, preds, labels=classes, average=None, zero_division=0)
+        # With at most 5 classes every label is in the top 5 (scikit-learn warns then, or fails on 2 classes).
+        top_k = top_k_accuracy_score(labels, logits, k=TOP_K, labels=classes) if num_classes > TOP_K else 1.0
+    support = cm.sum(axis=1)
     return {
-        "accuracy": float((preds == labels).mean()) if len(labels) else 0.0,
-        "macro_f1": float(f1[seen].mean()) if seen.any() else 0.0,
-        "top5_accuracy": float((top_k == labels[:, None]).any(axis=1).mean()) if len(labels) else 0.0,
+        "accuracy": float(accuracy),
+        "macro_f1": float(macro_f1),
+        "top5_accuracy": float(top_k),
         "num_samples": len(labels),
         "per_class_accuracy": {
             name: float(recall[i]) for i, name in enumerate(label_names) if support[i] > 0
