@@ -7,7 +7,7 @@ import pytest
 
 from tl_hub.config import DataConfig, PreprocessConfig
 from tl_hub.data.loading import decode_split, open_dataset, prepare_data, resolve_columns, track_groups
-from tl_hub.data.splits import stratified_group_split
+from tl_hub.data.splits import stratified_group_split, stratified_sample
 from tl_hub.errors import DatasetError
 
 from .conftest import NUM_CLASSES, png_bytes
@@ -70,10 +70,45 @@ def test_save_to_disk_with_other_column_names_and_its_own_validation_split(disk_
     assert len(data.validation) == 15
 
 
-def test_max_train_samples_takes_a_class_stratified_subset(parquet_dir: Path) -> None:
+def test_max_train_samples_takes_a_class_stratified_subset(
+    parquet_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="tl_hub.data.loading")
     data = _prepare(parquet_dir, max_train_samples=20)
     assert len(data.train) == 20
-    assert sorted(set(data.train.labels.tolist())) == list(range(NUM_CLASSES))
+    assert np.bincount(data.train.labels.numpy()).tolist() == [4] * NUM_CLASSES  # 9 of each class left
+    assert "train: a class-stratified sample of 20 images, seed 2" in caplog.text
+    for n in (1, NUM_CLASSES - 1, 44):  # 45 training images after the validation split
+        assert len(_prepare(parquet_dir, max_train_samples=n).train) == n
+
+
+SKEWED = np.repeat(np.arange(6), [500, 200, 150, 90, 45, 15])  # 1000 labels, class-ordered
+
+
+@pytest.mark.parametrize("n", [1, 4, 100, 333, len(SKEWED) - 1])
+def test_stratified_sample_takes_exactly_n_within_one_of_each_class_share(n: int) -> None:
+    idx = stratified_sample(SKEWED, n, seed=0)
+    assert len(idx) == len(np.unique(idx)) == n and np.all(np.diff(idx) > 0)
+    share = n * np.bincount(SKEWED) / len(SKEWED)
+    assert np.all(np.abs(np.bincount(SKEWED[idx], minlength=6) - share) < 1)
+
+
+def test_stratified_sample_of_n_or_more_is_everything() -> None:
+    assert np.array_equal(stratified_sample(SKEWED, len(SKEWED), seed=0), np.arange(len(SKEWED)))
+    assert np.array_equal(stratified_sample(SKEWED, 5000, seed=0), np.arange(len(SKEWED)))
+
+
+def test_stratified_sample_is_seeded() -> None:
+    a, b = stratified_sample(SKEWED, 100, seed=3), stratified_sample(SKEWED, 100, seed=3)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, stratified_sample(SKEWED, 100, seed=4))
+
+
+def test_fewer_samples_than_classes_draw_random_classes_not_the_first_ones() -> None:
+    labels = np.repeat(np.arange(43), 10)  # class-ordered, as GTSRB's folders are
+    chosen = [tuple(np.unique(labels[stratified_sample(labels, 5, seed)])) for seed in range(20)]
+    assert all(len(c) == 5 for c in chosen)  # one image from each of 5 classes
+    assert (0, 1, 2, 3, 4) not in chosen and len(set(chosen)) > 10
 
 
 def test_synthetic_dataset_has_all_43_classes() -> None:

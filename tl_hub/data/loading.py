@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from tl_hub.config import DataConfig, PreprocessConfig
 from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
-from tl_hub.data.splits import balanced_sample, stratified_group_split
+from tl_hub.data.splits import balanced_sample, stratified_group_split, stratified_sample
 from tl_hub.data.transforms import load_image, preprocess_image
 from tl_hub.errors import DatasetError
 
@@ -60,10 +60,18 @@ class PreparedData:
     validation_from: str  # how the validation split was obtained, for logs and the model card
     skipped_images: int  # unreadable images dropped while decoding
 
+    def splits(self) -> dict[str, SplitData]:
+        """train, validation and, when the dataset has one, test."""
+        splits = {"train": self.train, "validation": self.validation, "test": self.test}
+        return {name: split for name, split in splits.items() if split is not None}
+
+    def counts(self) -> dict[str, int]:
+        """Images per split."""
+        return {name: len(split) for name, split in self.splits().items()}
+
     def fingerprints(self) -> dict[str, str]:
         """SplitData.fingerprint of every split."""
-        splits = {"train": self.train, "validation": self.validation, "test": self.test}
-        return {name: split.fingerprint() for name, split in splits.items() if split is not None}
+        return {name: split.fingerprint() for name, split in self.splits().items()}
 
 
 def synthetic_dataset(per_class: int, seed: int = 0, size: int = 32) -> datasets.DatasetDict:
@@ -292,8 +300,9 @@ def prepare_data(cfg: DataConfig, preprocess: PreprocessConfig, seed: int) -> Pr
         train, labels = train.select(keep), labels[keep]
         logger.info("train: a class-balanced sample of %d images, seed %d", len(keep), seed + 1)
     if cfg.max_train_samples is not None and cfg.max_train_samples < len(train):
-        keep, _ = stratified_group_split(labels, None, 1 - cfg.max_train_samples / len(train), seed)
-        train = train.select(keep[: cfg.max_train_samples])
+        keep = stratified_sample(labels, cfg.max_train_samples, seed + 2)  # not the validation's draws
+        train = train.select(keep)
+        logger.info("train: a class-stratified sample of %d images, seed %d", len(keep), seed + 2)
 
     splits: dict[str, SplitData] = {}
     skipped = 0

@@ -57,3 +57,27 @@ def balanced_sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
             taken[c] += 1
             short -= 1
     return np.sort(np.concatenate([pools[c][: taken[c]] for c in classes]))
+
+
+def stratified_sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded sample of exactly `n` items (all of them if `n >= len(labels)`), each
+    class in proportion to its share of `labels`.
+
+    Each class gets the whole part of its proportional share; the items left over go one each to the
+    classes with the largest remainders (the largest remainder method), ties broken at random. So every
+    class is within one item of its proportional share, and with fewer items than classes the classes
+    that get one are a seeded random choice, not the first ones.
+    """
+    assert n >= 0, n
+    if n >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    quota, remainder = np.divmod(n * counts, len(labels))  # exact integers: equal shares tie exactly
+    by_remainder = np.lexsort((rng.random(len(classes)), -remainder))  # largest first, ties at random
+    quota[by_remainder[: n - quota.sum()]] += 1  # never more than a class has: n < len(labels)
+    picks = [
+        rng.choice(np.flatnonzero(labels == c), size=k, replace=False)
+        for c, k in zip(classes, quota, strict=True)
+    ]
+    return np.sort(np.concatenate(picks))

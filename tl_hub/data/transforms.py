@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as TF
 
 from tl_hub.config import AugConfig, PreprocessConfig
 from tl_hub.errors import ImageError
@@ -124,14 +126,15 @@ def model_view(image: Image.Image, cfg: PreprocessConfig, size: int | None = Non
     `size` defaults to the model's input size; a larger one gives the same view at display resolution.
     """
     image = to_rgb(ImageOps.exif_transpose(image))  # phone photos store their rotation in EXIF
-    size, resample = size or cfg.input_size, _RESAMPLE[cfg.interpolation]
+    size = size or cfg.input_size
     if cfg.crop_pct is None:
-        return image.resize((size, size), resample)
-    scale = size / cfg.crop_pct / min(image.size)
-    w, h = max(size, round(image.width * scale)), max(size, round(image.height * scale))
-    image = image.resize((w, h), resample)
-    left, top = (w - size) // 2, (h - size) // 2
-    return image.crop((left, top, left + size, top + size))
+        return image.resize((size, size), _RESAMPLE[cfg.interpolation])
+    # timm's eval transform, by its own calls: the shorter side to floor(size / crop_pct), the longer one
+    # truncated, then a centre crop offset by round((side - size) / 2). Rounding instead shifts the crop
+    # by a pixel on odd-sized photos.
+    interpolation = InterpolationMode(cfg.interpolation)
+    image = TF.resize(image, math.floor(size / cfg.crop_pct), interpolation)
+    return TF.center_crop(image, size)
 
 
 def equalize(image: Image.Image, cfg: PreprocessConfig) -> Image.Image:
