@@ -17,7 +17,6 @@ depend on the weights. The pets model is the vgg16-catsdogs recipe's network at 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.util
 import statistics
 import sys
@@ -33,10 +32,10 @@ from PIL import Image
 
 from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
 from tl_hub.data.synthetic import render_sign
-from tl_hub.metrics import classification_metrics
 from tl_hub.models import create_model
 from tl_hub.recipes import get_recipe
-from tl_hub.release.writer import write_release
+from tl_hub.release.config import ReleaseConfig
+from tl_hub.release.files import save_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,8 +49,8 @@ def load_app():
 
 
 def untrained_release(recipe_name: str, labels: list[str], directory: Path) -> Path:
+    """Random weights in the recipe's architecture and preprocessing: latency does not depend on training."""
     run = get_recipe(recipe_name).config
-    run = dataclasses.replace(run, model=dataclasses.replace(run.model, pretrained=None))
     torch.manual_seed(0)
     model = create_model(
         run.model.architecture,
@@ -60,11 +59,7 @@ def untrained_release(recipe_name: str, labels: list[str], directory: Path) -> P
         img_size=run.preprocess.input_size,
         drop_rate=run.model.drop_rate,
     )
-    y = np.arange(len(labels)).repeat(2)
-    m = classification_metrics(np.random.default_rng(0).normal(size=(len(y), len(labels))), y, labels)
-    history = [{"epoch": 1, "train_loss": 1.0, "train_accuracy": 0.0, "val_loss": 1.0, "val_accuracy": 0.0}]
-    write_release(directory, model, run, labels, history, {"test": m, "validation": m}, {"train": 1}, "-")
-    return directory
+    return save_pretrained(model, directory, ReleaseConfig.from_run(run, labels))
 
 
 def percentiles(times: list[float]) -> str:

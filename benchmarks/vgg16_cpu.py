@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from tl_hub.config import AugConfig, TransferConfig
 from tl_hub.data.transforms import BatchAugment
-from tl_hub.models import create_model
+from tl_hub.models import create_model, get_architecture
 from tl_hub.recipes import get_recipe
 from tl_hub.training.engine import feature_inputs, image_inputs
 from tl_hub.training.features import extract
@@ -78,7 +78,8 @@ def main() -> None:
     print(f"  bf16 vs fp32 features: relative L2 difference {((b16 - f32).norm() / f32.norm()).item():.4f}")
 
     # feature-extract, side by side on args.images images.
-    plan = TransferPlan(model, "vgg16", TransferConfig(strategy="feature-extract"), lr=1e-4)
+    arch = get_architecture("vgg16")
+    plan = TransferPlan(model, arch.base, TransferConfig(strategy="feature-extract"), lr=1e-4)
     opt = torch.optim.SGD(plan.groups, lr=1e-4, momentum=0.9)
     plan.start_epoch(model, 1)
     prepare = image_inputs(PRE, BatchAugment(AugConfig(rotation=20, hflip=True)))
@@ -93,7 +94,7 @@ def main() -> None:
             opt.step()
             opt.zero_grad(set_to_none=True)
 
-    head = HeadOnly(model, "vgg16")
+    head = HeadOnly(model, arch)
     start = time.perf_counter()
     feats = extract(model, images, PRE, cpu)
     extract_s = time.perf_counter() - start

@@ -6,8 +6,11 @@ python scripts/evaluate.py runs/lenet-gtsrb/model --dataset synthetic --split te
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
-from tl_hub.cli import ArgumentParser, positive_int, run_main, setup_logging
+from tl_hub.cli import ArgumentParser, run_main, setup_logging
+from tl_hub.errors import ConfigError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -17,25 +20,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--split", default="test", help="split name (default: %(default)s)")
     p.add_argument("--image-column", help="image column (default: found automatically)")
     p.add_argument("--label-column", help="label column (default: found automatically)")
-    p.add_argument("--batch-size", type=positive_int, default=512)
-    p.add_argument("--output", help="also write the metrics to this JSON file")
+    p.add_argument("--batch-size", type=int, default=512, help="images per step, across all processes")
+    p.add_argument("--output", type=Path, help="also write the metrics to this JSON file")
     return p.parse_args(argv)
 
 
 def main() -> None:
     args = parse_args()
+    if args.batch_size <= 0:
+        raise ConfigError(f"--batch-size {args.batch_size}: expected a positive integer")
+    if args.output is not None and (args.output.is_dir() or not args.output.parent.is_dir()):
+        raise ConfigError(f"--output {str(args.output)!r}: expected a file path in an existing directory")
     setup_logging()
     from tl_hub.inference.evaluate import evaluate_release
+    from tl_hub.training.engine import make_accelerator
 
-    evaluate_release(
+    accelerator = make_accelerator()
+    metrics = evaluate_release(
         args.model,
         args.dataset,
+        accelerator,
         args.split,
         image_column=args.image_column,
         label_column=args.label_column,
         batch_size=args.batch_size,
-        output=args.output,
     )
+    if accelerator.is_main_process:
+        print(
+            f"{args.dataset} [{args.split}]: accuracy {metrics['accuracy']:.4f}, macro-F1 "
+            f"{metrics['macro_f1']:.4f}, top-5 accuracy {metrics['top5_accuracy']:.4f}, loss "
+            f"{metrics['loss']:.4f} ({metrics['num_samples']} images)"
+        )
+        if args.output is not None:
+            args.output.write_text(json.dumps(metrics, indent=2) + "\n")
+    accelerator.end_training()
 
 
 if __name__ == "__main__":

@@ -26,10 +26,10 @@ from PIL import Image
 from tl_hub.data.transforms import read_image
 from tl_hub.errors import TLHubError
 from tl_hub.inference.predictor import Predictor
-from tl_hub.release.io import load_metrics
+from tl_hub.release.load import load_metrics
 from tl_hub.release.space import PETS_MODEL_ENV, SIGNS_MODEL_ENV
 
-logger = logging.getLogger("tl_hub.release.space")
+logger = logging.getLogger("spaces.app")
 
 # Where the models come from unless --signs-model / --pets-model or the environment variables
 # TL_HUB_SIGNS_MODEL / TL_HUB_PETS_MODEL (Space variables, set by scripts/deploy_space.py) say otherwise.
@@ -95,18 +95,17 @@ def hub_link(source: str | None) -> str:
 def model_summary(predictor: Predictor, metrics: dict[str, Any] | None) -> str:
     """What the model is, what it was trained on and how well it scored, from config.json and metrics.json."""
     config, p = predictor.config, predictor.preprocess
-    training = config.get("training", {})
-    data = training.get("data", {})
+    run = config.training
     view = f"{p.input_size}x{p.input_size} {'grayscale' if p.grayscale else 'RGB'}"
     if p.equalize != "none":
         view += f", {'CLAHE' if p.equalize == 'clahe' else 'histogram'}-equalized"
     lines = [
-        f"**Model:** {hub_link(predictor.source)}: `{config['architecture']}`, "
-        f"{config['num_classes']} classes, sees a {view} image.",
+        f"**Model:** {hub_link(predictor.source)}: `{config.architecture}`, "
+        f"{config.num_classes} classes, sees a {view} image.",
     ]
-    trained = f"recipe `{config.get('recipe', '?')}` on `{data.get('dataset', '?')}`"
-    if strategy := training.get("transfer", {}).get("strategy"):
-        trained += f", strategy `{strategy}`"
+    trained = f"recipe `{config.recipe or '?'}` on `{run.data.dataset if run else '?'}`"
+    if run is not None:
+        trained += f", strategy `{run.transfer.strategy}`"
     if metrics is not None and (counts := metrics.get("data", {}).get("counts")):
         trained += f" ({counts.get('train', '?')} training images)"
     lines.append(f"**Trained with** {trained}.")

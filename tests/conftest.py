@@ -139,21 +139,16 @@ def disk_dir(tmp_path_factory: pytest.TempPathFactory, signs: tuple[np.ndarray, 
     return root
 
 
-@pytest.fixture(scope="session")
-def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A release directory of an untrained LeNet-5 (43 GTSRB classes) with made-up history and metrics."""
-    import torch
-
-    from tl_hub import LeNet5
+def write_fake_release(directory: Path, model, run, label_names: list[str]) -> Path:
+    """A release of `model` as `run` would write it, with made-up metrics (3 epochs, a fair model)."""
     from tl_hub.metrics import classification_metrics
-    from tl_hub.recipes import get_recipe
+    from tl_hub.release.config import ReleaseConfig
     from tl_hub.release.writer import write_release
 
-    torch.manual_seed(0)
-    labels = np.arange(43).repeat(2)
-    logits = np.random.default_rng(0).normal(size=(86, 43)) + 3 * np.eye(43)[labels]
-    evaluations = {"validation": classification_metrics(logits, labels, list(GTSRB_CLASS_NAMES))}
-    evaluations["test"] = evaluations["validation"]
+    n = len(label_names)
+    labels = np.arange(n).repeat(2)
+    logits = np.random.default_rng(0).normal(size=(2 * n, n)) + 3 * np.eye(n)[labels]
+    evaluation = classification_metrics(logits, labels, label_names)
     history = [
         {
             "epoch": e,
@@ -165,15 +160,32 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
         }
         for e in (1, 2, 3)
     ]
+    metrics = {
+        "recipe": run.recipe,
+        "dataset": run.data.dataset,
+        "validation": evaluation,
+        "test": evaluation,
+        "history": history,
+        "data": {
+            "counts": {"train": 100, "validation": 2 * n, "test": 2 * n},
+            "validation_from": "10% of train",
+            "skipped_images": 0,
+            "fingerprints": {},
+        },
+    }
+    return write_release(directory, model, ReleaseConfig.from_run(run, label_names), metrics)
+
+
+@pytest.fixture(scope="session")
+def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A release directory of an untrained LeNet-5 (43 GTSRB classes) with made-up history and metrics."""
+    import torch
+
+    from tl_hub import LeNet5
+    from tl_hub.recipes import get_recipe
+
+    torch.manual_seed(0)
     directory = tmp_path_factory.mktemp("release") / "model"
-    write_release(
-        directory,
-        LeNet5(num_classes=43),
-        get_recipe("lenet-gtsrb").config,
-        list(GTSRB_CLASS_NAMES),
-        history,
-        evaluations,
-        {"train": 100, "validation": 86, "test": 86},
-        "10% of train",
+    return write_fake_release(
+        directory, LeNet5(num_classes=43), get_recipe("lenet-gtsrb").config, list(GTSRB_CLASS_NAMES)
     )
-    return directory

@@ -31,14 +31,20 @@ def run_script(script: Path, args: list[str], monkeypatch: pytest.MonkeyPatch, c
     [
         (["--recipe", "lenet-mnist"], "unknown recipe 'lenet-mnist': choose one of"),
         (["--dataset", "./no/such/dir"], "dataset path './no/such/dir' does not exist"),
-        (["--epochs", "0"], "argument --epochs: 0 must be a positive integer"),
-        (["--batch-size", "-8"], "argument --batch-size: -8 must be a positive integer"),
-        (["--lr", "0"], "argument --lr: 0 must be a positive number"),
+        (["--epochs", "0"], "--epochs 0: expected a positive integer"),
+        (["--epochs", "2.5"], "argument --epochs: '2.5' is not an integer"),
+        (["--batch-size", "-8"], "--batch-size -8: expected a positive integer"),
+        (["--lr", "0"], "--lr 0.0: expected a positive finite number"),
+        (["--lr", "inf"], "--lr inf: expected a positive finite number"),
+        (["--lr", "nan"], "--lr nan: expected a positive finite number"),
         (["--lr", "fast"], "argument --lr: 'fast' is not a number"),
-        (["--max-train-samples", "-1"], "argument --max-train-samples: -1 must be a positive integer"),
+        (["--seed", "-5"], "--seed -5: expected an integer from 0 to 4294965"),
+        (["--seed", "4294968"], "--seed 4294968: expected an integer from 0 to 4294965"),
+        (["--seed", "99999999999"], "--seed 99999999999: expected an integer from 0 to 4294965"),
+        (["--max-train-samples", "-1"], "--max-train-samples -1: expected a positive integer, or all"),
         (["--colour", "red"], "unrecognized arguments: --colour red"),
         (["--push-to-hub"], "--push-to-hub needs --hub-model-id USER/NAME"),
-        (["--strategy", "freeze-some"], "argument --strategy: invalid choice: 'freeze-some'"),
+        (["--strategy", "freeze-some"], "--strategy freeze-some: expected one of scratch, feature-extract"),
         (
             ["--strategy", "scratch", "--init-from", "runs/x"],
             "init_from='runs/x' contradicts strategy='scratch'",
@@ -47,8 +53,11 @@ def run_script(script: Path, args: list[str], monkeypatch: pytest.MonkeyPatch, c
             ["--no-pretrained", "--pretrained-file", "w.pth"],
             "--no-pretrained and --pretrained-file contradict",
         ),
-        (["--train-size", "0"], "argument --train-size: 0 must be a positive integer"),
-        (["--cache-views", "-2"], "--cache-views -2 must be 0 or more"),
+        (["--train-size", "0"], "--train-size 0: expected a positive integer, or all"),
+        (["--train-size", "some"], "argument --train-size: 'some' is neither an integer nor 'all'"),
+        (["--val-size", "-3"], "--val-size -3: expected a positive integer, or all"),
+        (["--synthetic-per-class", "0"], "--synthetic-per-class 0: expected a positive integer"),
+        (["--cache-views", "-2"], "--cache-views -2: expected 0 or more"),
         (["--push-to-hub", "--hub-model-id", "just-a-name"], "'just-a-name' is not of the form USER/NAME"),
         (["--push-to-hub", "--hub-model-id", "me/m"], "HF_HUB_OFFLINE is set: unset it to push"),
     ],
@@ -56,7 +65,7 @@ def run_script(script: Path, args: list[str], monkeypatch: pytest.MonkeyPatch, c
 def test_train_rejects_bad_input_in_one_line(args, message, monkeypatch, capsys, tmp_path) -> None:
     code, err = run_script(TRAIN, [*args, "--output-dir", str(tmp_path / "run")], monkeypatch, capsys)
     assert code == 2
-    assert err.startswith("error: ") and message in err
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(

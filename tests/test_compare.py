@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import runpy
@@ -14,19 +13,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import tl_hub.experiments.compare
+import tl_hub.experiments.compare as compare
 from tl_hub.config import RunConfig
 from tl_hub.data.loading import prepare_data
 from tl_hub.errors import ConfigError, DatasetError
-from tl_hub.experiments.compare import Comparison, run_comparison
+from tl_hub.experiments.compare import Comparison
 from tl_hub.experiments.report import CURVES_PLOT, SIZES_PLOT, write_report
 from tl_hub.inference.evaluate import match_labels
 from tl_hub.recipes import get_recipe
-from tl_hub.release.writer import RELEASE_FILES
-from tl_hub.training.trainer import apply_overrides
+from tl_hub.release.files import RELEASE_FILES
+from tl_hub.training.engine import make_accelerator
 
 from .conftest import NUM_CLASSES, ROOT
-from .test_cli import run_script
+from .test_cli import TRAIN, run_script
 from .test_e2e import launch
 
 COMPARE = ROOT / "scripts" / "compare.py"
@@ -52,12 +51,17 @@ ENTRY_KEYS = {
 
 
 def lenet_on(dataset: Path, epochs: int = 2) -> RunConfig:
-    return apply_overrides(
-        get_recipe("lenet-gtsrb").config,
-        data__dataset=str(dataset),
-        train__epochs=epochs,
-        train__batch_size=16,
+    return get_recipe("lenet-gtsrb").config.replace(
+        {"data.dataset": str(dataset), "train.epochs": epochs, "train.batch_size": 16}
     )
+
+
+def run_comparison(comparison: Comparison, output_dir: Path) -> dict:
+    """What scripts/compare.py does: one Accelerator for the process, the comparison, the end."""
+    accelerator = make_accelerator()
+    results = compare.run_comparison(comparison, output_dir, accelerator)
+    accelerator.end_training()
+    return results
 
 
 def tiny(dataset: Path, release: Path, **kwargs) -> Comparison:
@@ -159,7 +163,7 @@ def test_a_rerun_skips_finished_arms(
     def no_training(*args, **kwargs):
         raise AssertionError("a finished arm was trained again")
 
-    monkeypatch.setattr(tl_hub.experiments.compare, "train", no_training)
+    monkeypatch.setattr(compare, "train", no_training)
     with caplog.at_level(logging.INFO):
         run_comparison(tiny(parquet_dir, release), compared_copy)
     assert "4 runs (4 already recorded, 0 to do)" in caplog.text
@@ -181,13 +185,13 @@ def test_a_crashed_arm_resumes_and_a_finished_unrecorded_one_is_collected(
     shutil.rmtree(compared_copy / before["finetune-all", "all"]["run_dir"] / "model")
 
     trained = []
-    real_train = tl_hub.experiments.compare.train
+    real_train = compare.train
 
-    def spy(run, output_dir, **kwargs):
+    def spy(run, output_dir, accelerator, **kwargs):
         trained.append((Path(output_dir), kwargs["resume"]))
-        return real_train(run, output_dir, **kwargs)
+        return real_train(run, output_dir, accelerator, **kwargs)
 
-    monkeypatch.setattr(tl_hub.experiments.compare, "train", spy)
+    monkeypatch.setattr(compare, "train", spy)
     with caplog.at_level(logging.INFO):
         run_comparison(tiny(parquet_dir, release), compared_copy)
     assert trained == [(compared_copy / "runs" / "finetune-all" / "size-all" / "seed-0", True)]
@@ -247,6 +251,9 @@ def test_bad_comparisons_are_named(kwargs: dict, message: str, parquet_dir: Path
         (["--arms", "scratch,source-only"], "arm source-only scores a source model: pass --source-dataset"),
         (["--arms", "finetune-top"], "arm finetune-top needs a pretrained start"),
         (["--recipe", "resnet"], "unknown recipe 'resnet'"),
+        (["--seeds", "0,4294968"], "seed=4294968 is invalid: expected an integer from 0 to 4294965"),
+        (["--source-epochs", "0"], "epochs=0 is invalid: expected a positive integer"),
+        (["--seed", "1"], "unrecognized arguments: --seed 1"),
         (
             ["--no-pretrained", "--pretrained-file", "w.pth"],
             "--no-pretrained and --pretrained-file contradict",
@@ -255,7 +262,30 @@ def test_bad_comparisons_are_named(kwargs: dict, message: str, parquet_dir: Path
 )
 def test_compare_rejects_bad_input_in_one_line(args, message, monkeypatch, capsys, tmp_path) -> None:
     code, err = run_script(COMPARE, [*args, "--output-dir", str(tmp_path / "report")], monkeypatch, capsys)
-    assert code == 2 and message in err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--epochs", "0"],
+        ["--lr", "inf"],
+        ["--batch-size", "x"],
+        ["--cache-views", "-2"],
+        ["--val-size", "0"],
+        ["--synthetic-per-class", "-1"],
+    ],
+)
+def test_train_and_compare_refuse_a_shared_flag_with_the_same_words(
+    args, monkeypatch, capsys, tmp_path
+) -> None:
+    # One flag table: a training flag means, accepts and refuses the same in both scripts.
+    errors = []
+    for script in (TRAIN, COMPARE):
+        code, err = run_script(script, [*args, "--output-dir", str(tmp_path / "out")], monkeypatch, capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1
+        errors.append(err)
+    assert errors[0] == errors[1]
 
 
 def test_write_report_averages_over_seeds_and_flags_a_split_mismatch(tmp_path: Path) -> None:
@@ -349,7 +379,7 @@ def test_accelerate_launch_two_processes_with_a_source_model_and_the_source_only
     assert 0 <= only["validation"]["accuracy"] <= 1
 
     # The same command again, here in this process: nothing left to train.
-    monkeypatch.setattr(tl_hub.experiments.compare, "train", None)
+    monkeypatch.setattr(compare, "train", None)
     monkeypatch.setattr(sys, "argv", [str(COMPARE), *args])
     with caplog.at_level(logging.INFO):
         runpy.run_path(str(COMPARE), run_name="__main__")
@@ -378,12 +408,15 @@ def test_vgg16_catsdogs_compares_scratch_with_feature_extract(
 ) -> None:
     monkeypatch.setenv("TL_HUB_CACHE", str(tmp_path / "cache"))
     recipe = get_recipe("vgg16-catsdogs").config
-    base = apply_overrides(
-        recipe, data__dataset=str(pets_dir), data__val_size=2, train__epochs=1, train__batch_size=2
+    base = recipe.replace(
+        {
+            "data.dataset": str(pets_dir),
+            "data.val_size": 2,
+            "train.epochs": 1,
+            "train.batch_size": 2,
+            "model.pretrained": None,  # --no-pretrained
+        }
     )
-    base = dataclasses.replace(
-        base, model=dataclasses.replace(base.model, pretrained=None)
-    )  # --no-pretrained
     comparison = Comparison(base=base, arms=("scratch", "feature-extract"), sizes=(1,), seeds=(0,))
     results = run_comparison(comparison, tmp_path / "report")
     scratch, extract = results["results"]

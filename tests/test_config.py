@@ -10,7 +10,16 @@ from tl_hub.recipes import RECIPES, get_recipe
     [
         (lambda: TrainConfig(epochs=0), "epochs=0 is invalid: expected a positive integer"),
         (lambda: TrainConfig(batch_size=-4), "batch_size=-4 is invalid"),
-        (lambda: TrainConfig(lr=0.0), "lr=0.0 is invalid: expected a positive number"),
+        (lambda: TrainConfig(lr=0.0), "lr=0.0 is invalid: expected a positive finite number"),
+        (lambda: TrainConfig(lr=float("inf")), "lr=inf is invalid: expected a positive finite number"),
+        (lambda: TrainConfig(lr=float("nan")), "lr=nan is invalid"),
+        (lambda: TrainConfig(seed=-1), "seed=-1 is invalid: expected an integer from 0 to 4294965"),
+        (lambda: TrainConfig(seed=4294966), "seed=4294966 is invalid"),
+        (lambda: DataConfig(train_size=0), "train_size=0 is invalid: expected a positive integer"),
+        (
+            lambda: PreprocessConfig(input_size=100000),
+            "input_size=100000 is invalid: expected an integer from 8",
+        ),
         (lambda: TrainConfig(optimizer="rmsprop"), "optimizer='rmsprop' is invalid: expected one of adam"),
         (lambda: AugConfig(rotation=-5), "rotation=-5 is invalid"),
         (lambda: AugConfig(blur_prob=1.5), "blur_prob=1.5 is invalid"),

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tl_hub import Predictor
-from tl_hub.release.writer import RELEASE_FILES
+from tl_hub.release.files import RELEASE_FILES
 
 from .conftest import ROOT
 

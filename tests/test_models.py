@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from tl_hub.models import ARCHITECTURES, LeNet5, create_model
+from tl_hub.models import ARCHITECTURES, LeNet5, create_model, get_architecture
+from tl_hub.models.anatomy import classifier_name, feature_shape, parameter_groups
 
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
@@ -41,3 +42,69 @@ def test_too_small_input_is_refused_with_the_fix() -> None:
 def test_unknown_architecture_lists_the_valid_ones() -> None:
     with pytest.raises(ValueError, match=r"unknown architecture 'resnet9'.*lenet5"):
         create_model("resnet9", num_classes=2, in_chans=3, img_size=32, drop_rate=0.0)
+
+
+# -- the registry: what every architecture family gives, read from the model ------------------------------
+
+
+def build(architecture: str, num_classes: int = 3) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model(architecture, num_classes=num_classes, in_chans=3, img_size=32, drop_rate=0.0)
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_the_classifier_is_what_reset_classifier_replaces(architecture: str) -> None:
+    model = build(architecture)
+    name = classifier_name(model)
+    before = {k: v.shape for k, v in model.state_dict().items()}
+    model.reset_classifier(7)
+    after = {k: v.shape for k, v in model.state_dict().items()}
+    changed = {k.rsplit(".", 1)[0] for k in before if before[k] != after[k]}
+    assert changed == {name}
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_parameter_groups_cover_the_model_once_with_the_last_stage_on_top(architecture: str) -> None:
+    model = build(architecture)
+    arch = get_architecture(architecture)
+    groups = parameter_groups(model, arch.base)
+    names = [n for n, _ in model.named_parameters()]
+    assert sorted(groups.head + groups.top + groups.rest + groups.fixed) == sorted(names)
+    assert groups.top and groups.head and all(n.startswith(arch.base + ".") for n in groups.top + groups.rest)
+    assert classifier_name(model) + ".weight" in groups.head
+    # The last stage is the base's last convolutions: nothing with parameters follows it in the base.
+    layers = list(model.get_submodule(arch.base))
+    assert isinstance(layers[groups.top_start], torch.nn.Conv2d)
+    stage_ends = [f["module"] for f in model.feature_info]
+    assert any(int(m.split(".")[-1]) < groups.top_start for m in stage_ends)
+
+
+def test_the_last_stage_is_the_studys_top_block() -> None:
+    assert parameter_groups(build("lenet5"), "features").top_start == 3  # conv2
+    assert parameter_groups(build("vgg16"), "features").top_start == 24  # conv5_1
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("img_size", [32, 48])
+def test_feature_shape_is_what_forward_features_gives(architecture: str, img_size: int) -> None:
+    model = build(architecture)
+    with torch.no_grad():
+        out = model.forward_features(torch.zeros(2, 3, img_size, img_size))
+    assert feature_shape(model, 3, img_size) == tuple(out.shape[1:])
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_every_architecture_round_trips_through_a_release(architecture: str, tmp_path) -> None:
+    from tl_hub.config import ModelConfig, PreprocessConfig, RunConfig
+    from tl_hub.release.config import ReleaseConfig
+    from tl_hub.release.files import save_pretrained
+    from tl_hub.release.load import from_pretrained
+
+    model = build(architecture).eval()
+    run = RunConfig(recipe="lenet-gtsrb", model=ModelConfig(architecture), preprocess=PreprocessConfig(32))
+    save_pretrained(model, tmp_path, ReleaseConfig.from_run(run, ["a", "b", "c"]))
+    loaded, config = from_pretrained(tmp_path)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    assert config.architecture == architecture and config.label_names == ("a", "b", "c")

@@ -11,11 +11,11 @@ import pytest
 import torch
 from huggingface_hub import HfApi, ModelCard
 
-from tl_hub import LeNet5, Predictor
+from tl_hub import Predictor
 from tl_hub.errors import TLHubError
-from tl_hub.release.io import from_pretrained
+from tl_hub.release.files import RELEASE_FILES
+from tl_hub.release.load import from_pretrained
 from tl_hub.release.publish import PushTarget, push_to_hub
-from tl_hub.release.writer import RELEASE_FILES
 
 from .conftest import ROOT, run_entry_point
 from .hub_server import FakeHub
@@ -61,8 +61,8 @@ def test_push_uploads_the_release_only_and_loads_back_identically(
     assert torch.equal(hub_predictor.logits(images), local_predictor.logits(images))
     assert hub_predictor.label_names == local_predictor.label_names
     assert torch.equal(
-        LeNet5.from_pretrained("tester/lenet-gtsrb").fc.weight,
-        LeNet5.from_pretrained(str(run_dir / "model")).fc.weight,
+        from_pretrained("tester/lenet-gtsrb", expected_architecture="lenet5")[0].fc.weight,
+        from_pretrained(str(run_dir / "model"), expected_architecture="lenet5")[0].fc.weight,
     )
 
 
@@ -123,7 +123,7 @@ def test_loading_a_mismatched_repo_is_refused_with_what_differs(
 ) -> None:
     push_to_hub(release, PushTarget("tester/mixed-up"))
     config = json.loads((release / "config.json").read_text())
-    config["num_classes"] = 2
+    config["num_classes"], config["label_names"] = 2, ["a", "b"]
     bad = tmp_path / "config.json"
     bad.write_text(json.dumps(config))
     HfApi().upload_file(path_or_fileobj=str(bad), path_in_repo="config.json", repo_id="tester/mixed-up")

@@ -13,8 +13,9 @@ from tl_hub.data.loading import decode_split, open_dataset
 from tl_hub.data.transforms import model_input, normalize
 from tl_hub.errors import TLHubError
 from tl_hub.recipes import get_recipe
-from tl_hub.release.io import from_pretrained
-from tl_hub.release.writer import RELEASE_FILES, render_model_card
+from tl_hub.release.card import render_model_card
+from tl_hub.release.files import RELEASE_FILES
+from tl_hub.release.load import from_pretrained
 from tl_hub.training.engine import image_inputs, predict
 
 RECIPE = get_recipe("lenet-gtsrb")
@@ -33,7 +34,8 @@ def test_from_pretrained_gives_identical_logits(release: Path) -> None:
     original = LeNet5(num_classes=43)
     original.load_state_dict(load_file(release / "model.safetensors"))
     x = torch.randn(5, 1, 32, 32)
-    loaded = LeNet5.from_pretrained(str(release))
+    loaded, config = from_pretrained(str(release), expected_architecture="lenet5")
+    assert isinstance(loaded, LeNet5) and config.num_classes == 43
     assert not loaded.training
     assert torch.equal(loaded(x), original.eval()(x))
 
@@ -58,7 +60,9 @@ def test_strict_loading_names_the_difference(release: Path, tmp_path: Path) -> N
     bad = tmp_path / "bad"
     bad.mkdir()
     config = json.loads((release / "config.json").read_text())
-    (bad / "config.json").write_text(json.dumps({**config, "num_classes": 10}))
+    (bad / "config.json").write_text(
+        json.dumps({**config, "num_classes": 10, "label_names": [str(i) for i in range(10)]})
+    )
     state = load_file(release / "model.safetensors")
     save_file(state, bad / "model.safetensors")
     with pytest.raises(
@@ -105,3 +109,68 @@ def test_training_evaluation_and_inference_preprocess_bit_for_bit(release: Path,
     top = predictor(paths[0], top_k=3)
     assert len(top) == 3 and list(top.values()) == sorted(top.values(), reverse=True)
     assert set(top) <= set(predictor.label_names)
+
+
+def _damage_config(config: dict, case: str):
+    damaged = {
+        "not JSON": "{architecture: lenet5",
+        "empty": "",
+        "a list": [1, 2],
+        "no architecture": {k: v for k, v in config.items() if k != "architecture"},
+        "no label_names": {k: v for k, v in config.items() if k != "label_names"},
+        "no preprocess": {k: v for k, v in config.items() if k != "preprocess"},
+        "unknown architecture": {**config, "architecture": "resnet9"},
+        "num_classes off": {**config, "num_classes": 44},
+        "labels not names": {**config, "label_names": [1, 2]},
+        "input_size a string": {**config, "preprocess": {**config["preprocess"], "input_size": "32"}},
+        "input_size huge": {**config, "preprocess": {**config["preprocess"], "input_size": 100000}},
+        "unknown preprocess key": {**config, "preprocess": {**config["preprocess"], "sharpen": True}},
+        "unknown model arg": {**config, "model_args": {"drop_rate": 0.3, "depth": 50}},
+    }[case]
+    return damaged if isinstance(damaged, str) else json.dumps(damaged)
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("not JSON", "config.json of .* is not valid JSON"),
+        ("empty", "config.json of .* is not valid JSON"),
+        ("a list", "the whole file is a list, not a JSON object"),
+        ("no architecture", "architecture is missing"),
+        ("no label_names", "label_names is missing"),
+        ("no preprocess", "preprocess is missing"),
+        ("unknown architecture", "unknown architecture 'resnet9': choose one of lenet5, vgg16"),
+        ("num_classes off", "num_classes = 44 differs from the 43 label_names"),
+        ("labels not names", "label_names = .* is not a non-empty list of names"),
+        ("input_size a string", "preprocess is invalid .*input_size='32'"),
+        (
+            "input_size huge",
+            "preprocess is invalid .*input_size=100000 is invalid: expected an integer from 8",
+        ),
+        ("unknown preprocess key", "preprocess is invalid .*sharpen"),
+        ("unknown model arg", "model_args = .* is not a subset of \\['drop_rate'\\]"),
+    ],
+)
+def test_a_damaged_config_is_one_clear_error_before_any_model_is_built(
+    release: Path, tmp_path: Path, case: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tl_hub.release.load as load
+
+    monkeypatch.setattr(load, "create_model", lambda *a, **k: pytest.fail("a model was built"))
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text(_damage_config(json.loads((release / "config.json").read_text()), case))
+    (bad / "model.safetensors").write_bytes((release / "model.safetensors").read_bytes())
+    with pytest.raises(TLHubError, match=message) as error:
+        from_pretrained(bad)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("size", [0, 100])
+def test_truncated_weights_are_one_clear_error(release: Path, tmp_path: Path, size: int) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text((release / "config.json").read_text())
+    (bad / "model.safetensors").write_bytes((release / "model.safetensors").read_bytes()[:size])
+    with pytest.raises(TLHubError, match=r"model.safetensors of .* cannot be read .*: is it truncated?"):
+        from_pretrained(bad)

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
@@ -19,18 +20,19 @@ import numpy as np
 import pytest
 import torch
 from huggingface_hub import SpaceCard
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 from PIL import Image
 
 from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
 from tl_hub.data.synthetic import render_sign
 from tl_hub.inference.predictor import Predictor
-from tl_hub.metrics import classification_metrics
 from tl_hub.models import create_model
 from tl_hub.recipes import get_recipe
 from tl_hub.release.publish import PushTarget, push_to_hub
-from tl_hub.release.writer import write_release
 
-from .conftest import ROOT, run_entry_point
+from .conftest import ROOT, run_entry_point, write_fake_release
 from .hub_server import FakeHub, Repo
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -64,30 +66,7 @@ def pets_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     torch.manual_seed(0)
     model = create_model("vgg16", num_classes=2, in_chans=3, img_size=32, drop_rate=0.5)
-    labels = np.arange(2).repeat(4)
-    evaluation = classification_metrics(np.random.default_rng(0).normal(size=(8, 2)), labels, ["cat", "dog"])
-    history = [
-        {
-            "epoch": 1,
-            "train_loss": 0.7,
-            "train_accuracy": 0.5,
-            "val_loss": 0.7,
-            "val_accuracy": 0.5,
-            "seconds": 1,
-        }
-    ]
-    directory = tmp_path_factory.mktemp("pets") / "model"
-    write_release(
-        directory,
-        model,
-        run,
-        ["cat", "dog"],
-        history,
-        {"validation": evaluation, "test": evaluation},
-        {"train": 8, "validation": 8, "test": 8},
-        "a class-balanced sample",
-    )
-    return directory
+    return write_fake_release(tmp_path_factory.mktemp("pets") / "model", model, run, ["cat", "dog"])
 
 
 @pytest.fixture(scope="module")
@@ -272,27 +251,41 @@ def test_a_model_that_cannot_be_loaded_is_a_clear_error_and_is_retried(
             slot.get()
 
 
-def test_space_files_pin_what_the_tests_ran() -> None:
-    from importlib.metadata import version
+# pyproject's core dependencies that only training, evaluation and release need: the Space installs the rest.
+NOT_IN_SPACE = {"accelerate", "datasets", "jinja2", "scikit-learn"}
 
-    import gradio
+
+def test_space_pins_satisfy_pyproject_and_cover_what_the_app_needs() -> None:
     from huggingface_hub import ModelCard
 
     card = ModelCard((ROOT / "spaces" / "README.md").read_text())
     meta = card.data.to_dict()
-    assert meta["sdk"] == "gradio" and meta["sdk_version"] == gradio.__version__
+    assert meta["sdk"] == "gradio"
     assert meta["app_file"] == "app.py" and meta["python_version"] == "3.11"
     assert meta["models"] and meta["datasets"] and len(meta["short_description"]) <= 60
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert SpecifierSet(project["requires-python"]).contains(meta["python_version"])
+    declared = {}
+    for line in [*project["dependencies"], *project["optional-dependencies"]["space"]]:
+        requirement = Requirement(line)
+        declared[canonicalize_name(requirement.name)] = requirement.specifier
     pins = {}
     for line in (ROOT / "spaces" / "requirements.txt").read_text().splitlines():
         line = line.split("#")[0].strip()
         if line and not line.startswith("-"):  # pip options such as --extra-index-url
-            name, _, pinned = line.partition("==")
-            pins[name] = pinned
-    assert pins and all(pins.values()), "every requirement is pinned"
+            requirement = Requirement(line)
+            specs = list(requirement.specifier)
+            assert len(specs) == 1 and specs[0].operator == "==", f"{line!r} is not pinned with =="
+            pins[canonicalize_name(requirement.name)] = specs[0].version
+    # A Space installs gradio at sdk_version: a pin in requirements.txt, if any, must be that version.
+    assert pins.setdefault("gradio", meta["sdk_version"]) == meta["sdk_version"]
+    assert not NOT_IN_SPACE - declared.keys(), f"not in pyproject: {NOT_IN_SPACE - declared.keys()}"
+    assert set(pins) == declared.keys() - NOT_IN_SPACE, (
+        "requirements.txt pins pyproject's core dependencies but NOT_IN_SPACE, and gradio"
+    )
     for name, pinned in pins.items():
-        assert version(name) == pinned, (
-            f"{name}: requirements.txt pins {pinned}, the tests ran {version(name)}"
+        assert declared[name].contains(pinned), (
+            f"{name}: the Space pins {pinned}, pyproject asks {declared[name]}"
         )
 
 
@@ -357,9 +350,13 @@ def test_the_deployed_space_runs_from_its_own_files_and_serves_the_hub_models(
     assert out.strip() == f"Space deployed: {fake_hub.url}/spaces/tester/demo"
     space = fake_hub.repos["tester/demo"]
     files = space.head.files
-    assert {"app.py", "requirements.txt", "README.md", "tl_hub/inference/predictor.py", "tl_hub/models/vgg.py"} <= set(
-        files
-    )
+    assert {
+        "app.py",
+        "requirements.txt",
+        "README.md",
+        "tl_hub/inference/predictor.py",
+        "tl_hub/models/vgg.py",
+    } <= set(files)
     assert "tl_hub/removed_module.py" not in files and files["notes.txt"] == b"kept"
     assert files["app.py"] == (ROOT / "spaces" / "app.py").read_bytes()
     card = SpaceCard(files["README.md"].decode())

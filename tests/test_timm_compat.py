@@ -10,8 +10,9 @@ from huggingface_hub import HfApi
 from tl_hub.config import ModelConfig, PreprocessConfig, RunConfig
 from tl_hub.models import create_model
 from tl_hub.models.vgg import STUDY_HIDDEN
-from tl_hub.release.io import from_pretrained, save_pretrained
-from tl_hub.release.writer import release_config
+from tl_hub.release.config import ReleaseConfig
+from tl_hub.release.files import save_pretrained
+from tl_hub.release.load import from_pretrained
 
 from .hub_server import FakeHub
 
@@ -47,14 +48,14 @@ def test_timm_create_model_from_the_hub_gives_the_same_model(
     fake_hub: FakeHub, vgg: torch.nn.Module, tmp_path: Path
 ) -> None:
     run = RunConfig(recipe="vgg16-catsdogs", model=ModelConfig("vgg16", 0.5), preprocess=IMAGENET)
-    save_pretrained(vgg, tmp_path / "release", release_config(run, ["cat", "dog"]))
+    save_pretrained(vgg, tmp_path / "release", ReleaseConfig.from_run(run, ["cat", "dog"]))
     api = HfApi()
     api.create_repo("tester/vgg16-pets")
     api.upload_folder(repo_id="tester/vgg16-pets", folder_path=str(tmp_path / "release"))
 
     timm_model = timm.create_model("hf-hub:tester/vgg16-pets", pretrained=True).eval()
     ours, config = from_pretrained("tester/vgg16-pets")
-    assert timm_model.pretrained_cfg["label_names"] == config["label_names"] == ["cat", "dog"]
+    assert timm_model.pretrained_cfg["label_names"] == list(config.label_names) == ["cat", "dog"]
     data_config = timm.data.resolve_data_config({}, model=timm_model)
     assert tuple(data_config["input_size"]) == (3, 32, 32) and data_config["crop_pct"] == 0.875
     assert tuple(data_config["mean"]) == IMAGENET.mean and tuple(data_config["std"]) == IMAGENET.std

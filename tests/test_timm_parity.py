@@ -15,7 +15,7 @@ from PIL import Image
 from tl_hub.config import PreprocessConfig
 from tl_hub.data.transforms import model_input, model_view, normalize
 from tl_hub.recipes import timm_preprocess
-from tl_hub.release.writer import timm_pretrained_cfg
+from tl_hub.release.config import timm_pretrained_cfg
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 SIZES = [(640, 427), (427, 640), (500, 375), (333, 517), (225, 225), (1001, 99), (97, 1203)]  # (w, h)

@@ -13,7 +13,7 @@ import tl_hub.training.features as features_module
 from tl_hub.config import AugConfig, PreprocessConfig, TransferConfig
 from tl_hub.data.splits import balanced_sample
 from tl_hub.errors import TLHubError
-from tl_hub.models import create_model
+from tl_hub.models import create_model, get_architecture
 from tl_hub.training.features import cached_features
 from tl_hub.training.strategies import TransferPlan
 from tl_hub.training.weights import init_from_release, load_pretrained_base
@@ -57,7 +57,8 @@ def test_frozen_tensors_stay_bit_identical_and_trainable_ones_move(
     in_chans = 1 if architecture == "lenet5" else 3
     torch.manual_seed(0)
     model = create_model(architecture, num_classes=2, in_chans=in_chans, img_size=32, drop_rate=0.5)
-    plan = TransferPlan(model, architecture, TransferConfig(strategy=strategy, warmup_epochs=2), lr=0.1)
+    base = get_architecture(architecture).base
+    plan = TransferPlan(model, base, TransferConfig(strategy=strategy, warmup_epochs=2), lr=0.1)
     before = step(model, plan, epoch, in_chans)
     for name, p in model.named_parameters():
         if any(name.startswith(prefix + ".") for prefix in trains):
@@ -76,7 +77,7 @@ def test_frozen_tensors_stay_bit_identical_and_trainable_ones_move(
 
 def test_finetune_top_puts_the_last_block_at_a_lower_learning_rate() -> None:
     model = create_model("vgg16", num_classes=2, in_chans=3, img_size=32, drop_rate=0.5)
-    plan = TransferPlan(model, "vgg16", TransferConfig(strategy="finetune-top", top_lr_scale=0.1), lr=1e-3)
+    plan = TransferPlan(model, "features", TransferConfig(strategy="finetune-top", top_lr_scale=0.1), lr=1e-3)
     assert [g["lr"] for g in plan.groups] == [1e-3, pytest.approx(1e-4)]
     assert not any(p is model.pre_logits.fc2.weight for g in plan.groups for p in g["params"])
 
@@ -97,7 +98,7 @@ def test_pretrained_file_loads_the_base_from_a_torchvision_state_dict(tmp_path: 
     save_file({k: v.contiguous() for k, v in state.items()}, tmp_path / "vgg16.safetensors")
     for name in ("vgg16.pth", "vgg16.safetensors"):
         model = create_model("vgg16", num_classes=2, in_chans=3, img_size=32, drop_rate=0.5)
-        load_pretrained_base(model, str(tmp_path / name))
+        load_pretrained_base(model, str(tmp_path / name), "features")
         assert all(
             torch.equal(model.features.state_dict()[k], v) for k, v in donor.features.state_dict().items()
         )
@@ -108,18 +109,18 @@ def test_pretrained_file_problems_are_named(tmp_path: Path) -> None:
     lenet = create_model("lenet5", num_classes=2, in_chans=3, img_size=32, drop_rate=0.0)
     save_file({k: v.contiguous() for k, v in lenet.state_dict().items()}, tmp_path / "lenet.safetensors")
     with pytest.raises(TLHubError, match="do not fit Sequential: missing tensors"):
-        load_pretrained_base(model, str(tmp_path / "lenet.safetensors"))
+        load_pretrained_base(model, str(tmp_path / "lenet.safetensors"), "features")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(TLHubError, match=r"cannot read weights file .*junk.pth"):
-        load_pretrained_base(model, str(tmp_path / "junk.pth"))
+        load_pretrained_base(model, str(tmp_path / "junk.pth"), "features")
     with pytest.raises(TLHubError, match=r"--pretrained-file .*missing.pth' does not exist"):
-        load_pretrained_base(model, str(tmp_path / "missing.pth"))
+        load_pretrained_base(model, str(tmp_path / "missing.pth"), "features")
 
 
 def test_offline_without_weights_says_how_to_provide_them() -> None:
     model = create_model("vgg16", num_classes=2, in_chans=3, img_size=32, drop_rate=0.5)
     with pytest.raises(TLHubError, match=r"pass --pretrained-file PATH .* or --no-pretrained"):
-        load_pretrained_base(model, "vgg16.tv_in1k")
+        load_pretrained_base(model, "vgg16.tv_in1k", "features")
 
 
 def test_init_from_a_release_replaces_the_classifier_when_labels_differ(release: Path) -> None:
@@ -145,25 +146,30 @@ def test_feature_cache_hits_on_rerun_and_misses_when_weights_or_preprocessing_ch
     images = torch.randint(0, 256, (10, 3, 32, 32), dtype=torch.uint8)
     labels = torch.arange(10) % 2
     cpu = torch.device("cpu")
-    first, _ = cached_features(model, images, labels, SMALL, cpu)
+    first, _ = cached_features(model, images, labels, SMALL, cpu, base="features")
     assert first.shape == (10, 16, 5, 5)
 
     calls = []
     real_extract = features_module.extract
     monkeypatch.setattr(features_module, "extract", lambda *a, **k: calls.append(1) or real_extract(*a, **k))
-    again, _ = cached_features(model, images, labels, SMALL, cpu)
+    again, _ = cached_features(model, images, labels, SMALL, cpu, base="features")
     assert calls == [] and torch.equal(again, first) and "feature cache hit" in caplog.text
 
     cached_features(
-        model, images, labels, PreprocessConfig(input_size=32, mean=(0.4,) * 3, std=(0.25,) * 3), cpu
+        model,
+        images,
+        labels,
+        PreprocessConfig(input_size=32, mean=(0.4,) * 3, std=(0.25,) * 3),
+        cpu,
+        base="features",
     )
     assert len(calls) == 1  # other preprocessing: recomputed
     with torch.no_grad():
         model.features[0].weight[0, 0, 0, 0] += 1.0
-    changed, _ = cached_features(model, images, labels, SMALL, cpu)
+    changed, _ = cached_features(model, images, labels, SMALL, cpu, base="features")
     assert len(calls) == 2 and not torch.equal(changed, first)  # other weights: recomputed
     views, view_labels = cached_features(
-        model, images, labels, SMALL, cpu, views=3, aug=AugConfig(rotation=10)
+        model, images, labels, SMALL, cpu, base="features", views=3, aug=AugConfig(rotation=10)
     )
     assert views.shape[0] == 30 and torch.equal(view_labels, labels.repeat(3))
     assert len(list(tmp_path.glob("features/*.safetensors"))) == 4

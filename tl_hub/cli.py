@@ -1,4 +1,8 @@
-"""Shared entry-point behaviour: logging set-up and one-line user errors with exit code 2."""
+"""What the scripts share: parsers built from the flag table, logging set-up, and one-line user errors.
+
+A script parses its flags with `parser(...)`, turns them into a RunConfig with `run_config_from_args`, and
+runs its body under `run_main`: a user error is one line on stderr and exit code 2, never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,19 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
-from tl_hub.errors import TLHubError
+from tl_hub.config import ALL, FLAG_BY_NAME, FLAGS
+from tl_hub.errors import ConfigError, TLHubError
 
 if TYPE_CHECKING:
     from tl_hub.config import RunConfig
 
 T = TypeVar("T")
+
+# Every training flag: what train.py accepts. compare.py leaves out what varies between its arms.
+TRAIN_FLAGS = tuple(flag.name for flag in FLAGS)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -23,6 +31,22 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"error: {message} (see --help)", file=sys.stderr)
         sys.exit(2)
+
+
+def parser(description: str, flags: Iterable[str]) -> ArgumentParser:
+    """A parser holding the named flags of the table (`tl_hub.config.FLAGS`), in the table's order."""
+    p = ArgumentParser(description=description, allow_abbrev=False)  # no --seed for --seeds: say so instead
+    wanted = set(flags)
+    unknown = wanted - set(FLAG_BY_NAME)
+    assert not unknown, f"flags not in the table: {unknown}"
+    for flag in FLAGS:
+        if flag.name not in wanted:
+            continue
+        if flag.parse is None:
+            p.add_argument(flag.name, action="store_true", help=flag.help)
+        else:
+            p.add_argument(flag.name, type=flag.parse, help=flag.help, metavar=flag.dest.upper())
+    return p
 
 
 def add_hub_write_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,47 +66,6 @@ def setup_logging() -> None:
     )
     for noisy in ("httpx", "httpcore", "urllib3", "filelock", "fsspec", "accelerate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be a positive integer")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
-    return value
-
-
-def size_or_all(text: str) -> int | str:
-    """A positive integer, or 'all'."""
-    if text == "all":
-        return text
-    try:
-        int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither a positive integer nor 'all'") from None
-    return positive_int(text)
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
-    return value
 
 
 def comma_separated(item: Callable[[str], T]) -> Callable[[str], tuple[T, ...]]:
@@ -108,6 +91,40 @@ def one_of(choices: tuple[str, ...], kind: str) -> Callable[[str], str]:
     return parse
 
 
+def run_config_from_args(args: argparse.Namespace, ignore: tuple[str, ...] = ()) -> RunConfig:
+    """The recipe `args.recipe` with every table flag the script defined and the user gave applied.
+
+    Values are checked by the config's dataclasses; a bad one is reworded with the flag that set it
+    (`--lr -1: expected a positive finite number`). `ignore` names flags the caller uses otherwise
+    (compare.py's --init-from starts the transfer arms, not every run).
+    """
+    from tl_hub.recipes import DEFAULT_RECIPE, get_recipe
+
+    given = {}
+    for flag in FLAGS:
+        value = getattr(args, flag.dest, None)
+        # absent: None (an option not given) or False (a switch not given); 0 is a value
+        if flag.field is not None and flag.name not in ignore and value is not None and value is not False:
+            given[flag] = value
+    names = {flag.name for flag in given}
+    if {"--no-pretrained", "--pretrained-file"} <= names:
+        raise ConfigError("--no-pretrained and --pretrained-file contradict each other: pass one")
+    changes = {
+        flag.field: flag.const if flag.parse is None else (None if value == ALL else value)
+        for flag, value in given.items()
+    }
+    recipe = get_recipe(getattr(args, "recipe", None) or DEFAULT_RECIPE)
+    try:
+        return recipe.config.replace(changes)
+    except ConfigError as e:
+        flag = next((f for f in given if e.field is not None and f.field.endswith("." + e.field)), None)
+        if flag is None:
+            raise
+        raise ConfigError(
+            f"{flag.name} {given[flag]}: expected {e.expected}", e.field, e.value, e.expected
+        ) from None
+
+
 def run_main(
     main: Callable[[], object], on_interrupt: str = "rerun the same command with --resume to continue"
 ) -> None:
@@ -120,47 +137,3 @@ def run_main(
     except KeyboardInterrupt:
         print(f"interrupted: {on_interrupt}", file=sys.stderr)
         sys.exit(130)
-
-
-def run_config_from_args(args: argparse.Namespace, ignore: tuple[str, ...] = ()) -> RunConfig:
-    """The recipe `args.recipe` with the training flags a script defines applied (absent flags: the recipe's).
-
-    Shared by train.py and compare.py, which define different subsets of these flags; `ignore` names flags
-    the caller uses otherwise (compare.py's --init-from starts the transfer arms, not every run).
-    """
-    import dataclasses
-
-    from tl_hub.recipes import get_recipe
-    from tl_hub.training.trainer import apply_overrides
-
-    def flag(name: str) -> object:
-        return None if name in ignore else getattr(args, name, None)
-
-    if flag("no_pretrained") and flag("pretrained_file"):
-        raise TLHubError("--no-pretrained and --pretrained-file contradict each other: pass one")
-    if flag("cache_views") is not None and flag("cache_views") < 0:
-        raise TLHubError(f"--cache-views {flag('cache_views')} must be 0 or more")
-    sizes = {"train_size": flag("train_size"), "val_size": flag("val_size")}
-    run = apply_overrides(
-        get_recipe(args.recipe).config,
-        data__dataset=flag("dataset"),
-        data__max_train_samples=flag("max_train_samples"),
-        data__image_column=flag("image_column"),
-        data__label_column=flag("label_column"),
-        data__synthetic_per_class=flag("synthetic_per_class"),
-        train__epochs=flag("epochs"),
-        train__batch_size=flag("batch_size"),
-        train__lr=flag("lr"),
-        train__seed=flag("seed"),
-        transfer__strategy=flag("strategy"),
-        transfer__init_from=flag("init_from"),
-        transfer__cache_views=flag("cache_views"),
-        transfer__feature_cache=False if flag("no_feature_cache") else None,
-        transfer__compile=True if flag("compile") else None,
-        model__pretrained=flag("pretrained_file"),
-    )
-    data = {k: None if v == "all" else v for k, v in sizes.items() if v is not None}  # "all": no sample
-    run = dataclasses.replace(run, data=dataclasses.replace(run.data, **data))
-    if flag("no_pretrained"):
-        run = dataclasses.replace(run, model=dataclasses.replace(run.model, pretrained=None))
-    return run

@@ -1,12 +1,18 @@
-"""Configuration dataclasses, validated on construction.
+"""The run configuration: dataclasses validated on construction, and the one table of training flags.
 
 `PreprocessConfig` is the model's data config: it is saved in the release's config.json and every
 consumer (training, evaluation, inference, the Space) builds its preprocessing from it.
+
+Every value is checked in one place, the dataclass that holds it (`__post_init__`); `FLAGS` says which
+command-line flag sets which field, and the scripts build their parsers from it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from argparse import ArgumentTypeError
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +25,22 @@ STRATEGIES = ("scratch", "feature-extract", "finetune-top", "finetune-all")
 EQUALIZATIONS = ("none", "global", "clahe")
 
 
+# Every epoch seeds numpy with seed * 1000 + epoch, which numpy needs below 2**32.
+MAX_SEED = 2**32 // 1000 - 2
+
+
 def _check(condition: bool, name: str, value: Any, expected: str) -> None:
     if not condition:
-        raise ConfigError(f"{name}={value!r} is invalid: expected {expected}")
+        raise ConfigError(f"{name}={value!r} is invalid: expected {expected}", name, value, expected)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_size(name: str, value: int | None) -> None:
+    if value is not None:
+        _check(_is_int(value) and value > 0, name, value, "a positive integer, or all")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -47,7 +66,13 @@ class PreprocessConfig:
     crop_pct: float | None = None
 
     def __post_init__(self) -> None:
-        _check(self.input_size >= 8, "input_size", self.input_size, "an integer >= 8")
+        # Above 4096 a single image's tensors alone would take gigabytes: a typo, not a model.
+        _check(
+            _is_int(self.input_size) and 8 <= self.input_size <= 4096,
+            "input_size",
+            self.input_size,
+            "an integer from 8 to 4096",
+        )
         _check_choice("interpolation", self.interpolation, INTERPOLATIONS)
         _check_choice("equalize", self.equalize, EQUALIZATIONS)
         _check(self.clahe_clip_limit > 0, "clahe_clip_limit", self.clahe_clip_limit, "a positive number")
@@ -121,12 +146,11 @@ class DataConfig:
     def __post_init__(self) -> None:
         _check(bool(self.dataset), "dataset", self.dataset, "a Hub dataset id, a local path or 'synthetic'")
         _check(0 < self.val_fraction < 1, "val_fraction", self.val_fraction, "a fraction in (0, 1)")
-        if self.max_train_samples is not None:
-            _check(
-                self.max_train_samples > 0, "max_train_samples", self.max_train_samples, "a positive integer"
-            )
+        _check_size("max_train_samples", self.max_train_samples)
+        _check_size("train_size", self.train_size)
+        _check_size("val_size", self.val_size)
         _check(
-            self.synthetic_per_class > 0,
+            _is_int(self.synthetic_per_class) and self.synthetic_per_class > 0,
             "synthetic_per_class",
             self.synthetic_per_class,
             "a positive integer",
@@ -147,13 +171,24 @@ class TrainConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        _check(self.epochs > 0, "epochs", self.epochs, "a positive integer")
-        _check(self.batch_size > 0, "batch_size", self.batch_size, "a positive integer")
-        _check(self.lr > 0, "lr", self.lr, "a positive number")
+        _check(_is_int(self.epochs) and self.epochs > 0, "epochs", self.epochs, "a positive integer")
+        _check(
+            _is_int(self.batch_size) and self.batch_size > 0,
+            "batch_size",
+            self.batch_size,
+            "a positive integer",
+        )
+        _check(math.isfinite(self.lr) and self.lr > 0, "lr", self.lr, "a positive finite number")
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check(0 <= self.momentum < 1, "momentum", self.momentum, "a value in [0, 1)")
         _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "a non-negative number")
         _check_choice("scheduler", self.scheduler, SCHEDULERS)
+        _check(
+            _is_int(self.seed) and 0 <= self.seed <= MAX_SEED,
+            "seed",
+            self.seed,
+            f"an integer from 0 to {MAX_SEED}",
+        )
 
 
 @dataclass(frozen=True)
@@ -187,7 +222,9 @@ class TransferConfig:
         _check_choice("strategy", self.strategy, STRATEGIES)
         _check(0 < self.top_lr_scale <= 1, "top_lr_scale", self.top_lr_scale, "a value in (0, 1]")
         _check(self.warmup_epochs >= 0, "warmup_epochs", self.warmup_epochs, "a non-negative integer")
-        _check(self.cache_views >= 0, "cache_views", self.cache_views, "a non-negative integer")
+        _check(
+            _is_int(self.cache_views) and self.cache_views >= 0, "cache_views", self.cache_views, "0 or more"
+        )
         if self.strategy == "scratch" and self.init_from is not None:
             raise ConfigError(
                 f"init_from={self.init_from!r} contradicts strategy='scratch' (random init): choose "
@@ -210,6 +247,17 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def replace(self, changes: dict[str, Any]) -> RunConfig:
+        """A copy with fields replaced, named "section.field" (e.g. {"train.lr": 0.01}); each section is
+        validated again."""
+        sections: dict[str, dict[str, Any]] = {}
+        for key, value in changes.items():
+            section, name = key.split(".")
+            sections.setdefault(section, {})[name] = value
+        return dataclasses.replace(
+            self, **{s: dataclasses.replace(getattr(self, s), **fields) for s, fields in sections.items()}
+        )
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         aug = dict(d["aug"])
@@ -223,3 +271,131 @@ class RunConfig:
             train=TrainConfig(**d["train"]),
             transfer=TransferConfig(**d.get("transfer", {})),
         )
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One command-line flag: its name, the RunConfig field it sets, and how its text is read.
+
+    The value is only converted here (`parse`); whether it is valid is the dataclass's call, so a flag and
+    the Python API accept and refuse the same values, with the same words.
+    """
+
+    name: str  # "--lr"
+    field: str | None  # "train.lr"; None for a flag the script handles itself
+    help: str
+    parse: Callable[[str], Any] | None = str  # None: a switch without a value
+    const: Any = True  # the value a switch sets
+
+    @property
+    def dest(self) -> str:
+        return self.name.removeprefix("--").replace("-", "_")
+
+
+ALL = "all"  # --train-size / --val-size / --max-train-samples all: every image
+
+
+def integer(text: str) -> int:
+    """A flag's integer (its range is the dataclass's to check)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def number(text: str) -> float:
+    """A flag's number (its range is the dataclass's to check)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def size_or_all(text: str) -> int | str:
+    """An integer (checked by the dataclass), or "all"."""
+    if text == ALL:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise ArgumentTypeError(f"{text!r} is neither an integer nor 'all'") from None
+
+
+FLAGS: tuple[Flag, ...] = (
+    Flag("--recipe", None, "a named setup from tl_hub/recipes.py (default: lenet-gtsrb)"),
+    Flag(
+        "--dataset",
+        "data.dataset",
+        "a Hub dataset id, a local directory, or 'synthetic' (default: the recipe's)",
+    ),
+    Flag("--output-dir", None, "where the run (train.py) or the comparison (compare.py) is written"),
+    Flag("--epochs", "train.epochs", "passes over the training images", integer),
+    Flag("--batch-size", "train.batch_size", "the global batch, split across processes", integer),
+    Flag("--lr", "train.lr", "the learning rate", number),
+    Flag(
+        "--seed",
+        "train.seed",
+        f"seeds the split, the sample, the shuffling and the augmentation (0 to {MAX_SEED})",
+        integer,
+    ),
+    Flag(
+        "--max-train-samples",
+        "data.max_train_samples",
+        "train on a seeded, class-stratified sample of exactly N images",
+        size_or_all,
+    ),
+    Flag(
+        "--train-size",
+        "data.train_size",
+        "a seeded, class-balanced training sample of N images, or 'all'",
+        size_or_all,
+    ),
+    Flag(
+        "--val-size",
+        "data.val_size",
+        "a seeded, class-balanced validation sample of N images, or 'all'",
+        size_or_all,
+    ),
+    Flag("--image-column", "data.image_column", "the image column (default: found automatically)"),
+    Flag("--label-column", "data.label_column", "the label column (default: found automatically)"),
+    Flag(
+        "--synthetic-per-class",
+        "data.synthetic_per_class",
+        "training images per class for --dataset synthetic",
+        integer,
+    ),
+    Flag(
+        "--strategy",
+        "transfer.strategy",
+        f"which layers train: {', '.join(STRATEGIES)} (default: the recipe's)",
+    ),
+    Flag("--init-from", "transfer.init_from", "start from a tl_hub release directory or Hub repo"),
+    Flag(
+        "--pretrained-file",
+        "model.pretrained",
+        "local weights of the convolutional base (.safetensors, or a torchvision/timm state dict)",
+    ),
+    Flag(
+        "--no-pretrained",
+        "model.pretrained",
+        "start the convolutional base from random weights",
+        None,
+        const=None,
+    ),
+    Flag(
+        "--cache-views",
+        "transfer.cache_views",
+        "feature-extract: augmented views per image in the feature cache",
+        integer,
+    ),
+    Flag(
+        "--no-feature-cache",
+        "transfer.feature_cache",
+        "feature-extract: run the base every epoch instead of caching",
+        None,
+        const=False,
+    ),
+    Flag("--compile", "transfer.compile", "torch.compile the model", None),
+    Flag("--resume", None, "continue the run in --output-dir from its last checkpoint", None),
+)
+FLAG_BY_NAME = {flag.name: flag for flag in FLAGS}

@@ -6,7 +6,15 @@ class TLHubError(Exception):
 
 
 class ConfigError(TLHubError, ValueError):
-    """A configuration value out of range or of the wrong kind."""
+    """A configuration value out of range or of the wrong kind.
+
+    `field`, `value` and `expected` name what was wrong when one field was (the scripts reword the message
+    with the flag that set it).
+    """
+
+    def __init__(self, message: str, field: str | None = None, value: object = None, expected: str = ""):
+        super().__init__(message)
+        self.field, self.value, self.expected = field, value, expected
 
 
 class DatasetError(TLHubError):

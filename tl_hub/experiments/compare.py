@@ -24,48 +24,37 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from accelerate import Accelerator
-from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from tl_hub import __version__
-from tl_hub.config import PreprocessConfig, RunConfig
+from tl_hub.config import RunConfig
 from tl_hub.data.loading import dataset_label_names, prepare_data
 from tl_hub.errors import ConfigError
+from tl_hub.experiments.results import (
+    ALL,
+    ARMS,
+    RESULTS_NAME,
+    SOURCE_ONLY,
+    TRANSFER_ARMS,
+    Size,
+    size_label,
+    size_order,
+)
 from tl_hub.inference.evaluate import match_labels
-from tl_hub.metrics import classification_metrics, summary
+from tl_hub.metrics import summary
 from tl_hub.recipes import get_recipe
-from tl_hub.release.io import from_pretrained
-from tl_hub.release.writer import CARD_NAME, METRICS_NAME
-from tl_hub.training.engine import check_processes, evaluate_loss, image_inputs, predict
-from tl_hub.training.trainer import EVAL_BATCH_SIZE, train
+from tl_hub.release.files import CARD_NAME, METRICS_NAME, write_json
+from tl_hub.release.load import from_pretrained
+from tl_hub.training.engine import eval_loader, image_inputs, score
+from tl_hub.training.trainer import train
 
 logger = logging.getLogger(__name__)
-
-TRANSFER_ARMS = ("feature-extract", "finetune-top", "finetune-all")  # each is the strategy of that name
-SOURCE_ONLY = "source-only"
-ARMS = ("scratch", *TRANSFER_ARMS, SOURCE_ONLY)
-ALL = "all"
-RESULTS_NAME = "results.json"
-REPORT_NAME = "report.md"
-
-Size = int | str  # training images per class, or "all"; the source-only arm has size 0
-
-
-def size_label(size: Size) -> str:
-    return "all" if size == ALL else f"{size}/class"
-
-
-def size_order(size: Size) -> float:
-    """Sort key: 0 (source-only), then images per class, then all."""
-    return float("inf") if size == ALL else float(size)
 
 
 @dataclass(frozen=True)
@@ -95,8 +84,10 @@ class Comparison:
                 raise ConfigError(f"size {size!r} is not a positive number of images per class or 'all'")
         if self.source_dataset is not None and self.init_from is not None:
             raise ConfigError("--source-dataset and --init-from both name the source model: pass one")
-        if self.source_epochs is not None and self.source_epochs <= 0:
-            raise ConfigError(f"source_epochs={self.source_epochs} must be a positive integer")
+        for seed in self.seeds:  # each seed as the run's dataclass checks it
+            dataclasses.replace(self.base.train, seed=seed)
+        if self.source_epochs is not None:
+            dataclasses.replace(self.base.train, epochs=self.source_epochs)
         has_source = self.source_dataset is not None or self.init_from is not None
         if SOURCE_ONLY in self.arms and not has_source:
             raise ConfigError(
@@ -179,13 +170,6 @@ class Comparison:
         return f"pretrained base {pretrained}" if pretrained else "random (no pretrained weights)"
 
 
-def _write_json(path: Path, data: dict) -> None:
-    """Write atomically: a reader (another process, a rerun after a crash) never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def load_results(output_dir: Path, comparison: Comparison) -> dict[str, Any]:
     """The record in `output_dir`, or a new one; ConfigError when it was made with other settings."""
     path = output_dir / RESULTS_NAME
@@ -226,7 +210,7 @@ def _train_or_resume(run: RunConfig, run_dir: Path, accelerator: Accelerator) ->
     accelerator.wait_for_everyone()  # every process has looked before the main one writes anything
     if resume:
         logger.info("resuming the unfinished run in %s", run_dir)
-    train(run, run_dir, resume=resume, end_training=False)
+    train(run, run_dir, accelerator, resume=resume)
 
 
 def _run_entry(run_dir: Path, output_dir: Path) -> dict[str, Any]:
@@ -246,21 +230,19 @@ def _run_entry(run_dir: Path, output_dir: Path) -> dict[str, Any]:
     return entry
 
 
-def score_source_only(model_dir: str | Path, run: RunConfig) -> dict[str, Any]:
+def score_source_only(model_dir: str | Path, run: RunConfig, accelerator: Accelerator) -> dict[str, Any]:
     """The model in `model_dir`, untrained on the target, scored on the validation and test images that
     `run`'s arms are scored on (the same carve, the same seed), over the target's classes."""
-    accelerator = Accelerator()
     model, config = from_pretrained(model_dir)
-    preprocess = PreprocessConfig.from_dict(config["preprocess"])
     # One training image: the validation carve comes before the training sample, so it is unchanged.
     data_cfg = dataclasses.replace(run.data, train_size=1, max_train_samples=None)
     with accelerator.main_process_first():
-        data = prepare_data(data_cfg, preprocess, run.train.seed)
+        data = prepare_data(data_cfg, config.preprocess, run.train.seed)
     # The model's logits for the target's classes, in the target's order: it chooses among those only,
     # as every trained arm does.
-    columns = np.array(match_labels(data.label_names, config["label_names"]))
+    columns = match_labels(data.label_names, list(config.label_names))
     model = model.to(accelerator.device).eval()
-    prepare = image_inputs(preprocess)
+    prepare = image_inputs(config.preprocess)
     entry: dict[str, Any] = {
         "counts": {"validation": len(data.validation)},
         "validation_from": data.validation_from,
@@ -268,17 +250,11 @@ def score_source_only(model_dir: str | Path, run: RunConfig) -> dict[str, Any]:
         "history": [],
         "train_seconds": 0.0,
     }
-    splits = {"validation": data.validation, "test": data.test}
-    for name, split in splits.items():
+    for name, split in (("validation", data.validation), ("test", data.test)):
         if split is None:
             continue
-        loader = accelerator.prepare(
-            DataLoader(TensorDataset(split.images, split.labels), batch_size=EVAL_BATCH_SIZE)
-        )
-        logits, labels = predict(model, loader, accelerator, prepare, name)
-        logits = logits[:, columns]
-        metrics = classification_metrics(logits, labels, data.label_names)
-        metrics["loss"] = evaluate_loss(logits, labels)
+        loader = eval_loader(split.images, split.labels, accelerator)
+        metrics = score(model, loader, accelerator, prepare, data.label_names, name, columns)
         entry["counts"][name] = len(split)
         entry[name] = summary(metrics)
     return entry
@@ -287,12 +263,10 @@ def score_source_only(model_dir: str | Path, run: RunConfig) -> dict[str, Any]:
 class _Runner:
     """The loop over jobs, with the record it keeps; every process runs it, the main one writes."""
 
-    def __init__(self, comparison: Comparison, output_dir: Path):
+    def __init__(self, comparison: Comparison, output_dir: Path, accelerator: Accelerator):
         self.cmp = comparison
         self.out = output_dir
-        # The processes' own Accelerator, for the barriers between runs; train() makes one per run.
-        self.accelerator = Accelerator()
-        check_processes(self.accelerator)
+        self.accelerator = accelerator
 
     def source(self, seed: int, results: dict) -> str:
         """The source release for `seed`: trained here (once, then reused) or the given one."""
@@ -319,7 +293,7 @@ class _Runner:
                 self.cmp.base, train=dataclasses.replace(self.cmp.base.train, seed=seed)
             )
             entry |= {"strategy": None, "init": self.cmp.describe_init(arm, source), "train_size": 0}
-            return entry | score_source_only(source, target)
+            return entry | score_source_only(source, target, self.accelerator)
         run = self.cmp.arm_run(arm, size, seed, num_classes, source)
         run_dir = self.out / "runs" / arm / f"size-{size}" / f"seed-{seed}"
         if not _release_done(run_dir):
@@ -337,7 +311,9 @@ class _Runner:
         return entry | _run_entry(run_dir, self.out)
 
 
-def run_comparison(comparison: Comparison, output_dir: str | Path) -> dict[str, Any]:
+def run_comparison(
+    comparison: Comparison, output_dir: str | Path, accelerator: Accelerator
+) -> dict[str, Any]:
     """Run every (arm, size, seed) of `comparison` not yet recorded in `output_dir`, then write the report.
 
     Resumable: results.json records each finished arm, so a rerun skips it; an arm interrupted mid-training
@@ -347,8 +323,7 @@ def run_comparison(comparison: Comparison, output_dir: str | Path) -> dict[str, 
     from tl_hub.experiments.report import write_report  # matplotlib only where a report is written
 
     output_dir = Path(output_dir)
-    runner = _Runner(comparison, output_dir)
-    accelerator = runner.accelerator
+    runner = _Runner(comparison, output_dir, accelerator)
     results = load_results(output_dir, comparison)
     with accelerator.main_process_first():
         label_names = dataset_label_names(comparison.base.data)
@@ -370,7 +345,7 @@ def run_comparison(comparison: Comparison, output_dir: str | Path) -> dict[str, 
     accelerator.wait_for_everyone()  # every process has read results.json before it changes
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(output_dir / RESULTS_NAME, results)
+        write_json(output_dir / RESULTS_NAME, results)
     bar = tqdm(
         total=len(jobs),
         initial=len(jobs) - len(pending),
@@ -393,31 +368,11 @@ def run_comparison(comparison: Comparison, output_dir: str | Path) -> dict[str, 
                 entry[metric]["accuracy"],
             )
             if accelerator.is_main_process:
-                _write_json(output_dir / RESULTS_NAME, results)
+                write_json(output_dir / RESULTS_NAME, results)
             bar.update()
     bar.close()
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         write_report(results, output_dir)
     accelerator.wait_for_everyone()
-    accelerator.end_training()
     return results
-
-
-def final_metric(results: dict[str, Any]) -> str:
-    """The split the final accuracies come from: test when every result has one, else validation."""
-    return "test" if results["results"] and all("test" in e for e in results["results"]) else "validation"
-
-
-def group_results(results: dict[str, Any]) -> dict[tuple[str, Size], list[dict[str, Any]]]:
-    """Results by (arm, size), each list in seed order."""
-    groups: dict[tuple[str, Size], list[dict[str, Any]]] = {}
-    for entry in sorted(results["results"], key=lambda e: e["seed"]):
-        groups.setdefault((entry["arm"], entry["size"]), []).append(entry)
-    return dict(sorted(groups.items(), key=lambda kv: (size_order(kv[0][1]), ARMS.index(kv[0][0]))))
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    arr = np.asarray(values, dtype=np.float64)
-    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0

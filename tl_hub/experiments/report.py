@@ -12,24 +12,26 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tl_hub.experiments.compare import (
+from tl_hub.experiments.plots import plot_accuracy_per_epoch, plot_accuracy_vs_size
+from tl_hub.experiments.results import (
     ALL,
     ARMS,
     REPORT_NAME,
     RESULTS_NAME,
     SOURCE_ONLY,
+    Size,
     final_metric,
     group_results,
     mean_std,
     size_label,
     size_order,
 )
-from tl_hub.release.plots import plot_accuracy_per_epoch, plot_accuracy_vs_size
 
 logger = logging.getLogger(__name__)
 
@@ -93,36 +95,78 @@ def _same_data(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class _View:
+    """What every part of the report reads from results.json."""
+
+    results: dict[str, Any]
+    metric: str  # the split final accuracies come from
+    groups: dict[tuple[str, Size], list[dict[str, Any]]]
+    arms: list[str]
+    sizes: list[Size]  # 0 (source-only) first when present
+    trained_sizes: list[Size]
+
+    @classmethod
+    def of(cls, results: dict[str, Any]) -> _View:
+        groups = group_results(results)
+        sizes = sorted({size for _, size in groups}, key=size_order)
+        arms = [a for a in ARMS if any(arm == a for arm, _ in groups)]
+        return cls(results, final_metric(results), groups, arms, sizes, [s for s in sizes if s != 0])
+
+    def source_only(self, split: str) -> np.ndarray | None:
+        entries = self.groups.get((SOURCE_ONLY, 0))
+        return np.array([e[split]["accuracy"] for e in entries]) if entries else None
+
+
 def write_report(results: dict[str, Any], output_dir: str | Path) -> Path:
     """Write report.md and the two plots for `results` (results.json's content) into `output_dir`."""
     output_dir = Path(output_dir)
-    settings = results["settings"]
-    train_cfg = settings["run"]["train"]
-    metric = final_metric(results)
-    groups = group_results(results)
-    num_classes = results["num_classes"]
-    arms = [a for a in ARMS if any(arm == a for arm, _ in groups)]
-    sizes = sorted({size for _, size in groups}, key=size_order)
-    seeds = sorted({e["seed"] for e in results["results"]})
-    source_only = groups.get((SOURCE_ONLY, 0))
-    baseline = np.array([e["validation"]["accuracy"] for e in source_only]) if source_only else None
-    final_baseline = np.array([e[metric]["accuracy"] for e in source_only]) if source_only else None
+    view = _View.of(results)
+    has_curves, has_sizes = _plots(view, output_dir)
+    md = [
+        *_introduction(view),
+        "",
+        "## Same data for every arm",
+        "",
+        *_same_data(results),
+        "",
+        *_final_table(view),
+    ]
+    md += ["", f"![final accuracy against training-set size]({SIZES_PLOT})", ""] if has_sizes else [""]
+    if has_curves:
+        md += [*_curves_table(view), "", f"![validation accuracy per epoch]({CURVES_PLOT})", ""]
+    md += [
+        "## Files",
+        "",
+        f"- `{RESULTS_NAME}`: every number above, per run, with the settings that produced it.",
+        "- `runs/ARM/size-N/seed-S/model/`: each run's release (weights, config, metrics, curves, model "
+        "card).",
+    ]
+    if results["settings"]["source_dataset"]:
+        md.append("- `source/seed-S/model/`: the source model of each seed.")
+    path = output_dir / REPORT_NAME
+    path.write_text("\n".join(md) + "\n")
+    logger.info("report written to %s", path)
+    return path
 
-    trained_sizes = [s for s in sizes if s != 0]
+
+def _plots(view: _View, output_dir: Path) -> tuple[bool, bool]:
+    """accuracy_per_epoch.png and accuracy_vs_size.png; whether each was drawn."""
+    settings, groups = view.results["settings"], view.groups
+    title = f"{settings['recipe']} on {settings['dataset']}"
     panels = {
         size_label(size) if size != ALL else "all training images": {
-            arm: _curves(groups[(arm, size)]) for arm in arms if (arm, size) in groups
+            arm: _curves(groups[(arm, size)]) for arm in view.arms if (arm, size) in groups
         }
-        for size in trained_sizes
+        for size in view.trained_sizes
     }
-    title = f"{settings['recipe']} on {settings['dataset']}"
     if panels:
-        plot_accuracy_per_epoch(panels, output_dir / CURVES_PLOT, title, baseline)
+        plot_accuracy_per_epoch(panels, output_dir / CURVES_PLOT, title, view.source_only("validation"))
 
     def per_class(size: Any, entries: list[dict[str, Any]]) -> float:
         if size != ALL:
             return float(size)
-        return float(np.mean([e["counts"]["train"] for e in entries])) / num_classes
+        return float(np.mean([e["counts"]["train"] for e in entries])) / view.results["num_classes"]
 
     lines: dict[str, tuple[list[float], list[np.ndarray]]] = {}
     ticks: dict[float, str] = {}
@@ -133,17 +177,25 @@ def write_report(results: dict[str, Any], output_dir: str | Path) -> Path:
         ticks[x] = f"all\n({x:.0f})" if size == ALL else str(size)
         xs, values = lines.setdefault(arm, ([], []))
         xs.append(x)
-        values.append(np.array([e[metric]["accuracy"] for e in entries]))
+        values.append(np.array([e[view.metric]["accuracy"] for e in entries]))
     if lines:
-        plot_accuracy_vs_size(
-            lines, output_dir / SIZES_PLOT, title, f"final {metric} accuracy", ticks, final_baseline
-        )
+        ylabel = f"final {view.metric} accuracy"
+        baseline = view.source_only(view.metric)
+        plot_accuracy_vs_size(lines, output_dir / SIZES_PLOT, title, ylabel, ticks, baseline)
+    return bool(panels), bool(lines)
 
+
+def _introduction(view: _View) -> list[str]:
+    results, metric = view.results, view.metric
+    settings = results["settings"]
+    train_cfg = settings["run"]["train"]
+    seeds = sorted({e["seed"] for e in results["results"]})
     md = [
         f"# Transfer-learning comparison: {settings['recipe']} on {settings['dataset']}",
         "",
-        f"Arms: {', '.join(arms)}. Training-set sizes: "
-        f"{', '.join(size_label(s) for s in trained_sizes) or '-'}. Seeds: {', '.join(map(str, seeds))}.",
+        f"Arms: {', '.join(view.arms)}. Training-set sizes: "
+        f"{', '.join(size_label(s) for s in view.trained_sizes) or '-'}. "
+        f"Seeds: {', '.join(map(str, seeds))}.",
         f"The same budget for every arm: {train_cfg['epochs']} epochs, batch {train_cfg['batch_size']}, "
         f"{train_cfg['optimizer']} at lr {train_cfg['lr']:g}.",
     ]
@@ -162,65 +214,55 @@ def write_report(results: dict[str, Any], output_dir: str | Path) -> Path:
                 "last epoch)."
             )
         )
-    md += ["", "## Same data for every arm", "", *_same_data(results), ""]
+    return md
 
-    header = ["arm", *[("0 (no target images)" if s == 0 else size_label(s)) for s in sizes]]
-    md += [
-        f"## Final {metric} accuracy",
+
+def _final_table(view: _View) -> list[str]:
+    header = ["arm", *[("0 (no target images)" if s == 0 else size_label(s)) for s in view.sizes]]
+    md = [
+        f"## Final {view.metric} accuracy",
         "",
         "Mean ± standard deviation over seeds.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
-    for arm in arms:
+    for arm in view.arms:
         cells = [
-            _cell([e[metric]["accuracy"] for e in groups[(arm, s)]]) if (arm, s) in groups else "-"
-            for s in sizes
+            _cell([e[view.metric]["accuracy"] for e in view.groups[(arm, s)]])
+            if (arm, s) in view.groups
+            else "-"
+            for s in view.sizes
         ]
         md.append(f"| {arm} | " + " | ".join(cells) + " |")
-    md += ["", f"![final accuracy against training-set size]({SIZES_PLOT})", ""] if lines else [""]
+    return md
 
-    if panels:
-        md += [
-            "## Learning curves",
-            "",
-            "Validation accuracy, mean over seeds. *Reach*: the first epoch whose mean is at least "
-            f"{REACH:.0%} of the best final mean at that size (- : never).",
-            "",
-            "| size | arm | epoch 1 | reach | final | final vs scratch | training time |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for size in trained_sizes:
-            means = {arm: _curves(groups[(arm, size)]).mean(axis=0) for arm in arms if (arm, size) in groups}
-            target = REACH * max(m[-1] for m in means.values())
-            for arm, mean in means.items():
-                reached = np.flatnonzero(mean >= target)
-                gain = (
-                    f"{mean[-1] - means['scratch'][-1]:+.3f}"
-                    if "scratch" in means and arm != "scratch"
-                    else "-"
-                )
-                seconds = np.mean([e["train_seconds"] for e in groups[(arm, size)]])
-                md.append(
-                    f"| {size_label(size)} | {arm} | {mean[0]:.3f} | "
-                    f"{reached[0] + 1 if len(reached) else '-'} | {mean[-1]:.3f} | {gain} | {seconds:.0f} s |"
-                )
-        md += ["", f"![validation accuracy per epoch]({CURVES_PLOT})", ""]
 
-    md += [
-        "## Files",
+def _curves_table(view: _View) -> list[str]:
+    md = [
+        "## Learning curves",
         "",
-        f"- `{RESULTS_NAME}`: every number above, per run, with the settings that produced it.",
-        "- `runs/ARM/size-N/seed-S/model/`: each run's release (weights, config, metrics, curves, model "
-        "card).",
+        "Validation accuracy, mean over seeds. *Reach*: the first epoch whose mean is at least "
+        f"{REACH:.0%} of the best final mean at that size (- : never).",
+        "",
+        "| size | arm | epoch 1 | reach | final | final vs scratch | training time |",
+        "|---|---|---|---|---|---|---|",
     ]
-    if settings["source_dataset"]:
-        md.append("- `source/seed-S/model/`: the source model of each seed.")
-    path = output_dir / REPORT_NAME
-    path.write_text("\n".join(md) + "\n")
-    logger.info("report written to %s", path)
-    return path
+    groups = view.groups
+    for size in view.trained_sizes:
+        means = {arm: _curves(groups[(arm, size)]).mean(axis=0) for arm in view.arms if (arm, size) in groups}
+        target = REACH * max(m[-1] for m in means.values())
+        for arm, mean in means.items():
+            reached = np.flatnonzero(mean >= target)
+            gain = (
+                f"{mean[-1] - means['scratch'][-1]:+.3f}" if "scratch" in means and arm != "scratch" else "-"
+            )
+            seconds = np.mean([e["train_seconds"] for e in groups[(arm, size)]])
+            md.append(
+                f"| {size_label(size)} | {arm} | {mean[0]:.3f} | "
+                f"{reached[0] + 1 if len(reached) else '-'} | {mean[-1]:.3f} | {gain} | {seconds:.0f} s |"
+            )
+    return md
 
 
 def _describe_source(results: dict[str, Any]) -> str:

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from torch.utils.data import DataLoader, TensorDataset
 
-from tl_hub.config import PreprocessConfig
 from tl_hub.data.loading import decode_split, label_names_of, open_dataset, resolve_columns
 from tl_hub.errors import DatasetError
-from tl_hub.metrics import classification_metrics
-from tl_hub.release.io import from_pretrained
-from tl_hub.training.engine import check_processes, evaluate_loss, image_inputs, predict
+from tl_hub.release.load import from_pretrained
+from tl_hub.training.engine import EVAL_BATCH_SIZE, eval_loader, image_inputs, score
 
 logger = logging.getLogger(__name__)
 
@@ -46,40 +42,25 @@ def match_labels(data_labels: list[str], model_labels: list[str]) -> list[int]:
 def evaluate_release(
     model_dir: str | Path,
     dataset: str,
+    accelerator: Accelerator,
     split: str = "test",
     image_column: str | None = None,
     label_column: str | None = None,
-    batch_size: int = 512,
-    output: str | Path | None = None,
+    batch_size: int = EVAL_BATCH_SIZE,
 ) -> dict:
     """Metrics of the model in `model_dir` on `dataset[split]`, computed on every process, gathered."""
-    accelerator = Accelerator()
-    check_processes(accelerator)
     model, config = from_pretrained(model_dir)
-    preprocess = PreprocessConfig.from_dict(config["preprocess"])
-    model_labels: list[str] = config["label_names"]
     with accelerator.main_process_first():
         dsd = open_dataset(dataset)
     if split not in dsd:
         raise DatasetError(f"split {split!r} not in dataset {dataset!r}: choose one of {', '.join(dsd)}")
     ds = dsd[split]
     image_col, label_col = resolve_columns(ds.features, image_column, label_column)
-    data, _ = decode_split(ds, image_col, label_col, preprocess, split)
+    data, _ = decode_split(ds, image_col, label_col, config.preprocess, split)
     data_labels = label_names_of(ds.features[label_col], data.labels.numpy())
-    data.labels = torch.tensor(match_labels(data_labels, model_labels))[data.labels]
-    loader = DataLoader(TensorDataset(data.images, data.labels), batch_size=batch_size)
-    model, loader = accelerator.prepare(model, loader)
-    logits, labels = predict(model, loader, accelerator, image_inputs(preprocess), split)
-    metrics = classification_metrics(logits, labels, model_labels)
-    metrics["loss"] = evaluate_loss(logits, labels)
-    if accelerator.is_main_process:
-        print(
-            f"{dataset} [{split}]: accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, "
-            f"top-5 accuracy {metrics['top5_accuracy']:.4f}, loss {metrics['loss']:.4f} "
-            f"({metrics['num_samples']} images)"
-        )
-        if output is not None:
-            Path(output).write_text(json.dumps(metrics, indent=2) + "\n")
-            logger.info("metrics written to %s", output)
-    accelerator.end_training()
+    labels = torch.tensor(match_labels(data_labels, list(config.label_names)))[data.labels]
+    loader = eval_loader(data.images, labels, accelerator, batch_size)
+    model = accelerator.prepare(model)
+    prepare = image_inputs(config.preprocess)
+    metrics = score(model, loader, accelerator, prepare, list(config.label_names), split)
     return metrics

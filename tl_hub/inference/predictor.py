@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import torch
 from PIL import Image
 from torch import nn
 
-from tl_hub.config import PreprocessConfig
 from tl_hub.data.transforms import ImageInput, load_image, model_input
-from tl_hub.release.io import from_pretrained
+from tl_hub.release.config import ReleaseConfig
+from tl_hub.release.load import from_pretrained
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +35,15 @@ class Predictor:
     def __init__(
         self,
         model: nn.Module,
-        config: dict[str, Any],
+        config: ReleaseConfig,
         device: str | torch.device | None = None,
         compile: bool = False,
     ):
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device).eval()
         self.config = config
-        self.label_names: list[str] = list(config["label_names"])
-        self.preprocess = PreprocessConfig.from_dict(config["preprocess"])
+        self.label_names: list[str] = list(config.label_names)
+        self.preprocess = config.preprocess
         self.source: str | None = None  # the repo id or directory it came from, when loaded from one
         self._forward: nn.Module = self.model
         self._channels_last = compile

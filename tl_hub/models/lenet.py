@@ -42,14 +42,11 @@ class LeNet5(nn.Module):
             nn.Dropout(drop_rate),
         )
         self.fc = nn.Linear(84, num_classes)
-
-    @classmethod
-    def from_pretrained(cls, repo_or_dir: str) -> LeNet5:
-        """Load a tl_hub LeNet-5 release (directory or Hub repo id) strictly, in eval mode."""
-        from tl_hub.release.io import from_pretrained
-
-        model, _ = from_pretrained(repo_or_dir, expected_architecture="lenet5")
-        return model
+        # Where each stage ends, in timm's form: strategies find the last conv block from it.
+        self.feature_info = [
+            {"num_chs": 6, "reduction": 2, "module": "features.2"},
+            {"num_chs": 16, "reduction": 4, "module": "features.5"},
+        ]
 
     def get_classifier(self) -> nn.Module:
         return self.fc

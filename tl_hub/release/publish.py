@@ -10,8 +10,8 @@ from pathlib import Path
 from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
 
 from tl_hub.errors import TLHubError
-from tl_hub.release.io import CONFIG_NAME, WEIGHTS_NAME
-from tl_hub.release.writer import CARD_NAME, METRICS_NAME, RELEASE_FILES, render_model_card
+from tl_hub.release.card import render_model_card
+from tl_hub.release.files import CARD_NAME, METRICS_NAME, RELEASE_FILES, release_dir
 
 logger = logging.getLogger(__name__)
 
@@ -21,18 +21,6 @@ class PushTarget:
     repo_id: str  # USER/NAME
     private: bool = False
     token: str | None = None  # None: HF_TOKEN or the token saved by `hf auth login`
-
-
-def release_dir(path: str | Path) -> Path:
-    """The release directory of `path`: a run directory (holding model/) or the release itself."""
-    path = Path(path)
-    for candidate in (path / "model", path):
-        if (candidate / CONFIG_NAME).is_file() and (candidate / WEIGHTS_NAME).is_file():
-            return candidate
-    raise TLHubError(
-        f"no release in {str(path)!r}: pass a run directory (with model/) or a release directory "
-        "(with config.json and model.safetensors)"
-    )
 
 
 def check_can_push(target: PushTarget) -> str:

@@ -13,7 +13,7 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, Sp
 
 import tl_hub
 from tl_hub.errors import TLHubError
-from tl_hub.release.io import CONFIG_NAME
+from tl_hub.release.files import CONFIG_NAME
 
 logger = logging.getLogger(__name__)
 

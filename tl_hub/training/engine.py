@@ -1,4 +1,8 @@
-"""One epoch of training and one pass of evaluation. Small functions that take an Accelerator."""
+"""The Accelerate loop's parts: the process set-up, one epoch of training, and the one scoring function.
+
+Every script makes one Accelerator per process (`make_accelerator`) and hands it down; training, evaluation
+and experiments all score a model with `score`.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,42 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
+from accelerate import Accelerator, DataLoaderConfiguration
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from tl_hub.config import PreprocessConfig
 from tl_hub.data.transforms import BatchAugment, normalize
 from tl_hub.errors import ConfigError
+from tl_hub.metrics import classification_metrics
 
 # A batch from a loader -> the model's input; the generator drives training-time augmentation.
 Prepare = Callable[..., torch.Tensor]
+
+
+EVAL_BATCH_SIZE = 512  # images per evaluation step, across all processes
+
+
+def make_accelerator() -> Accelerator:
+    """This process's Accelerator: made once by the script, passed to everything that trains or scores.
+
+    Batch sizes are global, as in the study, however many processes share them (`split_batches`).
+    """
+    accelerator = Accelerator(
+        dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True),
+    )
+    check_processes(accelerator)
+    return accelerator
+
+
+def eval_loader(
+    inputs: torch.Tensor, labels: torch.Tensor, accelerator: Accelerator, batch_size: int = EVAL_BATCH_SIZE
+) -> DataLoader:
+    """An evaluation DataLoader prepared for `accelerator`, its batch rounded to split over the processes."""
+    n = accelerator.num_processes
+    loader = DataLoader(TensorDataset(inputs, labels), batch_size=max(n, batch_size // n * n))
+    return accelerator.prepare(loader)
 
 
 def check_processes(accelerator: Accelerator) -> None:
@@ -108,3 +137,26 @@ def predict(
 def evaluate_loss(logits: np.ndarray, labels: np.ndarray) -> float:
     """Mean cross-entropy of gathered logits."""
     return float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item())
+
+
+def score(
+    model: nn.Module,
+    loader: DataLoader,
+    accelerator: Accelerator,
+    prepare: Prepare,
+    label_names: list[str],
+    desc: str,
+    columns: list[int] | None = None,
+) -> dict:
+    """Metrics (accuracy, macro-F1, top-5, per class, confusion matrix, loss) of `model` on `loader`, gathered
+    from every process, so they equal a single-process evaluation of the same weights.
+
+    `columns` picks and orders the model's outputs to score, one per name in `label_names` (a model scored on
+    another dataset's classes chooses among those only).
+    """
+    logits, labels = predict(model, loader, accelerator, prepare, desc)
+    if columns is not None:
+        logits = logits[:, columns]
+    metrics = classification_metrics(logits, labels, label_names)
+    metrics["loss"] = evaluate_loss(logits, labels)
+    return metrics

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from tl_hub.config import AugConfig, PreprocessConfig
 from tl_hub.data.transforms import BatchAugment, normalize
+from tl_hub.models.anatomy import feature_shape
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +81,9 @@ def extract(
 ) -> torch.Tensor:
     """model.forward_features of uint8 `images` (N, C, H, W) in batches, channels_last, bf16 if `bf16`."""
     model.eval()
-    # oneDNN's and cuDNN's fast convolution layout; outside inference mode, so the weights stay trainable
-    model.features.to(memory_format=torch.channels_last)
+    # oneDNN's and cuDNN's fast convolution layout (4-D weights only); outside inference mode, so the
+    # weights stay trainable
+    model.to(memory_format=torch.channels_last)
     out = []
     for i in tqdm(range(0, len(images), EXTRACT_BATCH_SIZE), desc=desc, leave=False):
         x = images[i : i + EXTRACT_BATCH_SIZE].float().div_(255.0)
@@ -100,6 +102,7 @@ def cached_features(
     preprocess: PreprocessConfig,
     device: torch.device,
     *,
+    base: str,
     views: int = 0,
     aug: AugConfig | None = None,
     seed: int = 0,
@@ -109,15 +112,19 @@ def cached_features(
     """(features, labels) of `images`: from the cache, or computed and cached.
 
     views=0 gives one clean view per image; views=K gives K augmented views (labels repeated K times).
+    `base` names the module whose weights the features depend on (the frozen base).
     """
     aug = aug or AugConfig()
     bf16 = fast and bf16_pays(device)
-    key = fingerprint(model.features, preprocess, images, views, aug, seed, bf16)
+    key = fingerprint(model.get_submodule(base), preprocess, images, views, aug, seed, bf16)
     path = cache_dir() / f"{key}.safetensors"
+    shape = feature_shape(model, preprocess.channels, preprocess.input_size)
     if path.exists():
         cached = load_file(path)
-        logger.info("%s: feature cache hit (%s)", desc, path.name)
-        return cached["features"], cached["labels"]
+        if tuple(cached["features"].shape[1:]) == shape:
+            logger.info("%s: feature cache hit (%s)", desc, path.name)
+            return cached["features"], cached["labels"]
+        logger.warning("%s: cache entry %s holds another shape; computing it again", desc, path.name)
     start = time.perf_counter()
     if views:
         augment = BatchAugment(aug)

@@ -1,13 +1,14 @@
 """The study's transfer strategies: which parameters train, at which learning rate, in which mode.
 
 - scratch: every layer trains from random weights.
-- feature-extract: the convolutional base is frozen (and in eval mode); only the head trains.
-- finetune-top: the head trains alone for `warmup_epochs`, then the last conv block joins it at
+- feature-extract: the base is frozen (and in eval mode); only the head trains.
+- finetune-top: the head trains alone for `warmup_epochs`, then the base's last stage joins it at
   `top_lr_scale` times the learning rate (Chollet's two-stage fine-tuning); the rest of the base stays frozen.
 - finetune-all: every layer trains, starting from the pretrained weights.
 
-"Base" is the model's `features` module (timm's and LeNet-5's name); "head" is everything else. Parameters a
-model freezes by design (VGG16's identity embedding) never train.
+Strategies are "which groups train", written once for every architecture: the groups (head, the base's last
+stage, the rest of the base) are read from the model by `tl_hub.models.anatomy`. Parameters a model
+freezes by design (VGG16's identity embedding) never train.
 """
 
 from __future__ import annotations
@@ -17,33 +18,24 @@ import logging
 from torch import nn
 
 from tl_hub.config import TransferConfig
+from tl_hub.models.anatomy import parameter_groups
 
 logger = logging.getLogger(__name__)
-
-# Index in `model.features` where the last convolutional block starts.
-TOP_BLOCK_START = {
-    "lenet5": 3,  # conv2, ReLU, pool
-    "vgg16": 24,  # conv5_1..conv5_3 with their ReLUs, and the last pool
-}
 
 
 class TransferPlan:
     """Trainable sets, optimizer groups and module modes of one strategy, epoch by epoch."""
 
-    def __init__(self, model: nn.Module, architecture: str, cfg: TransferConfig, lr: float):
+    def __init__(self, model: nn.Module, base: str, cfg: TransferConfig, lr: float):
         self.cfg = cfg
-        start = TOP_BLOCK_START[architecture]
+        self.base = base
+        groups = parameter_groups(model, base)
         named = dict(model.named_parameters())
-        fixed = {n for n, p in named.items() if not p.requires_grad}
-
-        def block(name: str) -> int | None:
-            return int(name.split(".")[1]) if name.startswith("features.") else None
-
-        self.head = [p for n, p in named.items() if block(n) is None and n not in fixed]
-        self.top = [p for n, p in named.items() if block(n) is not None and block(n) >= start]
-        self.rest = [p for n, p in named.items() if block(n) is not None and block(n) < start]
-        self.fixed = [named[n] for n in fixed]
-        self.top_start = start
+        self.head = [named[n] for n in groups.head]
+        self.top = [named[n] for n in groups.top]
+        self.rest = [named[n] for n in groups.rest]
+        self.fixed = [named[n] for n in groups.fixed]
+        self.top_start = groups.top_start
         if cfg.strategy == "feature-extract":
             self.groups = [{"params": self.head, "lr": lr}]
         elif cfg.strategy == "finetune-top":
@@ -71,11 +63,11 @@ class TransferPlan:
         for p in self.head + self.top + self.rest:
             p.requires_grad_(id(p) in trainable)
         model.train()
-        features = model.features
+        base = model.get_submodule(self.base)
         if not any(id(p) in trainable for p in self.top):
-            features.eval()
+            base.eval()
         elif not any(id(p) in trainable for p in self.rest):
-            for module in list(features)[: self.top_start]:
+            for module in list(base)[: self.top_start]:
                 module.eval()
 
     def log_counts(self, epoch: int) -> None:

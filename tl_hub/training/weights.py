@@ -10,11 +10,11 @@ from safetensors.torch import load_file
 from torch import nn
 
 from tl_hub.errors import TLHubError
-from tl_hub.release.io import from_pretrained, load_state_dict_strict
+from tl_hub.models.anatomy import classifier_name
+from tl_hub.release.files import load_state_dict_strict
+from tl_hub.release.load import from_pretrained
 
 logger = logging.getLogger(__name__)
-
-CLASSIFIER = {"lenet5": "fc.", "vgg16": "head.fc."}  # parameter-name prefix of the last layer
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -35,8 +35,9 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_pretrained_base(model: nn.Module, source: str) -> str:
-    """Load the `features.*` (convolutional base) weights from `source` into `model`; returns a description.
+def load_pretrained_base(model: nn.Module, source: str, base: str) -> str:
+    """Load the weights of `model`'s base (the module `base`, e.g. `features.*`) from `source`; returns a
+    description.
 
     `source` is a weights file (.safetensors, or a torchvision/timm state dict read with weights_only) or a
     timm pretrained tag such as "vgg16.tv_in1k", which timm downloads from the Hub.
@@ -58,30 +59,31 @@ def load_pretrained_base(model: nn.Module, source: str) -> str:
                 "or --no-pretrained to start from random weights"
             ) from None
         described = f"timm {source}"
-    base = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
-    if not base:
-        raise TLHubError(f"no convolutional base (features.*) tensors in {described}")
-    load_state_dict_strict(model.features, base, described)
-    logger.info("convolutional base loaded from %s (%d tensors)", described, len(base))
+    prefix = base + "."
+    tensors = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    if not tensors:
+        raise TLHubError(f"no convolutional base ({prefix}*) tensors in {described}")
+    load_state_dict_strict(model.get_submodule(base), tensors, described)
+    logger.info("convolutional base loaded from %s (%d tensors)", described, len(tensors))
     return described
 
 
 def init_from_release(model: nn.Module, architecture: str, source: str, label_names: list[str]) -> None:
     """Start `model` from a tl_hub release; the classifier is replaced when the label sets differ."""
     donor, config = from_pretrained(source)
-    if config["architecture"] != architecture:
+    if config.architecture != architecture:
         raise TLHubError(
-            f"--init-from {source!r} is a {config['architecture']} model; this recipe trains {architecture}"
+            f"--init-from {source!r} is a {config.architecture} model; this recipe trains {architecture}"
         )
     state = donor.state_dict()
-    if config["label_names"] != label_names:
-        prefix = CLASSIFIER[architecture]
+    if list(config.label_names) != label_names:
+        prefix = classifier_name(model) + "."
         fresh = {k: v for k, v in model.state_dict().items() if k.startswith(prefix)}
         state = {**{k: v for k, v in state.items() if not k.startswith(prefix)}, **fresh}
         logger.info(
             "--init-from %s: %d classes there, %d here: the classifier starts fresh",
             source,
-            len(config["label_names"]),
+            config.num_classes,
             len(label_names),
         )
     load_state_dict_strict(model, state, source)

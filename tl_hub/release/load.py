@@ -1,0 +1,77 @@
+"""Loading a release, from a local directory or a Hub repo id: the typed config, then the model, strictly."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+
+from tl_hub.errors import TLHubError
+from tl_hub.models import create_model
+from tl_hub.release.config import ReleaseConfig
+from tl_hub.release.files import CONFIG_NAME, METRICS_NAME, WEIGHTS_NAME, load_state_dict_strict
+from tl_hub.release.hub import fetch
+
+logger = logging.getLogger(__name__)
+
+
+def _read_json(path: Path, source: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise TLHubError(
+            f"{path.name} of {source!r} is not valid JSON ({e}): is the release damaged?"
+        ) from None
+
+
+def load_config(repo_or_dir: str | Path) -> ReleaseConfig:
+    """The release's config.json, parsed and checked."""
+    source = str(repo_or_dir)
+    return ReleaseConfig.from_dict(_read_json(fetch(repo_or_dir, CONFIG_NAME), source), source)
+
+
+def load_metrics(repo_or_dir: str | Path) -> dict[str, Any] | None:
+    """The release's metrics.json, or None when the release has none (or it cannot be fetched)."""
+    try:
+        return _read_json(fetch(repo_or_dir, METRICS_NAME), str(repo_or_dir))
+    except TLHubError as e:
+        logger.warning("no metrics for %s: %s", repo_or_dir, e)
+        return None
+
+
+def model_from_config(config: ReleaseConfig) -> nn.Module:
+    """A randomly initialized model with the architecture and shapes that `config` describes."""
+    return create_model(
+        config.architecture,
+        num_classes=config.num_classes,
+        in_chans=config.preprocess.channels,
+        img_size=config.preprocess.input_size,
+        **config.model_args,
+    )
+
+
+def from_pretrained(
+    repo_or_dir: str | Path, expected_architecture: str | None = None
+) -> tuple[nn.Module, ReleaseConfig]:
+    """Load (model in eval mode, config) from a release directory or a Hub repo id."""
+    config = load_config(repo_or_dir)
+    if expected_architecture is not None and config.architecture != expected_architecture:
+        raise TLHubError(
+            f"{str(repo_or_dir)!r} holds architecture {config.architecture!r}, not {expected_architecture!r}"
+        )
+    model = model_from_config(config)
+    weights = fetch(repo_or_dir, WEIGHTS_NAME)
+    try:
+        state = load_file(weights)
+    except (SafetensorError, OSError) as e:
+        raise TLHubError(
+            f"{WEIGHTS_NAME} of {str(repo_or_dir)!r} cannot be read ({e}): is it truncated? download or "
+            "write the release again"
+        ) from None
+    load_state_dict_strict(model, state, str(repo_or_dir))
+    return model.eval(), config
