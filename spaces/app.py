@@ -105,7 +105,10 @@ def model_summary(predictor: Predictor, metrics: dict[str, Any] | None) -> str:
     ]
     trained = f"recipe `{config.recipe or '?'}` on `{run.data.dataset if run else '?'}`"
     if run is not None:
-        trained += f", strategy `{run.transfer.strategy}`"
+        start = run.transfer.init_from or run.model.pretrained if run.transfer.strategy != "scratch" else None
+        trained += f", strategy `{run.transfer.strategy}` from " + (
+            f"`{start}`" if start else "random weights"
+        )
     if metrics is not None and (counts := metrics.get("data", {}).get("counts")):
         trained += f" ({counts.get('train', '?')} training images)"
     lines.append(f"**Trained with** {trained}.")
@@ -149,9 +152,18 @@ def classify(slot: ModelSlot, image: Any, top_k: int = TOP_K) -> dict[str, float
     return slot.get()(_image(image), top_k)
 
 
-def explain(slot: ModelSlot, image: Any) -> Image.Image:
-    """Grad-CAM of the top-1 class over the region of the image the model saw."""
-    return slot.get().explain(_image(image))
+def explain(slot: ModelSlot, image: Any) -> Image.Image | None:
+    """Grad-CAM of the top-1 class over the region of the image the model saw (None for a model it cannot
+    explain, such as a vision transformer that reads its class token only)."""
+    return _heatmap(slot.get(), _image(image))
+
+
+def _heatmap(predictor: Predictor, image: Image.Image) -> Image.Image | None:
+    try:
+        return predictor.explain(image)
+    except TLHubError as e:
+        logger.info("no heatmap: %s", e)
+        return None
 
 
 @dataclass(frozen=True)
@@ -204,7 +216,7 @@ def _tab(demo: gr.Blocks, tab: Tab, slot: ModelSlot, top_k: int) -> None:
     def run_classify(value: Any) -> dict[str, float]:
         return classify(slot, value, top_k)
 
-    def run_explain(value: Any) -> Image.Image:
+    def run_explain(value: Any) -> Image.Image | None:
         return explain(slot, value)
 
     def run_both(value: Any) -> tuple[Any, Any]:
@@ -213,7 +225,7 @@ def _tab(demo: gr.Blocks, tab: Tab, slot: ModelSlot, top_k: int) -> None:
         if value is None:
             return None, None
         image, predictor = _image(value), slot.get()
-        return predictor(image, top_k), predictor.explain(image)
+        return predictor(image, top_k), _heatmap(predictor, image)
 
     # Named endpoints for gradio_client users: /classify_<name> (top-k labels) and /explain_<name> (Grad-CAM).
     # preprocess=False: the functions get the upload unopened (see `upload`).
@@ -243,8 +255,9 @@ def build_demo(
             Tab(
                 "Traffic signs",
                 "sign",
-                "A LeNet-5 trained with tl_hub on the German Traffic Sign Recognition Benchmark "
-                "(43 classes). It reads a 32x32 crop: upload a photo cropped tightly around one sign.",
+                "A traffic-sign classifier trained with tl_hub (the 43 classes of the German Traffic Sign "
+                "Recognition Benchmark). Upload a photo cropped tightly around one sign. What the model is, "
+                "what it was trained on and how well it scored is shown below.",
                 "Traffic sign photo",
                 render_sign_examples(examples_dir / "signs"),
             ),
@@ -254,8 +267,8 @@ def build_demo(
             Tab(
                 "Cats & dogs",
                 "pet",
-                "VGG16 pretrained on ImageNet, its convolutional base frozen and a new head trained on cats "
-                "vs. dogs with tl_hub: the study's transfer-learning setup.",
+                "A cats vs. dogs classifier trained by transfer learning with tl_hub. What the model is, "
+                "where its starting weights came from and how well it scored is shown below.",
                 "Cat or dog photo",
                 None,
             ),

@@ -146,13 +146,13 @@ def test_feature_cache_hits_on_rerun_and_misses_when_weights_or_preprocessing_ch
     images = torch.randint(0, 256, (10, 3, 32, 32), dtype=torch.uint8)
     labels = torch.arange(10) % 2
     cpu = torch.device("cpu")
-    first, _ = cached_features(model, images, labels, SMALL, cpu, base="features")
+    first, _ = cached_features(model, images, labels, SMALL, cpu, frozen=model.features.state_dict())
     assert first.shape == (10, 16, 5, 5)
 
     calls = []
     real_extract = features_module.extract
     monkeypatch.setattr(features_module, "extract", lambda *a, **k: calls.append(1) or real_extract(*a, **k))
-    again, _ = cached_features(model, images, labels, SMALL, cpu, base="features")
+    again, _ = cached_features(model, images, labels, SMALL, cpu, frozen=model.features.state_dict())
     assert calls == [] and torch.equal(again, first) and "feature cache hit" in caplog.text
 
     cached_features(
@@ -161,15 +161,22 @@ def test_feature_cache_hits_on_rerun_and_misses_when_weights_or_preprocessing_ch
         labels,
         PreprocessConfig(input_size=32, mean=(0.4,) * 3, std=(0.25,) * 3),
         cpu,
-        base="features",
+        frozen=model.features.state_dict(),
     )
     assert len(calls) == 1  # other preprocessing: recomputed
     with torch.no_grad():
         model.features[0].weight[0, 0, 0, 0] += 1.0
-    changed, _ = cached_features(model, images, labels, SMALL, cpu, base="features")
+    changed, _ = cached_features(model, images, labels, SMALL, cpu, frozen=model.features.state_dict())
     assert len(calls) == 2 and not torch.equal(changed, first)  # other weights: recomputed
     views, view_labels = cached_features(
-        model, images, labels, SMALL, cpu, base="features", views=3, aug=AugConfig(rotation=10)
+        model,
+        images,
+        labels,
+        SMALL,
+        cpu,
+        frozen=model.features.state_dict(),
+        views=3,
+        aug=AugConfig(rotation=10),
     )
     assert views.shape[0] == 30 and torch.equal(view_labels, labels.repeat(3))
     assert len(list(tmp_path.glob("features/*.safetensors"))) == 4

@@ -109,11 +109,15 @@ def run_config_from_args(args: argparse.Namespace, ignore: tuple[str, ...] = ())
     names = {flag.name for flag in given}
     if {"--no-pretrained", "--pretrained-file"} <= names:
         raise ConfigError("--no-pretrained and --pretrained-file contradict each other: pass one")
-    changes = {
+    model = getattr(args, "model", None) if "--model" not in ignore else None
+    recipe = get_recipe(getattr(args, "recipe", None) or (recipe_for(model) if model else DEFAULT_RECIPE))
+    changes = model_changes(recipe.config, model) if model else {}
+    if getattr(args, "augment", None):
+        changes |= augment_changes(args.augment)
+    changes |= {
         flag.field: flag.const if flag.parse is None else (None if value == ALL else value)
         for flag, value in given.items()
     }
-    recipe = get_recipe(getattr(args, "recipe", None) or DEFAULT_RECIPE)
     try:
         return recipe.config.replace(changes)
     except ConfigError as e:
@@ -123,6 +127,54 @@ def run_config_from_args(args: argparse.Namespace, ignore: tuple[str, ...] = ())
         raise ConfigError(
             f"{flag.name} {given[flag]}: expected {e.expected}", e.field, e.value, e.expected
         ) from None
+
+
+def recipe_for(model: str) -> str:
+    """The recipe `--model` implies without --recipe: the one of a tl_hub network, else timm-finetune."""
+    from tl_hub.recipes import RECIPES
+
+    return next((r.name for r in RECIPES.values() if r.config.model.architecture == model), "timm-finetune")
+
+
+def augment_changes(name: str) -> dict[str, object]:
+    """`--augment name`: every augmentation field from the named preset."""
+    import dataclasses
+
+    from tl_hub.recipes import AUGMENTATIONS
+
+    if name not in AUGMENTATIONS:
+        raise ConfigError(f"--augment {name}: expected one of {', '.join(AUGMENTATIONS)}")
+    return {f"aug.{k}": v for k, v in dataclasses.asdict(AUGMENTATIONS[name]).items()}
+
+
+def model_changes(run: RunConfig, name: str) -> dict[str, object]:
+    """What `--model name` sets: the architecture, its pretrained weights, and the preprocessing they expect.
+
+    The study's recipes keep their own network: another model for them is an error, as is a tl_hub network
+    for a recipe of timm models.
+    """
+    from tl_hub.models import ARCHITECTURES
+    from tl_hub.models.sources import resolve_model
+
+    source = resolve_model(name)
+    ours = run.model.architecture
+    if source.architecture != ours and (ours in ARCHITECTURES or source.architecture in ARCHITECTURES):
+        raise ConfigError(
+            f"--model {name}: recipe {run.recipe} trains {ours}, not {source.architecture}: "
+            f"use --recipe {recipe_for(name)}"
+        )
+    if source.preprocess is None:  # the recipe's own network, as it is
+        return {}
+    p = source.preprocess
+    return {
+        "model.architecture": source.architecture,
+        "model.pretrained": source.weights,
+        "preprocess.input_size": p.input_size,
+        "preprocess.mean": p.mean,
+        "preprocess.std": p.std,
+        "preprocess.interpolation": p.interpolation,
+        "preprocess.crop_pct": p.crop_pct,
+    }
 
 
 def run_main(

@@ -104,6 +104,10 @@ class AugConfig:
     blur_prob: float = 0.0  # chance that an image is Gaussian-blurred
     blur_sigma: tuple[float, float] = (0.1, 1.0)  # sigma range in pixels
     hflip: bool = False  # never for traffic signs: a mirrored "keep left" is "keep right"
+    # Random-resized crop for photos: the area fraction and the aspect ratio (width / height) of the crop,
+    # which is resized back to the input size. (1, 1), (1, 1): off.
+    crop_scale: tuple[float, float] = (1.0, 1.0)
+    crop_ratio: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
         _check(0 <= self.rotation <= 180, "rotation", self.rotation, "degrees in [0, 180]")
@@ -116,6 +120,18 @@ class AugConfig:
             self.blur_sigma,
             "(low, high) with 0 < low <= high",
         )
+        _check(
+            0 < self.crop_scale[0] <= self.crop_scale[1] <= 1,
+            "crop_scale",
+            self.crop_scale,
+            "(low, high) with 0 < low <= high <= 1",
+        )
+        _check(
+            0 < self.crop_ratio[0] <= self.crop_ratio[1],
+            "crop_ratio",
+            self.crop_ratio,
+            "(low, high) with 0 < low <= high",
+        )
 
     @property
     def enabled(self) -> bool:
@@ -125,7 +141,12 @@ class AugConfig:
             or self.translate > 0
             or self.blur_prob > 0
             or self.hflip
+            or self.crops
         )
+
+    @property
+    def crops(self) -> bool:
+        return self.crop_scale != (1.0, 1.0) or self.crop_ratio != (1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -168,6 +189,8 @@ class TrainConfig:
     momentum: float = 0.9  # SGD only
     weight_decay: float = 0.0
     scheduler: str = "constant"
+    lr_warmup_epochs: float = 0.0  # linear warm-up from 0, stepped every batch, over this many epochs
+    label_smoothing: float = 0.0  # the cross-entropy's target smoothing
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -183,6 +206,13 @@ class TrainConfig:
         _check(0 <= self.momentum < 1, "momentum", self.momentum, "a value in [0, 1)")
         _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "a non-negative number")
         _check_choice("scheduler", self.scheduler, SCHEDULERS)
+        _check(
+            0 <= self.lr_warmup_epochs <= self.epochs,
+            "lr_warmup_epochs",
+            self.lr_warmup_epochs,
+            "0 to the number of epochs",
+        )
+        _check(0 <= self.label_smoothing < 1, "label_smoothing", self.label_smoothing, "a value in [0, 1)")
         _check(
             _is_int(self.seed) and 0 <= self.seed <= MAX_SEED,
             "seed",
@@ -212,6 +242,7 @@ class TransferConfig:
     strategy: str = "scratch"
     init_from: str | None = None  # a tl_hub release directory or Hub repo to start from
     top_lr_scale: float = 0.1  # finetune-top: the last conv block's lr, relative to the head's
+    base_lr_scale: float = 1.0  # finetune-all: the pretrained layers' lr, relative to the head's
     warmup_epochs: int = 5  # finetune-top: head-only epochs before the last conv block unfreezes
     feature_cache: bool = True  # feature-extract: run the frozen base once per image, cache on disk
     cache_views: int = 0  # feature-extract: augmented views per image in the cache (0: one clean view)
@@ -221,6 +252,7 @@ class TransferConfig:
     def __post_init__(self) -> None:
         _check_choice("strategy", self.strategy, STRATEGIES)
         _check(0 < self.top_lr_scale <= 1, "top_lr_scale", self.top_lr_scale, "a value in (0, 1]")
+        _check(0 < self.base_lr_scale <= 1, "base_lr_scale", self.base_lr_scale, "a value in (0, 1]")
         _check(self.warmup_epochs >= 0, "warmup_epochs", self.warmup_epochs, "a non-negative integer")
         _check(
             _is_int(self.cache_views) and self.cache_views >= 0, "cache_views", self.cache_views, "0 or more"
@@ -261,7 +293,9 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         aug = dict(d["aug"])
-        aug["scale"], aug["blur_sigma"] = tuple(aug["scale"]), tuple(aug["blur_sigma"])
+        for key in ("scale", "blur_sigma", "crop_scale", "crop_ratio"):
+            if key in aug:
+                aug[key] = tuple(aug[key])
         return cls(
             recipe=d["recipe"],
             model=ModelConfig(**d["model"]),
@@ -311,6 +345,11 @@ def number(text: str) -> float:
         raise ArgumentTypeError(f"{text!r} is not a number") from None
 
 
+def numbers(text: str) -> tuple[float, ...]:
+    """Comma-separated numbers, e.g. a per-channel mean."""
+    return tuple(number(part.strip()) for part in text.split(","))
+
+
 def size_or_all(text: str) -> int | str:
     """An integer (checked by the dataclass), or "all"."""
     if text == ALL:
@@ -322,13 +361,38 @@ def size_or_all(text: str) -> int | str:
 
 
 FLAGS: tuple[Flag, ...] = (
-    Flag("--recipe", None, "a named setup from tl_hub/recipes.py (default: lenet-gtsrb)"),
+    Flag(
+        "--recipe",
+        None,
+        "a named setup from tl_hub/recipes.py (default: lenet-gtsrb; with --model, timm-finetune)",
+    ),
     Flag(
         "--dataset",
         "data.dataset",
         "a Hub dataset id, a local directory, or 'synthetic' (default: the recipe's)",
     ),
     Flag("--output-dir", None, "where the run (train.py) or the comparison (compare.py) is written"),
+    Flag(
+        "--model",
+        None,  # sets model.architecture, model.pretrained and the preprocessing: tl_hub.cli resolves it
+        "any timm model: a name (resnet50, efficientnet_lite0, convnext_tiny, vit_small_patch16_224, ...), "
+        "hf-hub:ORG/NAME or local-dir:PATH; its pretrained weights and their preprocessing come with it",
+    ),
+    Flag(
+        "--augment",
+        None,
+        "training augmentation: photo (crops, flips), sign (rotation, blur; no flips), none",
+    ),
+    Flag(
+        "--input-size",
+        "preprocess.input_size",
+        "the model's input side in pixels (default: the model's)",
+        integer,
+    ),
+    Flag("--mean", "preprocess.mean", "per-channel normalization mean, comma-separated", numbers),
+    Flag("--std", "preprocess.std", "per-channel normalization std, comma-separated", numbers),
+    Flag("--crop-pct", "preprocess.crop_pct", "the center crop's share of the resized image", number),
+    Flag("--interpolation", "preprocess.interpolation", f"resize interpolation: {', '.join(INTERPOLATIONS)}"),
     Flag("--epochs", "train.epochs", "passes over the training images", integer),
     Flag("--batch-size", "train.batch_size", "the global batch, split across processes", integer),
     Flag("--lr", "train.lr", "the learning rate", number),

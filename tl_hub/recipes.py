@@ -16,6 +16,7 @@ from tl_hub.config import (
     TransferConfig,
 )
 from tl_hub.errors import ConfigError
+from tl_hub.models.sources import timm_preprocess as preprocess_of
 
 
 @dataclass(frozen=True)
@@ -36,15 +37,19 @@ class Recipe:
 
 def timm_preprocess(pretrained_tag: str) -> PreprocessConfig:
     """The preprocessing timm's pretrained weights `pretrained_tag` expect (resize, crop, mean, std)."""
-    cfg = timm.models.get_pretrained_cfg(pretrained_tag)
-    return PreprocessConfig(
-        input_size=cfg.input_size[-1],
-        mean=tuple(cfg.mean),
-        std=tuple(cfg.std),
-        interpolation=cfg.interpolation,
-        crop_pct=cfg.crop_pct,
-    )
+    return preprocess_of(timm.models.get_pretrained_cfg(pretrained_tag))
 
+
+# Training-time augmentation by kind of image, for --augment and the recipes.
+AUGMENTATIONS: dict[str, AugConfig] = {
+    # Traffic signs (the study's): small rotations and blur, never a flip (a mirrored "keep left" is
+    # "keep right").
+    "sign": AugConfig(rotation=15.0, blur_prob=0.5, blur_sigma=(0.1, 1.0), hflip=False),
+    # Photos: random-resized crops and flips, milder than ImageNet training's (8% crops): the images are
+    # small and few, and pretrained features already hold the invariances.
+    "photo": AugConfig(crop_scale=(0.35, 1.0), crop_ratio=(3 / 4, 4 / 3), hflip=True),
+    "none": AugConfig(),
+}
 
 RECIPES: dict[str, Recipe] = {
     "lenet-gtsrb": Recipe(
@@ -71,12 +76,7 @@ RECIPES: dict[str, Recipe] = {
                 interpolation="bilinear",
                 crop_pct=None,  # GTSRB crops include a ~10% border around the sign; keep it all
             ),
-            aug=AugConfig(
-                rotation=15.0,
-                blur_prob=0.5,
-                blur_sigma=(0.1, 1.0),
-                hflip=False,  # a mirrored "keep left" is "keep right"
-            ),
+            aug=AUGMENTATIONS["sign"],  # the study's rotation and blur
             data=DataConfig(
                 dataset="tanganke/gtsrb",  # parquet, image/label, train 26,640 / test 12,630
                 val_fraction=0.1,
@@ -152,6 +152,53 @@ RECIPES: dict[str, Recipe] = {
             "networks? NeurIPS 2014.",
         ),
         tags=("cats-vs-dogs", "vgg16", "transfer-learning"),
+    ),
+    "timm-finetune": Recipe(
+        name="timm-finetune",
+        description="A timm backbone pretrained on ImageNet with a new classifier, for photo classification.",
+        config=RunConfig(
+            recipe="timm-finetune",
+            model=ModelConfig(
+                architecture="efficientnet_lite0",  # any timm model with --model NAME
+                drop_rate=0.2,  # before the new classifier, when it trains on live images
+                pretrained="efficientnet_lite0",  # timm's ImageNet weights (the Hub; or --model local-dir:)
+            ),
+            preprocess=timm_preprocess("efficientnet_lite0"),  # --model replaces it with its weights' own
+            aug=AUGMENTATIONS["photo"],  # --augment sign for traffic signs
+            data=DataConfig(
+                dataset="Bingsu/Cat_and_Dog",  # parquet, image/labels, cat/dog, train 8,000 / test 2,000, CC0
+                val_fraction=0.1,
+            ),
+            train=TrainConfig(
+                epochs=10,
+                batch_size=32,
+                lr=1e-3,  # the head's; pretrained layers train at a tenth of it (transfer below)
+                optimizer="adamw",
+                weight_decay=0.01,
+                scheduler="cosine",
+                lr_warmup_epochs=1.0,  # stepped every batch
+                label_smoothing=0.1,
+            ),
+            transfer=TransferConfig(
+                # A small photo set close to ImageNet: the frozen backbone's features, cached once, with a
+                # linear head (the quadrant's first cell); finetune-top / finetune-all with --strategy.
+                strategy="feature-extract",
+                warmup_epochs=1,  # finetune-top: one head-only epoch before the last stage joins
+                top_lr_scale=0.1,
+                base_lr_scale=0.1,  # finetune-all: pretrained layers at a tenth of the head's rate
+            ),
+        ),
+        study_summary="",
+        intended_use=(
+            "Classifying photos into the classes of the dataset it was trained on, one main subject per "
+            "photo. Any other image still gets one of those labels. A research and teaching model."
+        ),
+        citations=(
+            "R. Wightman. PyTorch Image Models (timm). https://github.com/huggingface/pytorch-image-models",
+            "J. Yosinski, J. Clune, Y. Bengio, H. Lipson. How transferable are features in deep neural "
+            "networks? NeurIPS 2014.",
+        ),
+        tags=("transfer-learning", "timm"),
     ),
 }
 

@@ -13,6 +13,7 @@ import io
 import math
 import os
 import re
+from collections.abc import Callable
 from os import PathLike
 from typing import Any
 
@@ -184,7 +185,7 @@ class BatchAugment:
         def uniform(low: float, high: float) -> torch.Tensor:
             return low + (high - low) * torch.rand(b, generator=generator)
 
-        if cfg.rotation > 0 or cfg.scale != (1.0, 1.0) or cfg.translate > 0 or cfg.hflip:
+        if cfg.rotation > 0 or cfg.scale != (1.0, 1.0) or cfg.translate > 0 or cfg.hflip or cfg.crops:
             angle = uniform(-cfg.rotation, cfg.rotation) * (math.pi / 180)
             zoom = uniform(*cfg.scale)
             shift = uniform(-cfg.translate, cfg.translate), uniform(-cfg.translate, cfg.translate)
@@ -197,13 +198,27 @@ class BatchAugment:
                     torch.stack([sin * flip, cos, shift[1] * 2], dim=1),
                 ],
                 dim=1,
-            ).to(x)  # (B, 2, 3)
-            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+            )  # (B, 2, 3)
+            if cfg.crops:
+                theta = self._crop(uniform) @ torch.cat(
+                    [theta, torch.tensor([[[0.0, 0.0, 1.0]]]).expand(b, 1, 3)], 1
+                )
+            grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
             x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
         if cfg.blur_prob > 0:
             x = self._blur(x, uniform(*cfg.blur_sigma), torch.rand(b, generator=generator) < cfg.blur_prob)
         return x
+
+    def _crop(self, uniform: Callable[[float, float], torch.Tensor]) -> torch.Tensor:
+        """(B, 2, 3) maps from the output to a random crop of the input (random-resized crop): an area
+        fraction in `crop_scale`, an aspect ratio in `crop_ratio` (log-uniform), anywhere inside the image."""
+        area = uniform(*self.cfg.crop_scale)
+        ratio = torch.exp(uniform(*(math.log(r) for r in self.cfg.crop_ratio)))
+        width, height = (area * ratio).sqrt().clamp(max=1.0), (area / ratio).sqrt().clamp(max=1.0)
+        cx, cy = uniform(-1.0, 1.0) * (1 - width), uniform(-1.0, 1.0) * (1 - height)
+        zero = torch.zeros_like(width)
+        return torch.stack([torch.stack([width, zero, cx], 1), torch.stack([zero, height, cy], 1)], 1)
 
     @staticmethod
     def _blur(x: torch.Tensor, sigma: torch.Tensor, apply: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,8 @@ to the input. The gradient stops at the feature map, so only the head runs backw
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -15,20 +17,28 @@ from torch import nn
 
 from tl_hub.config import PreprocessConfig
 from tl_hub.data.transforms import model_view
+from tl_hub.errors import TLHubError
 
 
 def grad_cam(model: nn.Module, x: torch.Tensor, class_index: int | None = None) -> tuple[torch.Tensor, int]:
     """Heatmap (H, W) in [0, 1] at the input's size for one image `x` (1, C, H, W), and the class explained.
 
-    `model` needs timm's `forward_features` / `forward_head`; `class_index` defaults to the top-1 class.
+    `model` needs timm's `forward_features` / `forward_head` (a CNN's map, or a vision transformer's patch
+    tokens); `class_index` defaults to the top-1 class.
     """
     with torch.enable_grad():
-        features = model.forward_features(x).detach().requires_grad_(True)  # (1, C, h, w)
+        features = model.forward_features(x).detach().requires_grad_(True)  # (1, C, h, w) or (1, N, C)
         logits = model.forward_head(features)  # (1, num_classes)
         index = int(logits.argmax(1)) if class_index is None else class_index
         (grads,) = torch.autograd.grad(logits[0, index], features)
+    if features.ndim == 3 and not grads[:, getattr(model, "num_prefix_tokens", 0) :].any():
+        raise TLHubError(
+            f"Grad-CAM: {type(model).__name__}'s head reads its class token only, so no image position gets "
+            "a gradient"
+        )
+    features, grads = _as_map(model, features.detach()), _as_map(model, grads)
     weights = grads.mean(dim=(2, 3), keepdim=True)  # (1, C, 1, 1): each channel's importance
-    cam = F.relu((weights * features.detach()).sum(dim=1, keepdim=True))  # (1, 1, h, w)
+    cam = F.relu((weights * features).sum(dim=1, keepdim=True))  # (1, 1, h, w)
     cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
     peak = float(cam.max())
     return (cam / peak if peak > 0 else cam).cpu(), index
@@ -45,3 +55,17 @@ def overlay(
     colours = colormaps["jet"](heat[0, 0].clamp(0, 1).numpy())[..., :3]  # (size, size, 3)
     blend = (1 - alpha) * view + alpha * colours
     return Image.fromarray(np.clip(blend * 255 + 0.5, 0, 255).astype(np.uint8))
+
+
+def _as_map(model: nn.Module, features: torch.Tensor) -> torch.Tensor:
+    """A feature map (1, C, h, w): a CNN's as it is; a vision transformer's patch tokens (1, N, C), after its
+    class and register tokens, laid back on their square grid."""
+    if features.ndim == 4:
+        return features
+    tokens = features[:, getattr(model, "num_prefix_tokens", 0) :]
+    side = math.isqrt(tokens.shape[1])
+    if features.ndim != 3 or side * side != tokens.shape[1]:
+        raise TLHubError(
+            f"Grad-CAM needs a spatial feature map; {type(model).__name__} gives {tuple(features.shape)}"
+        )
+    return tokens.transpose(1, 2).reshape(1, tokens.shape[2], side, side)

@@ -1,8 +1,9 @@
 """What a built model is, read from the model in timm's vocabulary rather than kept in side tables.
 
 - the classifier: the module `get_classifier()` returns (what `reset_classifier` replaces);
-- the stages of the base: `feature_info`, the stage outputs timm records for every model (LeNet-5 too);
-- the feature map the head reads: `forward_features` run on one blank image.
+- the stages: timm's `group_matcher()` (the groups timm itself uses for layer-wise learning rates), or, for
+  a hand-written family with a sequential base, its `feature_info` (the module that ends each stage);
+- what the head reads: `forward_features`, or `forward_head(pre_logits=True)`, run on one blank image.
 Strategies, the feature cache and `--init-from` use these, so they work the same for every family.
 """
 
@@ -22,6 +23,28 @@ def classifier_name(model: nn.Module) -> str:
     return names[0]
 
 
+@dataclass(frozen=True)
+class ParameterGroups:
+    """A model's parameter names by role: what strategies unfreeze, stage by stage."""
+
+    head: list[str]  # what every strategy trains: the new head
+    top: list[str]  # the last stage (finetune-top's second group)
+    rest: list[str]  # everything below the last stage
+    fixed: list[str]  # frozen by design (VGG16's identity embedding): never trains
+    top_start: int | None  # index of the last stage's first layer in a sequential base, if there is one
+
+
+def parameter_groups(model: nn.Module, base: str | None) -> ParameterGroups:
+    """Split `model`'s parameters into head, last stage, the rest, and fixed ones.
+
+    With a sequential `base` (LeNet-5, the study's VGG16), the head is everything outside it. Otherwise (any
+    timm model) the head is the classifier alone, and the stages are timm's coarse parameter groups.
+    """
+    if base is not None:
+        return _groups_of_sequential_base(model, base)
+    return _groups_of_timm_model(model)
+
+
 def top_block_start(model: nn.Module, base: str) -> int:
     """Index in the sequential `base` of the first layer of its last stage that has parameters.
 
@@ -39,19 +62,7 @@ def top_block_start(model: nn.Module, base: str) -> int:
     return min(i for i in with_params if i > last_end)
 
 
-@dataclass(frozen=True)
-class ParameterGroups:
-    """A model's parameter names by role: what strategies unfreeze, stage by stage."""
-
-    head: list[str]  # everything outside the base that trains
-    top: list[str]  # the base's last stage
-    rest: list[str]  # the base below its last stage
-    fixed: list[str]  # frozen by design (VGG16's identity embedding): never trains
-    top_start: int  # index of the last stage's first layer in the base
-
-
-def parameter_groups(model: nn.Module, base: str) -> ParameterGroups:
-    """Split `model`'s parameters into head, top stage, the rest of the base, and fixed ones."""
+def _groups_of_sequential_base(model: nn.Module, base: str) -> ParameterGroups:
     start = top_block_start(model, base)
     prefix = base + "."
     head, top, rest, fixed = [], [], [], []
@@ -67,13 +78,42 @@ def parameter_groups(model: nn.Module, base: str) -> ParameterGroups:
     return ParameterGroups(head, top, rest, fixed, start)
 
 
+def _groups_of_timm_model(model: nn.Module) -> ParameterGroups:
+    """The classifier is the head; the last stage is the last of timm's coarse groups that holds a weight
+    matrix or kernel (a block, not only norms), with every group after it (the final norms)."""
+    from timm.models import group_parameters
+
+    fixed = [name for name, p in model.named_parameters() if not p.requires_grad]
+    prefix = classifier_name(model) + "."
+    head = [name for name, p in model.named_parameters() if name.startswith(prefix) and p.requires_grad]
+    shapes = {name: p.ndim for name, p in model.named_parameters()}
+    groups = [
+        [n for n in names if not n.startswith(prefix) and n not in fixed]
+        for names in group_parameters(model, model.group_matcher(coarse=True)).values()
+    ]
+    groups = [names for names in groups if names]
+    last = max(
+        (i for i, names in enumerate(groups) if any(shapes[n] >= 2 for n in names)), default=len(groups)
+    )
+    top = [n for names in groups[last:] for n in names]
+    rest = [n for names in groups[:last] for n in names]
+    return ParameterGroups(head, top, rest, fixed, None)
+
+
 @torch.no_grad()
-def feature_shape(model: nn.Module, in_chans: int, img_size: int) -> tuple[int, ...]:
-    """The shape (C, H, W) of `forward_features` for one `img_size` image: what the feature cache stores."""
+def head_input(model: nn.Module, x: torch.Tensor, kind: str) -> torch.Tensor:
+    """What the head reads for input `x`: "features" (forward_features) or "pre_logits" (pooled, before the
+    classifier)."""
+    features = model.forward_features(x)
+    return features if kind == "features" else model.forward_head(features, pre_logits=True)
+
+
+def feature_shape(model: nn.Module, in_chans: int, img_size: int, kind: str = "features") -> tuple[int, ...]:
+    """The shape of `head_input` for one `img_size` image: what the feature cache stores per image."""
     was_training = model.training
     model.eval()
     parameter = next(model.parameters())
     x = torch.zeros(1, in_chans, img_size, img_size, device=parameter.device, dtype=parameter.dtype)
-    shape = tuple(model.forward_features(x).shape[1:])
+    shape = tuple(head_input(model, x, kind).shape[1:])
     model.train(was_training)
     return shape

@@ -1,16 +1,21 @@
 """The architecture registry: one record per family, the one place that says how to build it.
 
 A record holds only what cannot be read from a built model: its constructor and the constructor arguments a
-release must carry to rebuild the same shapes, whether timm knows it under the same name, and an optional
-fast path for training its head on cached features. Everything else (which layer is the classifier, where
-the last stage starts, the feature-map shape) is read from the model itself by `tl_hub.models.anatomy`,
-in timm's vocabulary, so the same code serves every family.
+release must carry to rebuild the same shapes, whether timm knows it under the same name, what the head
+reads, and an optional fast path for training the head on cached features. Everything else (which layer is
+the classifier, where the last stage starts, the feature shape) is read from the model itself by
+`tl_hub.models.anatomy`, in timm's vocabulary, so the same code serves every family.
+
+Two families are written by hand (LeNet-5, and VGG16 with the study's head); any other timm architecture
+gets its record derived from timm's own metadata by `get_architecture`.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from types import MappingProxyType
 from typing import Any
 
@@ -35,10 +40,25 @@ class Architecture:
     args: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     # A timm architecture of this name: releases also carry timm's pretrained_cfg, and load with timm.
     timm: bool = False
+    # What the head reads, and what the feature cache stores when the rest is frozen: "features" (the map
+    # forward_features gives; the head is forward_head) or "pre_logits" (forward_head(pre_logits=True); the
+    # head is the classifier alone).
+    head_input: str = "features"
     # A faster equivalent of model.forward_head(features), for training the head on cached features.
     head_forward: HeadForward | None = None
-    # The module that forward_features runs (the convolutional base); the rest of the model is the head.
-    base: str = "features"
+    # The sequential module that forward_features runs, whose stages `feature_info` names; None for timm's
+    # other architectures, whose stages come from timm's `group_matcher`.
+    base: str | None = "features"
+    # The model is built for one input size (a ViT's position embeddings): releases record it.
+    fixed_input_size: bool = False
+
+    def model_args(self, drop_rate: float, img_size: int) -> dict[str, Any]:
+        """The constructor arguments a release records to rebuild this model."""
+        return {
+            "drop_rate": drop_rate,
+            **self.args,
+            **({"img_size": img_size} if self.fixed_input_size else {}),
+        }
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -56,14 +76,56 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 
 
+def create_timm_model(
+    name: str,
+    num_classes: int,
+    in_chans: int,
+    img_size: int,
+    drop_rate: float,
+    pretrained: str | None = None,
+    fixed_input_size: bool = False,
+    **args: Any,
+) -> nn.Module:
+    """timm's `name` with a new `num_classes` classifier; with `pretrained` (a timm name or tag, `hf-hub:...`,
+    `local-dir:...`), timm loads those weights into everything but the classifier."""
+    import timm
+
+    kwargs = {"num_classes": num_classes, "in_chans": in_chans, "drop_rate": drop_rate, **args}
+    if fixed_input_size:
+        kwargs["img_size"] = img_size
+    return timm.create_model(pretrained or name, pretrained=pretrained is not None, **kwargs)
+
+
+def timm_architecture(name: str) -> Architecture:
+    """The record of timm's architecture `name`, derived from timm's metadata."""
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(name)
+    fixed = bool(cfg is not None and cfg.fixed_input_size)
+    return Architecture(
+        name,
+        partial(create_timm_model, name, fixed_input_size=fixed),
+        timm=True,
+        head_input="pre_logits",
+        base=None,
+        fixed_input_size=fixed,
+    )
+
+
 def get_architecture(name: str) -> Architecture:
-    """The record of `name`; a ConfigError lists the valid names otherwise."""
-    try:
+    """The record of `name`: a hand-written family, or any architecture timm knows; a ConfigError with the
+    closest names otherwise."""
+    if name in ARCHITECTURES:
         return ARCHITECTURES[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown architecture {name!r}: choose one of {', '.join(sorted(ARCHITECTURES))}"
-        ) from None
+    import timm
+
+    if isinstance(name, str) and timm.is_model(name):
+        return timm_architecture(name)
+    close = difflib.get_close_matches(str(name), [*ARCHITECTURES, *timm.list_models()], n=3)
+    raise ConfigError(
+        f"unknown architecture {name!r}: choose one of {', '.join(sorted(ARCHITECTURES))} or any timm "
+        f"architecture (timm.list_models()){'; close: ' + ', '.join(close) if close else ''}"
+    )
 
 
 def create_model(

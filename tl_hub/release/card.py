@@ -125,10 +125,33 @@ def _card_data(run: RunConfig, evaluations: dict[str, dict], repo_id: str | None
         tags=["image-classification", "tl_hub", *recipe.tags],
         datasets=[dataset] if is_hub_dataset_id(dataset) else None,
         pipeline_tag="image-classification",
-        base_model=recipe.base_model,
+        base_model=_base_model(run),
         model_name=repo_id or recipe.name,
         eval_results=eval_results,
     )
+
+
+def _base_model(run: RunConfig) -> str | None:
+    """The Hub model the weights started from, for the card's metadata; None from random weights or a local
+    directory."""
+    pretrained = run.model.pretrained
+    if run.transfer.strategy == "scratch" or pretrained is None or run.transfer.init_from is not None:
+        return None
+    recipe = get_recipe(run.recipe)
+    if pretrained == recipe.config.model.pretrained and recipe.base_model:
+        return recipe.base_model
+    if pretrained.startswith("hf-hub:"):
+        return pretrained.removeprefix("hf-hub:")
+    if (
+        ":" in pretrained
+        or "/" in pretrained
+        or Path(pretrained).suffix in (".safetensors", ".pth", ".pt", ".bin")
+    ):
+        return None
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(pretrained)
+    return cfg.hf_hub_id if cfg is not None and cfg.hf_hub_id else None
 
 
 def _hyperparameters(run: RunConfig) -> list[tuple[str, object]]:

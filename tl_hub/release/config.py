@@ -21,7 +21,7 @@ from tl_hub.models import get_architecture
 
 @dataclass(frozen=True)
 class ReleaseConfig:
-    architecture: str  # a name in tl_hub.models.ARCHITECTURES
+    architecture: str  # a tl_hub network (tl_hub.models.ARCHITECTURES) or any timm architecture
     label_names: tuple[str, ...]  # the model's outputs, in order
     preprocess: PreprocessConfig  # how an image becomes the model's input
     model_args: Mapping[str, Any]  # constructor arguments besides num_classes / in_chans / img_size
@@ -40,7 +40,7 @@ class ReleaseConfig:
             architecture=arch.name,
             label_names=tuple(label_names),
             preprocess=run.preprocess,
-            model_args={"drop_rate": run.model.drop_rate, **arch.args},
+            model_args=arch.model_args(run.model.drop_rate, run.preprocess.input_size),
             recipe=run.recipe,
             training=run,
         )
@@ -85,7 +85,7 @@ class ReleaseConfig:
         if d.get("num_classes", len(labels)) != len(labels):
             raise bad("num_classes", f"= {d['num_classes']!r} differs from the {len(labels)} label_names")
         args = d.get("model_args", {})
-        allowed = {"drop_rate", *arch.args}
+        allowed = set(arch.model_args(0.0, 0))
         if not isinstance(args, dict) or set(args) - allowed:
             raise bad("model_args", f"= {args!r} is not a subset of {sorted(allowed)}")
         try:

@@ -46,12 +46,13 @@ def load_metrics(repo_or_dir: str | Path) -> dict[str, Any] | None:
 
 def model_from_config(config: ReleaseConfig) -> nn.Module:
     """A randomly initialized model with the architecture and shapes that `config` describes."""
+    args = dict(config.model_args)
     return create_model(
         config.architecture,
         num_classes=config.num_classes,
         in_chans=config.preprocess.channels,
-        img_size=config.preprocess.input_size,
-        **config.model_args,
+        img_size=args.pop("img_size", config.preprocess.input_size),  # what a fixed-size model was built for
+        **args,
     )
 
 

@@ -91,6 +91,7 @@ def train_one_epoch(
     accelerator: Accelerator,
     prepare: Prepare,
     generator: torch.Generator,
+    label_smoothing: float = 0.0,
     desc: str = "train",
 ) -> dict[str, float]:
     """Train for one pass over `loader`; returns mean loss and accuracy. The caller sets train/eval modes."""
@@ -102,7 +103,7 @@ def train_one_epoch(
         x = prepare(inputs, generator)
         with accelerator.accumulate(model):
             logits = model(x)
-            loss = F.cross_entropy(logits, labels)
+            loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
             accelerator.backward(loss)
             optimizer.step()
             scheduler.step()

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from tl_hub.config import AugConfig, PreprocessConfig
 from tl_hub.data.transforms import BatchAugment, normalize
-from tl_hub.models.anatomy import feature_shape
+from tl_hub.models.anatomy import feature_shape, head_input
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def cache_dir() -> Path:
 
 
 def fingerprint(
-    base: nn.Module,
+    frozen: dict[str, torch.Tensor],
     preprocess: PreprocessConfig,
     images: torch.Tensor,
     views: int,
@@ -57,9 +57,9 @@ def fingerprint(
 ) -> str:
     """A key that changes with anything that changes the features."""
     h = hashlib.sha256()
-    for name, tensor in sorted(base.state_dict().items()):
+    for name, tensor in sorted(frozen.items()):
         h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     h.update(json.dumps(dataclasses.asdict(preprocess), sort_keys=True).encode())
     h.update(str((tuple(images.shape), images.dtype)).encode())
     h.update(images.contiguous().numpy().tobytes())
@@ -78,8 +78,10 @@ def extract(
     augment: BatchAugment | None = None,
     generator: torch.Generator | None = None,
     desc: str = "features",
+    kind: str = "features",
 ) -> torch.Tensor:
-    """model.forward_features of uint8 `images` (N, C, H, W) in batches, channels_last, bf16 if `bf16`."""
+    """What the head reads (`kind`: forward_features, or the pooled pre-logits) for uint8 `images`
+    (N, C, H, W), in batches, channels_last, bf16 if `bf16`."""
     model.eval()
     # oneDNN's and cuDNN's fast convolution layout (4-D weights only); outside inference mode, so the
     # weights stay trainable
@@ -91,7 +93,7 @@ def extract(
             x = augment(x, generator)
         x = normalize(x, preprocess).to(device).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            out.append(model.forward_features(x).cpu())
+            out.append(head_input(model, x, kind).cpu())
     return torch.cat(out)
 
 
@@ -102,7 +104,8 @@ def cached_features(
     preprocess: PreprocessConfig,
     device: torch.device,
     *,
-    base: str,
+    frozen: dict[str, torch.Tensor],
+    kind: str = "features",
     views: int = 0,
     aug: AugConfig | None = None,
     seed: int = 0,
@@ -112,13 +115,16 @@ def cached_features(
     """(features, labels) of `images`: from the cache, or computed and cached.
 
     views=0 gives one clean view per image; views=K gives K augmented views (labels repeated K times).
-    `base` names the module whose weights the features depend on (the frozen base).
+    `frozen` is the state the features depend on (every weight the head does not train); `kind` is what
+    the head reads (tl_hub.models.anatomy.head_input).
     """
     aug = aug or AugConfig()
     bf16 = fast and bf16_pays(device)
-    key = fingerprint(model.get_submodule(base), preprocess, images, views, aug, seed, bf16)
+    key = fingerprint(frozen, preprocess, images, views, aug, seed, bf16) + (
+        "" if kind == "features" else kind
+    )
     path = cache_dir() / f"{key}.safetensors"
-    shape = feature_shape(model, preprocess.channels, preprocess.input_size)
+    shape = feature_shape(model, preprocess.channels, preprocess.input_size, kind)
     if path.exists():
         cached = load_file(path)
         if tuple(cached["features"].shape[1:]) == shape:
@@ -138,12 +144,13 @@ def cached_features(
                 augment,
                 torch.Generator().manual_seed(seed * 100 + v),
                 desc=f"{desc} view {v + 1}/{views}",
+                kind=kind,
             )
             for v in range(views)
         ]
         features, labels = torch.cat(parts), labels.repeat(views)
     else:
-        features = extract(model, images, preprocess, device, bf16, desc=desc)
+        features = extract(model, images, preprocess, device, bf16, desc=desc, kind=kind)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     save_file({"features": features.contiguous(), "labels": labels.contiguous()}, tmp)

@@ -4,17 +4,19 @@
 - feature-extract: the base is frozen (and in eval mode); only the head trains.
 - finetune-top: the head trains alone for `warmup_epochs`, then the base's last stage joins it at
   `top_lr_scale` times the learning rate (Chollet's two-stage fine-tuning); the rest of the base stays frozen.
-- finetune-all: every layer trains, starting from the pretrained weights.
+- finetune-all: every layer trains, starting from the pretrained weights; the pretrained layers at
+  `base_lr_scale` times the head's learning rate.
 
-Strategies are "which groups train", written once for every architecture: the groups (head, the base's last
-stage, the rest of the base) are read from the model by `tl_hub.models.anatomy`. Parameters a model
-freezes by design (VGG16's identity embedding) never train.
+Strategies are "which groups train", written once for every architecture: the groups (head, last stage,
+the rest) are read from the model by `tl_hub.models.anatomy`. Parameters a model freezes by design (VGG16's
+identity embedding) never train. Frozen modules run in eval mode, so BatchNorm keeps its running statistics.
 """
 
 from __future__ import annotations
 
 import logging
 
+import torch
 from torch import nn
 
 from tl_hub.config import TransferConfig
@@ -26,7 +28,7 @@ logger = logging.getLogger(__name__)
 class TransferPlan:
     """Trainable sets, optimizer groups and module modes of one strategy, epoch by epoch."""
 
-    def __init__(self, model: nn.Module, base: str, cfg: TransferConfig, lr: float):
+    def __init__(self, model: nn.Module, base: str | None, cfg: TransferConfig, lr: float):
         self.cfg = cfg
         self.base = base
         groups = parameter_groups(model, base)
@@ -36,12 +38,20 @@ class TransferPlan:
         self.rest = [named[n] for n in groups.rest]
         self.fixed = [named[n] for n in groups.fixed]
         self.top_start = groups.top_start
+        self.head_names = set(groups.head)
         if cfg.strategy == "feature-extract":
             self.groups = [{"params": self.head, "lr": lr}]
         elif cfg.strategy == "finetune-top":
             self.groups = [{"params": self.head, "lr": lr}, {"params": self.top, "lr": lr * cfg.top_lr_scale}]
+        elif cfg.strategy == "finetune-all" and cfg.base_lr_scale != 1:
+            base_lr = lr * cfg.base_lr_scale
+            self.groups = [{"params": self.head, "lr": lr}, {"params": self.top + self.rest, "lr": base_lr}]
         else:
             self.groups = [{"params": self.head + self.top + self.rest, "lr": lr}]
+
+    def frozen_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """Every weight and buffer but the head's: what the head's input depends on when only it trains."""
+        return {name: t for name, t in model.state_dict().items() if name not in self.head_names}
 
     def trainable(self, epoch: int) -> list[nn.Parameter]:
         """The parameters that train in `epoch` (1-based)."""
@@ -63,6 +73,12 @@ class TransferPlan:
         for p in self.head + self.top + self.rest:
             p.requires_grad_(id(p) in trainable)
         model.train()
+        if self.base is None:
+            for module in model.modules():  # top-down: a frozen module's eval() reaches all inside it
+                params = list(module.parameters())
+                if params and not any(id(p) in trainable for p in params):
+                    module.eval()
+            return
         base = model.get_submodule(self.base)
         if not any(id(p) in trainable for p in self.top):
             base.eval()

@@ -34,7 +34,7 @@ from tl_hub.training.checkpoints import check_run_dir, load_history, save_checkp
 from tl_hub.training.engine import Prepare, eval_loader, feature_inputs, image_inputs, score, train_one_epoch
 from tl_hub.training.features import cached_features
 from tl_hub.training.strategies import TransferPlan
-from tl_hub.training.weights import init_from_release, load_pretrained_base
+from tl_hub.training.weights import init_from_release, pretrained_model
 
 logger = logging.getLogger(__name__)
 
@@ -125,19 +125,20 @@ def set_up(run: RunConfig, output_dir: Path, accelerator: Accelerator, resume: b
 
 def build_model(run: RunConfig, arch: Architecture, label_names: list[str]) -> nn.Module:
     """The network with its starting weights: random, a pretrained base, or a whole earlier release."""
-    model = create_model(
-        arch.name,
-        num_classes=len(label_names),
-        in_chans=run.preprocess.channels,
-        img_size=run.preprocess.input_size,
-        drop_rate=run.model.drop_rate,
-    )
-    if run.transfer.strategy == "scratch":
+    shape = {
+        "num_classes": len(label_names),
+        "in_chans": run.preprocess.channels,
+        "img_size": run.preprocess.input_size,
+        "drop_rate": run.model.drop_rate,
+    }
+    transfer = run.transfer.strategy != "scratch"
+    if transfer and run.transfer.init_from is None and run.model.pretrained is not None:
+        return pretrained_model(arch, run.model.pretrained, **shape)
+    model = create_model(arch.name, **shape)
+    if not transfer:
         logger.info("strategy scratch: random initial weights")
     elif run.transfer.init_from is not None:
         init_from_release(model, arch.name, run.transfer.init_from, label_names)
-    elif run.model.pretrained is not None:
-        load_pretrained_base(model, run.model.pretrained, arch.base)
     else:
         logger.warning(
             "strategy %s without pretrained weights (--no-pretrained): the base starts random",
@@ -156,10 +157,13 @@ class HeadOnly(nn.Module):
         super().__init__()
         self.model = model
         self.head_forward = arch.head_forward
+        self.head_input = arch.head_input
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if self.head_forward is not None:
             return self.head_forward(self.model, features)
+        if self.head_input == "pre_logits":  # pooled features: the classifier is the whole head
+            return self.model.get_classifier()(features)
         return self.model.forward_head(features)
 
 
@@ -179,7 +183,7 @@ def build_inputs(job: Job) -> Inputs:
         eval_prepare = image_inputs(run.preprocess)
     train_loader = DataLoader(TensorDataset(*tensors["train"]), batch_size=run.train.batch_size, shuffle=True)
     optimizer = build_optimizer(job.plan.groups, run.train)
-    scheduler = build_scheduler(optimizer, run.train, run.train.epochs * len(train_loader))
+    scheduler = build_scheduler(optimizer, run.train, len(train_loader))
     if run.transfer.compile:
         trainee = torch.compile(trainee)
     trainee, optimizer, train_loader, scheduler = accelerator.prepare(
@@ -205,7 +209,8 @@ def _cached_features(job: Job, splits: dict) -> dict[str, tuple[torch.Tensor, to
                 split.labels,
                 run.preprocess,
                 accelerator.device,
-                base=job.arch.base,
+                frozen=job.plan.frozen_state(job.model),
+                kind=job.arch.head_input,
                 views=run.transfer.cache_views if name == "train" else 0,
                 aug=run.aug,
                 seed=run.train.seed,
@@ -225,13 +230,21 @@ def build_optimizer(params: list[dict], cfg: TrainConfig) -> torch.optim.Optimiz
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    if cfg.scheduler == "cosine":
-        return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
-        )
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    """The learning-rate factor per step: a linear warm-up (per batch, not per epoch, so the first epoch
+    does not crawl), then constant or a cosine decay to 0 over the remaining steps."""
+    total = cfg.epochs * steps_per_epoch
+    warmup = round(cfg.lr_warmup_epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        if cfg.scheduler == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(step - warmup, total - warmup) / max(1, total - warmup)))
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 # -- fit ---------------------------------------------------------------------------------------------------
@@ -278,6 +291,7 @@ def run_epoch(job: Job, inputs: Inputs, epoch: int) -> tuple[dict[str, float], d
         accelerator,
         inputs.train_prepare,
         generator,
+        label_smoothing=run.train.label_smoothing,
         desc=f"epoch {epoch}/{epochs}",
     )
     validation = _score(job, inputs, "validation")

@@ -1,4 +1,5 @@
-"""Starting weights: a pretrained convolutional base (timm, or a local file), or a whole tl_hub release."""
+"""Starting weights: pretrained weights (timm's, or a local file) under a new classifier, or a whole
+tl_hub release."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from tl_hub.errors import TLHubError
+from tl_hub.models import Architecture, create_model
 from tl_hub.models.anatomy import classifier_name
 from tl_hub.release.files import load_state_dict_strict
 from tl_hub.release.load import from_pretrained
@@ -88,3 +90,43 @@ def init_from_release(model: nn.Module, architecture: str, source: str, label_na
         )
     load_state_dict_strict(model, state, source)
     logger.info("initialized from %s", source)
+
+
+def pretrained_model(
+    arch: Architecture, source: str, num_classes: int, in_chans: int, img_size: int, drop_rate: float
+) -> nn.Module:
+    """`arch` with the pretrained weights `source` and a new `num_classes` classifier.
+
+    A family with a sequential base (VGG16) takes the base's weights; any other timm model takes every
+    weight but the classifier, from a file or from what timm accepts (a name or tag, `hf-hub:...`,
+    `local-dir:...`). The new classifier of a timm model starts at zero, so its first logits are 0 rather
+    than the large values of timm's ImageNet-scaled initialization (a loss of ln(classes), not several times
+    that), and the first steps do not push pretrained layers around with the gradients of a random head.
+    """
+    shape = {"num_classes": num_classes, "in_chans": in_chans, "img_size": img_size, "drop_rate": drop_rate}
+    if arch.base is not None:
+        model = create_model(arch.name, **shape)
+        load_pretrained_base(model, source, arch.base)
+        return model
+    path = Path(source).expanduser()
+    if path.is_file():
+        model = create_model(arch.name, **shape)
+        prefix = classifier_name(model) + "."
+        state = {k: v for k, v in _read_state_dict(path).items() if not k.startswith(prefix)}
+        state |= {k: v for k, v in model.state_dict().items() if k.startswith(prefix)}
+        load_state_dict_strict(model, state, f"file {path}")
+    else:
+        try:
+            model = arch.build(pretrained=source, **shape)
+        except Exception as e:  # offline, a missing directory, a failed download: say how to provide them
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise TLHubError(
+                f"cannot get the pretrained weights {source!r} ({reason}): pass --model local-dir:PATH (a "
+                "timm model directory), --pretrained-file PATH, or --no-pretrained (random weights)"
+            ) from None
+    with torch.no_grad():
+        classifier = model.get_classifier()
+        classifier.weight.zero_()
+        classifier.bias.zero_()
+    logger.info("pretrained weights from %s; new %d-class classifier, zero-initialized", source, num_classes)
+    return model
