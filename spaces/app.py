@@ -23,6 +23,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
+from tl_hub.data.naming import dataset_name
 from tl_hub.data.transforms import read_image
 from tl_hub.errors import TLHubError
 from tl_hub.inference.predictor import Predictor
@@ -31,10 +32,18 @@ from tl_hub.release.space import PETS_MODEL_ENV, SIGNS_MODEL_ENV
 
 logger = logging.getLogger("spaces.app")
 
-# Where the models come from unless --signs-model / --pets-model or the environment variables
-# TL_HUB_SIGNS_MODEL / TL_HUB_PETS_MODEL (Space variables, set by scripts/deploy_space.py) say otherwise.
-DEFAULT_SIGNS_MODEL = "tl-hub/lenet-gtsrb"
-DEFAULT_PETS_MODEL = "tl-hub/vgg16-catsdogs"
+# Where the models come from: --signs-model / --pets-model, else the environment variables
+# TL_HUB_SIGNS_MODEL / TL_HUB_PETS_MODEL (the Space's variables, set by scripts/deploy_space.py), else
+# the newest local release that fits the tab under runs/ (the repository's, or the working directory's).
+RUNS_DIRS = (Path(__file__).resolve().parents[1] / "runs", Path("runs"))
+# What a tab says, in the page and to API callers, when no model was named or found.
+NO_MODEL = {
+    "sign": "No traffic-sign model yet: train one with "
+    "`accelerate launch scripts/train.py --dataset synthetic` (a minute on a laptop), or start the app with "
+    "`--signs-model REPO_OR_DIR`.",
+    "pet": "No cats & dogs model yet: train one with `python scripts/train.py --model local-dir:PATH "
+    "--dataset PHOTOS` (or `--recipe vgg16-catsdogs`), or start the app with `--pets-model REPO_OR_DIR`.",
+}
 
 TOP_K = 5
 MAX_PIXELS = 40_000_000  # 40 megapixels: any phone photo, but no decompression bomb
@@ -43,6 +52,9 @@ MAX_FILE_SIZE = "15mb"  # uploads larger than this are refused before they reach
 # every core busy with one image, so its requests run one at a time; LeNet-5's take a few ms each.
 CONCURRENCY = {"sign": 2, "pet": 1}
 QUEUE_SIZE = 64  # requests waiting beyond that are told the app is busy
+
+# Photos for the pets tab: a few from the Hub dataset its model was trained on, fetched once and cached.
+EXAMPLE_PHOTOS = 6
 
 # Signs rendered by tl_hub's synthetic generator as examples: (GTSRB class id, seed).
 EXAMPLE_SIGNS = [(c, 2026) for c in (14, 13, 2, 12, 17, 28, 38, 40)]
@@ -55,13 +67,16 @@ class ModelSlot:
     A load that fails (Hub unreachable, wrong repo id) is not remembered: the next request tries again.
     """
 
-    def __init__(self, source: str | Path | Predictor, compile: bool = False):
+    def __init__(self, source: str | Path | Predictor | None, compile: bool = False, missing: str = ""):
         self._predictor = source if isinstance(source, Predictor) else None
-        self.source: str | None = source.source if isinstance(source, Predictor) else str(source)
+        self.source: str | None = source.source if isinstance(source, Predictor) else source and str(source)
         self.compile = compile
+        self.missing = missing  # what to say when there is no model (source None)
         self._lock = threading.Lock()
 
     def get(self) -> Predictor:
+        if self._predictor is None and self.source is None:
+            raise gr.Error(self.missing or "No model was given for this tab.")
         if self._predictor is None:
             with self._lock:
                 if self._predictor is None:
@@ -80,7 +95,39 @@ class ModelSlot:
         return load_metrics(self.source) if self.source is not None else None
 
     def summary(self) -> str:
+        if self._predictor is None and self.source is None:
+            return f"**{self.missing}**"
         return model_summary(self.get(), self.metrics)
+
+
+def local_release(kind: str, roots: tuple[Path, ...] | None = None) -> Path | None:
+    """The newest release `runs/*/model` whose labels fit the tab: GTSRB's 43 signs, or cat and dog."""
+    from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
+    from tl_hub.release.load import load_config
+
+    fits = {"sign": set(GTSRB_CLASS_NAMES), "pet": {"cat", "dog"}}[kind]
+    found = []
+    for root in dict.fromkeys(r.resolve() for r in roots or RUNS_DIRS):
+        for directory in root.glob("*/model"):
+            try:
+                labels = set(load_config(directory).label_names)
+            except TLHubError:
+                continue  # not a release, or a damaged one
+            if labels == fits and (directory / "model.safetensors").is_file():
+                found.append(directory)
+    return max(found, key=lambda d: (d / "model.safetensors").stat().st_mtime, default=None)
+
+
+def model_source(given: str | None, kind: str) -> str | Path | None:
+    """The model of a tab: the one given (flag or environment), else the newest fitting local release."""
+    if given:
+        return given
+    found = local_release(kind)
+    if found is None:
+        logger.warning("%s tab: no model given and none under runs/: %s", kind, NO_MODEL[kind])
+    else:
+        logger.info("%s tab: no model given; serving the newest local release %s", kind, found)
+    return found
 
 
 def hub_link(source: str | None) -> str:
@@ -103,7 +150,7 @@ def model_summary(predictor: Predictor, metrics: dict[str, Any] | None) -> str:
         f"**Model:** {hub_link(predictor.source)}: `{config.architecture}`, "
         f"{config.num_classes} classes, sees a {view} image.",
     ]
-    trained = f"recipe `{config.recipe or '?'}` on `{run.data.dataset if run else '?'}`"
+    trained = f"recipe `{config.recipe or '?'}` on `{dataset_name(run.data) if run else '?'}`"
     if run is not None:
         start = run.transfer.init_from or run.model.pretrained if run.transfer.strategy != "scratch" else None
         trained += f", strategy `{run.transfer.strategy}` from " + (
@@ -173,6 +220,7 @@ class Tab:
     intro: str
     image_label: str
     examples: list[str] | None
+    examples_label: str = "Examples"
 
 
 def render_sign_examples(directory: Path) -> list[str]:
@@ -192,6 +240,63 @@ def render_sign_examples(directory: Path) -> list[str]:
     return paths
 
 
+def dataset_examples(source: str | Path | None, directory: Path, n: int = EXAMPLE_PHOTOS) -> list[str]:
+    """A few photos from the Hub dataset the model `source` was trained on, fetched once into `directory`
+    and reused after; none, quietly, offline or for a model trained on local data."""
+    from tl_hub.data.naming import is_hub_dataset_id
+    from tl_hub.release.load import load_config
+
+    try:
+        run = load_config(source).training if source is not None else None
+    except TLHubError:
+        return []
+    if run is None or not is_hub_dataset_id(run.data.dataset):
+        return []
+    target = directory / run.data.dataset.replace("/", "--")
+    if cached := sorted(str(p) for p in target.glob("*.jpg")):
+        return cached
+    try:
+        return _download_examples(run.data.dataset, target, n)
+    except Exception as e:  # offline, no parquet file, another layout: the tab just has no examples
+        logger.info(
+            "no example photos from %s (%s)", run.data.dataset, str(e).splitlines()[0] if str(e) else e
+        )
+        return []
+
+
+def _download_examples(dataset: str, target: Path, n: int) -> list[str]:
+    """`n` photos spread over the first rows of the dataset's smallest test (else validation, else any)
+    parquet file, saved as JPEGs; the folder appears whole or not at all."""
+    import numpy as np
+    import pyarrow.parquet as pq
+    from huggingface_hub import HfApi, constants, hf_hub_download
+
+    if constants.HF_HUB_OFFLINE:
+        raise RuntimeError("HF_HUB_OFFLINE is set")
+    tree = HfApi().list_repo_tree(dataset, repo_type="dataset", recursive=True)
+    files = [f for f in tree if f.path.endswith(".parquet")]
+    if not files:
+        raise RuntimeError("no parquet file")
+
+    def preference(f: Any) -> tuple[int, int]:
+        split = next((i for i, word in enumerate(("test", "valid")) if word in f.path), 2)
+        return split, f.size or 0
+
+    table = pq.ParquetFile(hf_hub_download(dataset, min(files, key=preference).path, repo_type="dataset"))
+    rows = table.read_row_group(0)
+    column = next(c for c in rows.column_names if "bytes" in str(rows.schema.field(c).type))
+    images = rows.column(column).to_pylist()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".examples-", dir=target.parent))
+    for i, index in enumerate(np.linspace(0, len(images) - 1, min(n, len(images))).round().astype(int)):
+        image = read_image(images[index]["bytes"], max_pixels=MAX_PIXELS).convert("RGB")
+        image.thumbnail((512, 512))
+        image.save(tmp / f"{i}.jpg", quality=90)
+    tmp.replace(target)
+    logger.info("example photos: %d from %s", min(n, len(images)), dataset)
+    return sorted(str(p) for p in target.glob("*.jpg"))
+
+
 def _tab(demo: gr.Blocks, tab: Tab, slot: ModelSlot, top_k: int) -> None:
     with gr.Tab(tab.title):
         gr.Markdown(tab.intro)
@@ -205,9 +310,9 @@ def _tab(demo: gr.Blocks, tab: Tab, slot: ModelSlot, top_k: int) -> None:
                 )
                 button = gr.Button("Classify", variant="primary")
                 if tab.examples:
-                    gr.Examples(tab.examples, inputs=image, label="Examples (rendered by tl_hub)")
+                    gr.Examples(tab.examples, inputs=image, label=tab.examples_label)
                 else:
-                    gr.Markdown("*No example photos ship with this Space: upload your own.*")
+                    gr.Markdown("*No example photos for this model: upload your own.*")
             with gr.Column():
                 label = gr.Label(num_top_classes=top_k, label="Prediction")
                 cam = gr.Image(label="Where the network looked (Grad-CAM)", type="pil", interactive=False)
@@ -238,17 +343,19 @@ def _tab(demo: gr.Blocks, tab: Tab, slot: ModelSlot, top_k: int) -> None:
 
 
 def build_demo(
-    signs: str | Path | Predictor | ModelSlot,
-    pets: str | Path | Predictor | ModelSlot,
+    signs: str | Path | Predictor | ModelSlot | None,
+    pets: str | Path | Predictor | ModelSlot | None,
     top_k: int = TOP_K,
     examples_dir: str | Path | None = None,
+    pet_examples: list[str] | None = None,
 ) -> gr.Blocks:
     """The two-tab app around a traffic-sign and a cats & dogs model (repo ids, directories or Predictors).
 
     Nothing loads here: each model loads on its tab's first request (pass Predictors to load them yourself).
+    A tab without a model (None) says how to get one, and the other tab works as ever.
     """
-    signs_slot = signs if isinstance(signs, ModelSlot) else ModelSlot(signs)
-    pets_slot = pets if isinstance(pets, ModelSlot) else ModelSlot(pets)
+    signs_slot = signs if isinstance(signs, ModelSlot) else ModelSlot(signs, missing=NO_MODEL["sign"])
+    pets_slot = pets if isinstance(pets, ModelSlot) else ModelSlot(pets, missing=NO_MODEL["pet"])
     examples_dir = Path(examples_dir or tempfile.mkdtemp(prefix="tl_hub_space_"))
     tabs = [
         (
@@ -260,6 +367,7 @@ def build_demo(
                 "what it was trained on and how well it scored is shown below.",
                 "Traffic sign photo",
                 render_sign_examples(examples_dir / "signs"),
+                "Examples (rendered by tl_hub)",
             ),
             signs_slot,
         ),
@@ -270,7 +378,8 @@ def build_demo(
                 "A cats vs. dogs classifier trained by transfer learning with tl_hub. What the model is, "
                 "where its starting weights came from and how well it scored is shown below.",
                 "Cat or dog photo",
-                None,
+                pet_examples or None,
+                "Examples (from the model's training dataset)",
             ),
             pets_slot,
         ),
@@ -290,13 +399,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Serve tl_hub's traffic-sign and cats & dogs classifiers.")
     p.add_argument(
         "--signs-model",
-        default=os.environ.get(SIGNS_MODEL_ENV, DEFAULT_SIGNS_MODEL),
-        help=f"Hub repo id or release directory (default: ${SIGNS_MODEL_ENV} or %(default)s)",
+        default=os.environ.get(SIGNS_MODEL_ENV),
+        help=f"Hub repo id or release directory (default: ${SIGNS_MODEL_ENV}, else the newest fitting "
+        "runs/*/model)",
     )
     p.add_argument(
         "--pets-model",
-        default=os.environ.get(PETS_MODEL_ENV, DEFAULT_PETS_MODEL),
-        help=f"Hub repo id or release directory (default: ${PETS_MODEL_ENV} or %(default)s)",
+        default=os.environ.get(PETS_MODEL_ENV),
+        help=f"Hub repo id or release directory (default: ${PETS_MODEL_ENV}, else the newest fitting "
+        "runs/*/model)",
     )
     p.add_argument("--host", default=None, help="address to listen on (default: gradio's, 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default: gradio's, 7860)")
@@ -310,8 +421,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    signs, pets = ModelSlot(args.signs_model), ModelSlot(args.pets_model, compile=not args.no_compile)
-    demo = build_demo(signs, pets)
+    signs = ModelSlot(model_source(args.signs_model, "sign"), missing=NO_MODEL["sign"])
+    pets = ModelSlot(
+        model_source(args.pets_model, "pet"), compile=not args.no_compile, missing=NO_MODEL["pet"]
+    )
+    cache = Path(os.environ.get("TL_HUB_CACHE", Path.home() / ".cache" / "tl_hub")) / "examples"
+    demo = build_demo(signs, pets, pet_examples=dataset_examples(pets.source, cache))
     if args.preload:
         _load([signs, pets], strict=True)
     else:  # serve at once; load (and compile) in the background so the first visitor rarely waits
@@ -321,6 +436,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def _load(slots: list[ModelSlot], strict: bool = False) -> None:
     for slot in slots:
+        if slot.source is None and slot._predictor is None:
+            continue  # the tab says how to get a model
         try:
             slot.get()
         except gr.Error as e:

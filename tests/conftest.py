@@ -141,6 +141,7 @@ def disk_dir(tmp_path_factory: pytest.TempPathFactory, signs: tuple[np.ndarray, 
 
 def write_fake_release(directory: Path, model, run, label_names: list[str]) -> Path:
     """A release of `model` as `run` would write it, with made-up metrics (3 epochs, a fair model)."""
+    from tl_hub.data.naming import dataset_name
     from tl_hub.metrics import classification_metrics
     from tl_hub.release.config import ReleaseConfig
     from tl_hub.release.writer import write_release
@@ -162,7 +163,7 @@ def write_fake_release(directory: Path, model, run, label_names: list[str]) -> P
     ]
     metrics = {
         "recipe": run.recipe,
-        "dataset": run.data.dataset,
+        "dataset": dataset_name(run.data),
         "validation": evaluation,
         "test": evaluation,
         "history": history,

@@ -9,6 +9,7 @@ from huggingface_hub import ModelCard
 from safetensors.torch import load_file, save_file
 
 from tl_hub import LeNet5, Predictor
+from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
 from tl_hub.data.loading import decode_split, open_dataset
 from tl_hub.data.transforms import model_input, normalize
 from tl_hub.errors import TLHubError
@@ -174,3 +175,18 @@ def test_truncated_weights_are_one_clear_error(release: Path, tmp_path: Path, si
     (bad / "model.safetensors").write_bytes((release / "model.safetensors").read_bytes()[:size])
     with pytest.raises(TLHubError, match=r"model.safetensors of .* cannot be read .*: is it truncated?"):
         from_pretrained(bad)
+
+
+@pytest.mark.parametrize(("name", "shown"), [(None, "my-signs"), ("GTSRB (official training set)", None)])
+def test_a_local_dataset_is_named_not_located_in_the_card(tmp_path: Path, name: str | None, shown) -> None:
+    from .conftest import write_fake_release
+
+    folder = tmp_path / "home" / "someone" / "my-signs"
+    run = RECIPE.config.replace({"data.dataset": str(folder), "data.dataset_name": name})
+    release = write_fake_release(tmp_path / "model", LeNet5(num_classes=43), run, list(GTSRB_CLASS_NAMES))
+    card = ModelCard.load(release / "README.md")
+    shown = shown or name
+    assert "home/someone" not in card.text and "home/someone" not in str(card.data)
+    assert f"Dataset: `{shown}`" in card.text
+    assert {r.dataset_type for r in card.data.eval_results} == {shown} and card.data.datasets is None
+    assert json.loads((release / "metrics.json").read_text())["dataset"] == shown

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import io
+import json
 import os
 import re
 import shutil
@@ -251,6 +252,51 @@ def test_a_model_that_cannot_be_loaded_is_a_clear_error_and_is_retried(
             slot.get()
 
 
+def test_without_flags_each_tab_serves_the_newest_local_release_that_fits_it(
+    app: ModuleType, release: Path, pets_release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import shutil
+
+    runs = tmp_path / "runs"
+    for name, source, age in [
+        ("old-signs", release, 300),
+        ("new-signs", release, 100),
+        ("pets", pets_release, 200),
+        ("newest-but-five-classes", release, 0),
+    ]:
+        shutil.copytree(source, runs / name / "model")
+        for f in (runs / name / "model").iterdir():
+            os.utime(f, (f.stat().st_atime, f.stat().st_mtime - age))
+    config = runs / "newest-but-five-classes" / "model" / "config.json"
+    config.write_text(config.read_text().replace('"Stop"', '"Halt"'))  # not GTSRB's labels: never chosen
+    (runs / "damaged" / "model").mkdir(parents=True)
+    (runs / "damaged" / "model" / "config.json").write_text("{not json")
+    monkeypatch.setattr(app, "RUNS_DIRS", (runs,))
+    assert app.model_source(None, "sign") == (runs / "new-signs" / "model").resolve()
+    assert app.model_source(None, "pet") == (runs / "pets" / "model").resolve()
+    assert app.model_source("someone/model", "pet") == "someone/model"  # a flag or variable wins
+    monkeypatch.setattr(app, "RUNS_DIRS", (tmp_path / "empty",))
+    assert app.model_source(None, "pet") is None
+
+
+def test_a_tab_without_a_model_says_how_to_get_one_and_the_other_tab_works(
+    app: ModuleType, predictors: dict[str, Predictor], sign_file: Path, tmp_path: Path
+) -> None:
+    demo = app.build_demo(predictors["sign"], None, examples_dir=tmp_path / "ex")
+    url = app.serve(demo, "127.0.0.1", block=False)
+    try:
+        client = gradio_client.Client(url, verbose=False)
+        assert client.predict(upload(sign_file), api_name="/classify_sign")["label"]
+        with pytest.raises(Exception, match=r"No cats & dogs model yet: train one with") as error:
+            client.predict(upload(sign_file), api_name="/classify_pet")
+        assert len(str(error.value).strip().splitlines()) == 1
+    finally:
+        demo.close()
+    slot = app.ModelSlot(None, missing=app.NO_MODEL["pet"])
+    assert slot.summary() == f"**{app.NO_MODEL['pet']}**"  # the line the page shows under the tab
+
+
 # pyproject's core dependencies that only training, evaluation and release need: the Space installs the rest.
 NOT_IN_SPACE = {"accelerate", "datasets", "jinja2", "scikit-learn"}
 
@@ -262,7 +308,8 @@ def test_space_pins_satisfy_pyproject_and_cover_what_the_app_needs() -> None:
     meta = card.data.to_dict()
     assert meta["sdk"] == "gradio"
     assert meta["app_file"] == "app.py" and meta["python_version"] == "3.11"
-    assert meta["models"] and meta["datasets"] and len(meta["short_description"]) <= 60
+    assert meta["datasets"] and len(meta["short_description"]) <= 60
+    assert "models" not in meta  # no placeholder repos: scripts/deploy_space.py writes the real ones
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert SpecifierSet(project["requires-python"]).contains(meta["python_version"])
     declared = {}
@@ -414,3 +461,61 @@ def test_deploying_a_local_model_directory_says_to_push_it_first(
     args = ["tester/demo", "--signs-model", str(release), "--pets-model", "tester/p"]
     code, _, err = run_deploy(args, monkeypatch, capsys)
     assert code == 2 and "a local path, which a Space cannot read: push it with" in err
+
+
+def _photos_parquet(n: int, size: int) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(size)
+    images = []
+    for i in range(n):
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (size, size + 10, 3), dtype=np.uint8)).save(buffer, "PNG")
+        images.append({"bytes": buffer.getvalue(), "path": f"{i}.png"})
+    table = pa.table({"image": images, "labels": [i % 2 for i in range(n)]})
+    out = io.BytesIO()
+    pq.write_table(table, out)
+    return out.getvalue()
+
+
+def test_the_pets_tab_shows_photos_from_the_models_hub_dataset_fetched_once(
+    app: ModuleType, fake_hub: FakeHub, pets_release: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo("tester/pet-photos", repo_type="dataset")
+    for split, n in (("train", 20), ("test", 8)):
+        api.upload_file(
+            path_or_fileobj=_photos_parquet(n, 40 if split == "test" else 30),
+            path_in_repo=f"data/{split}-00000-of-00001.parquet",
+            repo_id="tester/pet-photos",
+            repo_type="dataset",
+        )
+    release = tmp_path / "pets"
+    shutil.copytree(pets_release, release)
+    config = json.loads((release / "config.json").read_text())
+    config["training"]["data"]["dataset"] = "tester/pet-photos"
+    (release / "config.json").write_text(json.dumps(config))
+
+    cache = tmp_path / "cache"
+    photos = app.dataset_examples(str(release), cache)
+    assert len(photos) == app.EXAMPLE_PHOTOS
+    for photo in photos:
+        with Image.open(photo) as image:
+            assert image.format == "JPEG" and image.size == (50, 40)  # from the test split's photos
+    fake_hub.fail_next(500, times=20)  # fetched once: the second start-up reads the cache
+    assert app.dataset_examples(str(release), cache) == photos
+
+
+def test_without_the_hub_or_for_local_data_the_pets_tab_quietly_has_no_examples(
+    app: ModuleType, pets_release: Path, tmp_path: Path
+) -> None:
+    assert app.dataset_examples(None, tmp_path) == []
+    assert app.dataset_examples(str(pets_release), tmp_path) == []  # offline (HF_HUB_OFFLINE=1 here)
+    assert not list(tmp_path.iterdir())

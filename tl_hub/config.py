@@ -163,6 +163,8 @@ class DataConfig:
     train_size: int | None = None
     val_size: int | None = None
     synthetic_per_class: int = 200  # training images per class for --dataset synthetic
+    # The dataset's name in model cards and the Space (None: a Hub id as it is, a local directory's name).
+    dataset_name: str | None = None
 
     def __post_init__(self) -> None:
         _check(bool(self.dataset), "dataset", self.dataset, "a Hub dataset id, a local path or 'synthetic'")
@@ -419,6 +421,11 @@ FLAGS: tuple[Flag, ...] = (
         "data.val_size",
         "a seeded, class-balanced validation sample of N images, or 'all'",
         size_or_all,
+    ),
+    Flag(
+        "--dataset-name",
+        "data.dataset_name",
+        "the dataset's name in the model card (default: the Hub id, or a local directory's name)",
     ),
     Flag("--image-column", "data.image_column", "the image column (default: found automatically)"),
     Flag("--label-column", "data.label_column", "the label column (default: found automatically)"),

@@ -20,13 +20,13 @@ from tqdm.auto import tqdm
 
 from tl_hub.config import DataConfig, PreprocessConfig
 from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
+from tl_hub.data.naming import SYNTHETIC, looks_local
 from tl_hub.data.splits import balanced_sample, stratified_group_split, stratified_sample
 from tl_hub.data.transforms import load_image, preprocess_image
 from tl_hub.errors import DatasetError
 
 logger = logging.getLogger(__name__)
 
-SYNTHETIC = "synthetic"
 IMAGE_COLUMNS = ("image", "img", "images", "picture")
 LABEL_COLUMNS = ("label", "labels", "ClassId", "class", "target")
 VALIDATION_SPLITS = ("validation", "valid", "val", "dev")
@@ -93,15 +93,6 @@ def synthetic_dataset(per_class: int, seed: int = 0, size: int = 32) -> datasets
     return datasets.DatasetDict(splits)
 
 
-def _looks_local(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or Path(name).exists() or name.count("/") > 1
-
-
-def is_hub_dataset_id(name: str) -> bool:
-    """Whether `--dataset name` refers to a Hub dataset (not a local path, not "synthetic")."""
-    return name != SYNTHETIC and not _looks_local(name)
-
-
 def open_dataset(name: str, synthetic_per_class: int = 200) -> datasets.DatasetDict:
     """Open `name` as a DatasetDict; DatasetError with a fix when it cannot be found or reached.
 
@@ -137,7 +128,7 @@ def open_dataset(name: str, synthetic_per_class: int = 200) -> datasets.DatasetD
             f"dataset {name!r} is a file: pass the directory that holds it (parquet files, class subfolders "
             "or a save_to_disk output)"
         )
-    if _looks_local(name):
+    if looks_local(name):
         raise DatasetError(f"dataset path {name!r} does not exist: pass an existing directory or a Hub id")
     try:
         return datasets.load_dataset(name)

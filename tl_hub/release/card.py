@@ -9,7 +9,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from tl_hub.config import RunConfig
-from tl_hub.data.loading import is_hub_dataset_id
+from tl_hub.data.naming import dataset_name, is_hub_dataset_id
 from tl_hub.errors import TLHubError
 from tl_hub.recipes import get_recipe
 from tl_hub.release.files import METRICS_NAME
@@ -85,7 +85,7 @@ def render_model_card(directory: str | Path, repo_id: str | None = None) -> Mode
         recipe=recipe.name,
         study_summary=recipe.study_summary,
         intended_use=recipe.intended_use,
-        dataset=run.data.dataset,
+        dataset=dataset_name(run.data),
         num_train=data["counts"].get("train", 0),
         num_validation=data["counts"].get("validation", 0),
         num_test=data["counts"].get("test", 0),
@@ -105,7 +105,7 @@ def render_model_card(directory: str | Path, repo_id: str | None = None) -> Mode
 def _card_data(run: RunConfig, evaluations: dict[str, dict], repo_id: str | None) -> ModelCardData:
     """The card's metadata: what the Hub indexes, with the model-index of accuracy and macro-F1."""
     recipe = get_recipe(run.recipe)
-    dataset = run.data.dataset
+    dataset = dataset_name(run.data)
     eval_results = [
         EvalResult(
             task_type="image-classification",
@@ -123,7 +123,7 @@ def _card_data(run: RunConfig, evaluations: dict[str, dict], repo_id: str | None
         license=recipe.license,
         library_name="tl_hub",
         tags=["image-classification", "tl_hub", *recipe.tags],
-        datasets=[dataset] if is_hub_dataset_id(dataset) else None,
+        datasets=[run.data.dataset] if is_hub_dataset_id(run.data.dataset) else None,
         pipeline_tag="image-classification",
         base_model=_base_model(run),
         model_name=repo_id or recipe.name,

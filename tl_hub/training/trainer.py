@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tl_hub.config import RunConfig, TrainConfig
 from tl_hub.data.loading import PreparedData, prepare_data
+from tl_hub.data.naming import dataset_name
 from tl_hub.data.transforms import BatchAugment
 from tl_hub.errors import ConfigError
 from tl_hub.models import Architecture, create_model, get_architecture
@@ -363,7 +364,7 @@ def release(job: Job, history: list[dict[str, float]], evaluations: Metrics) -> 
     if accelerator.is_main_process:
         metrics = {
             "recipe": run.recipe,
-            "dataset": run.data.dataset,
+            "dataset": dataset_name(run.data),
             **evaluations,
             "history": history,
             "data": {
