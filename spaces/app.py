@@ -300,6 +300,7 @@ def _download_examples(dataset: str, target: Path, n: int) -> list[str]:
 def _tab(demo: gr.Blocks, tab: Tab, slot: ModelSlot, top_k: int) -> None:
     with gr.Tab(tab.title):
         gr.Markdown(tab.intro)
+        summary = gr.Markdown("*Loading the model...*")  # what the model is, from its config.json
         with gr.Row():
             with gr.Column():
                 image = gr.Image(
@@ -316,7 +317,6 @@ def _tab(demo: gr.Blocks, tab: Tab, slot: ModelSlot, top_k: int) -> None:
             with gr.Column():
                 label = gr.Label(num_top_classes=top_k, label="Prediction")
                 cam = gr.Image(label="Where the network looked (Grad-CAM)", type="pil", interactive=False)
-        summary = gr.Markdown("*Loading the model...*")
 
     def run_classify(value: Any) -> dict[str, float]:
         return classify(slot, value, top_k)
@@ -362,9 +362,8 @@ def build_demo(
             Tab(
                 "Traffic signs",
                 "sign",
-                "A traffic-sign classifier trained with tl_hub (the 43 classes of the German Traffic Sign "
-                "Recognition Benchmark). Upload a photo cropped tightly around one sign. What the model is, "
-                "what it was trained on and how well it scored is shown below.",
+                "Traffic signs of the German Traffic Sign Recognition Benchmark's 43 classes: upload a photo "
+                "cropped tightly around one sign.",
                 "Traffic sign photo",
                 render_sign_examples(examples_dir / "signs"),
                 "Examples (rendered by tl_hub)",
@@ -375,8 +374,7 @@ def build_demo(
             Tab(
                 "Cats & dogs",
                 "pet",
-                "A cats vs. dogs classifier trained by transfer learning with tl_hub. What the model is, "
-                "where its starting weights came from and how well it scored is shown below.",
+                "Cats vs. dogs, a model trained by transfer learning: upload a photo of one animal.",
                 "Cat or dog photo",
                 pet_examples or None,
                 "Examples (from the model's training dataset)",
