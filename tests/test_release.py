@@ -131,6 +131,20 @@ def _damage_config(config: dict, case: str):
     return damaged if isinstance(damaged, str) else json.dumps(damaged)
 
 
+def test_an_unreadable_training_record_does_not_stop_the_model_from_loading(
+    release: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    config = json.loads((release / "config.json").read_text())
+    config["training"]["train"]["warmup_schedule"] = "a field from a newer tl_hub"
+    (bad / "config.json").write_text(json.dumps(config))
+    (bad / "model.safetensors").write_bytes((release / "model.safetensors").read_bytes())
+    _, loaded = from_pretrained(bad)
+    assert loaded.training is None and loaded.label_names == tuple(GTSRB_CLASS_NAMES)
+    assert "its training record is unreadable" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [

@@ -9,6 +9,7 @@ architecture also loads with `timm.create_model("hf-hub:USER/NAME", pretrained=T
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,8 @@ from tl_hub import __version__
 from tl_hub.config import PreprocessConfig, RunConfig
 from tl_hub.errors import ConfigError, TLHubError
 from tl_hub.models import get_architecture
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,10 @@ class ReleaseConfig:
                     {"recipe": d.get("recipe"), "preprocess": d["preprocess"], **d["training"]}
                 )
             except (ConfigError, TypeError, ValueError, KeyError, AttributeError) as e:
-                raise bad("training", f"is invalid ({e})") from None
+                # Only the model card and the Space's summary read it: the model still loads without it.
+                logger.warning(
+                    "config.json of %r: its training record is unreadable (%s); ignored", source, e
+                )
         return cls(
             architecture=arch.name,
             label_names=tuple(labels),
