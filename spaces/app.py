@@ -23,6 +23,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
+from tl_hub.config import cache_root
 from tl_hub.data.naming import dataset_name
 from tl_hub.data.transforms import read_image
 from tl_hub.errors import TLHubError
@@ -423,7 +424,7 @@ def main(argv: list[str] | None = None) -> None:
     pets = ModelSlot(
         model_source(args.pets_model, "pet"), compile=not args.no_compile, missing=NO_MODEL["pet"]
     )
-    cache = Path(os.environ.get("TL_HUB_CACHE", Path.home() / ".cache" / "tl_hub")) / "examples"
+    cache = cache_root() / "examples"
     demo = build_demo(signs, pets, pet_examples=dataset_examples(pets.source, cache))
     if args.preload:
         _load([signs, pets], strict=True)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from argparse import ArgumentTypeError
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tl_hub.errors import ConfigError
@@ -23,6 +25,12 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("constant", "cosine")
 STRATEGIES = ("scratch", "feature-extract", "finetune-top", "finetune-all")
 EQUALIZATIONS = ("none", "global", "clahe")
+
+
+def cache_root() -> Path:
+    """Where tl_hub keeps what it computes once (feature caches, the Space's example photos): $TL_HUB_CACHE,
+    default ~/.cache/tl_hub."""
+    return Path(os.environ.get("TL_HUB_CACHE", Path.home() / ".cache" / "tl_hub"))
 
 
 # Every epoch seeds numpy with seed * 1000 + epoch, which numpy needs below 2**32.

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from tl_hub.config import AugConfig, PreprocessConfig
+from tl_hub.config import AugConfig, PreprocessConfig, cache_root
 from tl_hub.data.transforms import BatchAugment, normalize
 from tl_hub.models.anatomy import feature_shape, head_input
 
@@ -43,7 +43,7 @@ def bf16_pays(device: torch.device) -> bool:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("TL_HUB_CACHE", Path.home() / ".cache" / "tl_hub")) / "features"
+    return cache_root() / "features"
 
 
 def fingerprint(
