@@ -75,8 +75,13 @@ class ModelSlot:
         self.missing = missing  # what to say when there is no model (source None)
         self._lock = threading.Lock()
 
+    @property
+    def empty(self) -> bool:
+        """No model was given or found for this tab."""
+        return self._predictor is None and self.source is None
+
     def get(self) -> Predictor:
-        if self._predictor is None and self.source is None:
+        if self.empty:
             raise gr.Error(self.missing or "No model was given for this tab.")
         if self._predictor is None:
             with self._lock:
@@ -96,7 +101,7 @@ class ModelSlot:
         return load_metrics(self.source) if self.source is not None else None
 
     def summary(self) -> str:
-        if self._predictor is None and self.source is None:
+        if self.empty:
             return f"**{self.missing}**"
         return model_summary(self.get(), self.metrics)
 
@@ -435,7 +440,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _load(slots: list[ModelSlot], strict: bool = False) -> None:
     for slot in slots:
-        if slot.source is None and slot._predictor is None:
+        if slot.empty:
             continue  # the tab says how to get a model
         try:
             slot.get()

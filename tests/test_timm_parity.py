@@ -46,6 +46,13 @@ def _timm_transform(cfg: PreprocessConfig, size: int | None = None):
     )
 
 
+def _assert_same_inputs(cfg: PreprocessConfig, theirs) -> None:
+    """tl_hub's input tensor equals timm's transform's, pixel for pixel, on every photo size."""
+    for w, h in SIZES:
+        image = _photo(w, h)
+        assert torch.equal(model_input([image], cfg)[0], theirs(image)), f"{w}x{h}"
+
+
 @pytest.fixture(scope="module")
 def vgg16() -> torch.nn.Module:
     return timm.create_model("vgg16", pretrained=False)  # only its pretrained_cfg is used: nothing downloads
@@ -54,18 +61,14 @@ def vgg16() -> torch.nn.Module:
 def test_the_vgg16_recipe_preprocessing_equals_timms_eval_transform(vgg16: torch.nn.Module) -> None:
     ours = timm_preprocess(f"vgg16.{vgg16.pretrained_cfg['tag']}")
     theirs = timm.data.create_transform(**timm.data.resolve_data_config({}, model=vgg16))
-    for w, h in SIZES:
-        image = _photo(w, h)
-        assert torch.equal(model_input([image], ours)[0], theirs(image)), f"{w}x{h}"
+    _assert_same_inputs(ours, theirs)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_preprocessing_equals_timms_eval_transform(name: str) -> None:
     cfg = CONFIGS[name]
     theirs = _timm_transform(cfg)
-    for w, h in SIZES:
-        image = _photo(w, h)
-        assert torch.equal(model_input([image], cfg)[0], theirs(image)), f"{w}x{h}"
+    _assert_same_inputs(cfg, theirs)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
