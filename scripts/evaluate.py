@@ -6,7 +6,6 @@ python scripts/evaluate.py runs/lenet-gtsrb/model --dataset synthetic --split te
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from tl_hub.cli import ArgumentParser, run_main, setup_logging
@@ -20,19 +19,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--split", default="test", help="split name (default: %(default)s)")
     p.add_argument("--image-column", help="image column (default: found automatically)")
     p.add_argument("--label-column", help="label column (default: found automatically)")
-    p.add_argument("--batch-size", type=int, default=512, help="images per step, across all processes")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        help="images per step, all processes together (default: by input size, 512 at 32px, 64 at 224px)",
+    )
     p.add_argument("--output", type=Path, help="also write the metrics to this JSON file")
     return p.parse_args(argv)
 
 
 def main() -> None:
     args = parse_args()
-    if args.batch_size <= 0:
+    if args.batch_size is not None and args.batch_size <= 0:
         raise ConfigError(f"--batch-size {args.batch_size}: expected a positive integer")
     if args.output is not None and (args.output.is_dir() or not args.output.parent.is_dir()):
         raise ConfigError(f"--output {str(args.output)!r}: expected a file path in an existing directory")
     setup_logging()
     from tl_hub.inference.evaluate import evaluate_release
+    from tl_hub.release.files import write_json
     from tl_hub.training.engine import make_accelerator
 
     accelerator = make_accelerator()
@@ -52,7 +56,7 @@ def main() -> None:
             f"{metrics['loss']:.4f} ({metrics['num_samples']} images)"
         )
         if args.output is not None:
-            args.output.write_text(json.dumps(metrics, indent=2) + "\n")
+            write_json(args.output, metrics)
     accelerator.end_training()
 
 

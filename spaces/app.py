@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import binascii
 import logging
 import os
 import tempfile
@@ -48,7 +49,9 @@ NO_MODEL = {
 
 TOP_K = 5
 MAX_PIXELS = 40_000_000  # 40 megapixels: any phone photo, but no decompression bomb
-MAX_FILE_SIZE = "15mb"  # uploads larger than this are refused before they reach the model
+# Files larger than this are refused, by whatever path they come: an upload (checked by gradio before it
+# reaches the model) or an inline base64 `data:` URL in a raw API call (checked here before decoding).
+MAX_FILE_BYTES = 15 * 2**20
 # Requests computed at once per tab (its classify, explain and page events together). VGG16 already keeps
 # every core busy with one image, so its requests run one at a time; LeNet-5's take a few ms each.
 CONCURRENCY = {"sign": 2, "pet": 1}
@@ -82,7 +85,7 @@ class ModelSlot:
 
     def get(self) -> Predictor:
         if self.empty:
-            raise gr.Error(self.missing or "No model was given for this tab.")
+            raise refusal(self.missing or "No model was given for this tab.")
         if self._predictor is None:
             with self._lock:
                 if self._predictor is None:
@@ -91,7 +94,7 @@ class ModelSlot:
                         predictor = Predictor.from_pretrained(self.source, compile=self.compile)
                         predictor.warmup()  # compiles now, not during someone's request
                     except TLHubError as e:
-                        raise gr.Error(f"The model {self.source} could not be loaded: {e}") from None
+                        raise refusal(f"The model {self.source} could not be loaded: {e}") from None
                     self._predictor = predictor
         return self._predictor
 
@@ -176,28 +179,53 @@ def model_summary(predictor: Predictor, metrics: dict[str, Any] | None) -> str:
     return "\n\n".join(lines)
 
 
+def refusal(message: str) -> gr.Error:
+    """The error a request gets for a user's mistake: its message goes to the caller, one line to the log
+    (gradio would print a traceback for each)."""
+    logger.info("refused: %s", message)
+    return gr.Error(message, print_exception=False)
+
+
 def upload(payload: Any) -> str | bytes | None:
     """The uploaded file behind an image payload, unopened (the events run with `preprocess=False`).
 
     gr.Image's own preprocessing would open uploads with PIL and fail with a generic error on a non-image,
     an empty file or a decompression bomb: tl_hub's `read_image` decodes them instead, with a pixel limit
-    and a message that says what is wrong. Gradio has already checked that the path is one of its uploads.
+    and a message that says what is wrong. Gradio has already checked that a file's path is one of its
+    uploads; an inline `data:` URL is held to the same size limit as an upload before it is decoded.
     """
-    if isinstance(payload, dict):
-        if payload.get("path"):
-            return payload["path"]
-        url = payload.get("url") or ""
-        if url.startswith("data:"):  # an inline base64 image
-            return base64.b64decode(url.partition(",")[2])
-        return None
-    return payload
+    if payload is None or isinstance(payload, str):  # a path: from Python callers, or an example
+        return payload
+    if not isinstance(payload, dict):
+        raise refusal(
+            f"Expected an image file, got a {type(payload).__name__}: send one with "
+            "gradio_client.handle_file(PATH_OR_URL)."
+        )
+    if isinstance(payload.get("path"), str) and payload["path"]:
+        return payload["path"]
+    url = payload.get("url")
+    if isinstance(url, str) and url.startswith("data:"):  # an inline base64 image
+        data = url.partition(",")[2]
+        size = len(data) * 3 // 4
+        if size > MAX_FILE_BYTES:
+            raise refusal(
+                f"The image is {size / 2**20:.0f} MB, over this app's limit of {MAX_FILE_BYTES // 2**20} MB: "
+                "send a smaller file."
+            )
+        try:
+            return base64.b64decode(data, validate=True)
+        except binascii.Error:
+            raise refusal("The data: URL does not hold valid base64: send the file itself.") from None
+    if payload.get("url") is not None:
+        raise refusal("This app reads uploaded files only, not URLs: upload the image itself.")
+    return None
 
 
 def _image(value: Any) -> Image.Image:
     try:
         return read_image(upload(value), max_pixels=MAX_PIXELS)
     except TLHubError as e:
-        raise gr.Error(str(e)[0].upper() + str(e)[1:] + ".") from None
+        raise refusal(str(e)[0].upper() + str(e)[1:] + ".") from None
 
 
 def classify(slot: ModelSlot, image: Any, top_k: int = TOP_K) -> dict[str, float]:
@@ -458,7 +486,8 @@ def serve(demo: gr.Blocks, host: str | None = None, port: int | None = None, blo
     _, url, _ = demo.launch(
         server_name=host,
         server_port=port,
-        max_file_size=MAX_FILE_SIZE,
+        max_file_size=MAX_FILE_BYTES,
+        show_error=True,  # an error's message reaches API callers too, not only the page
         prevent_thread_lock=not block,
         quiet=not block,
     )

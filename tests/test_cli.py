@@ -43,6 +43,7 @@ def run_script(script: Path, args: list[str], monkeypatch: pytest.MonkeyPatch, c
         (["--seed", "99999999999"], "--seed 99999999999: expected an integer from 0 to 4294965"),
         (["--max-train-samples", "-1"], "--max-train-samples -1: expected a positive integer, or all"),
         (["--colour", "red"], "unrecognized arguments: --colour red"),
+        (["--output-dir", ""], "argument --output-dir: '' is not a path: give a directory"),
         (["--push-to-hub"], "--push-to-hub needs --hub-model-id USER/NAME"),
         (["--strategy", "freeze-some"], "--strategy freeze-some: expected one of scratch, feature-extract"),
         (

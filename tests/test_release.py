@@ -191,6 +191,21 @@ def test_truncated_weights_are_one_clear_error(release: Path, tmp_path: Path, si
         from_pretrained(bad)
 
 
+def test_weights_that_are_not_finite_are_refused(release: Path, tmp_path: Path) -> None:
+    """A diverged model (every weight NaN) would predict NaN probabilities: loading it is an error instead."""
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text((release / "config.json").read_text())
+    state = load_file(release / "model.safetensors")
+    state["fc.bias"][3] = float("nan")
+    save_file(state, bad / "model.safetensors")
+    with pytest.raises(
+        TLHubError, match=r"are not finite \(NaN or infinite\) in 1 of .* tensors, fc.bias first"
+    ):
+        Predictor.from_pretrained(bad)
+
+
 @pytest.mark.parametrize(("name", "shown"), [(None, "my-signs"), ("GTSRB (official training set)", None)])
 def test_a_local_dataset_is_named_not_located_in_the_card(tmp_path: Path, name: str | None, shown) -> None:
     from .conftest import write_fake_release

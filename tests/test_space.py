@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import importlib.util
 import io
@@ -201,6 +202,71 @@ def test_missing_image_and_oversized_images_are_refused(served, app: ModuleType,
     big.write_bytes(b"\x89PNG" + bytes(16 * 2**20))
     with pytest.raises(Exception, match="exceeds the maximum file size"):
         client.predict(upload(big), api_name="/classify_sign")
+
+
+def raw_call(url: str, endpoint: str, payload) -> tuple[str, dict | list | None]:
+    """A raw API call, as any HTTP client can make one: (the final event's name, its data)."""
+    import httpx
+
+    started = httpx.post(f"{url}gradio_api/call/{endpoint}", json={"data": [payload]}, timeout=60)
+    started.raise_for_status()
+    stream = httpx.get(f"{url}gradio_api/call/{endpoint}/{started.json()['event_id']}", timeout=60).text
+    event, data = re.findall(r"event: (\w+)\ndata: (.*)", stream)[-1]
+    return event, json.loads(data)
+
+
+def data_url(data: bytes) -> dict:
+    return {
+        "url": "data:image/png;base64," + base64.b64encode(data).decode(),
+        "meta": {"_type": "gradio.FileData"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        # 16 MB of base64 text is 12 MB of file: over the limit needs more
+        (
+            lambda: data_url(b"\x89PNG" + bytes(20 * 2**20)),
+            "The image is 20 MB, over this app's limit of 15 MB",
+        ),
+        (
+            lambda: {"url": "data:image/png;base64,@@@", "meta": {"_type": "gradio.FileData"}},
+            "does not hold valid base64",
+        ),
+        (
+            lambda: {"url": "http://127.0.0.1:1/x.png", "meta": {"_type": "gradio.FileData"}},
+            "uploaded files only",
+        ),
+        (
+            lambda: {"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}},
+            "Cannot move /etc/hostname to the gradio cache dir because it was not uploaded by a user",
+        ),
+        (lambda: "/etc/hostname", "Input should be a valid dictionary"),
+        (lambda: 5, "Input should be a valid dictionary"),
+    ],
+    ids=["20 MB data URL", "bad base64", "remote URL", "server path", "bare path", "a number"],
+)
+def test_the_raw_api_refuses_with_a_message_and_serves_the_next(served, payload, message: str) -> None:
+    url, _ = served
+    event, data = raw_call(url, "classify_sign", payload())
+    assert event == "error" and message in data["error"]
+    png = io.BytesIO()
+    render_sign(14, np.random.default_rng(5), 64).save(png, "PNG")
+    event, data = raw_call(url, "classify_sign", data_url(png.getvalue()))  # inline images within the limit
+    assert event == "complete" and data[0]["label"] in GTSRB_CLASS_NAMES
+
+
+def test_a_user_error_logs_one_line_not_a_traceback(served, photos, tmp_path: Path, caplog, capfd) -> None:
+    _, client = served
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    refused = pytest.raises(gradio_client.exceptions.AppError, match="The file is empty")
+    with caplog.at_level("INFO", logger="spaces.app"), refused:
+        client.predict(upload(tmp_path / "empty.jpg"), api_name="/classify_sign")
+    assert [r.getMessage() for r in caplog.records if r.name == "spaces.app"] == [
+        "refused: The file is empty (0 bytes): upload a photo (JPEG, PNG, WebP, GIF, BMP or TIFF)."
+    ]
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_twenty_concurrent_clients_are_all_answered(

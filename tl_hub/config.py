@@ -360,6 +360,13 @@ def numbers(text: str) -> tuple[float, ...]:
     return tuple(number(part.strip()) for part in text.split(","))
 
 
+def path(text: str) -> str:
+    """A flag's file-system path: any text but the empty string (which would mean the working directory)."""
+    if not text.strip():
+        raise ArgumentTypeError(f"{text!r} is not a path: give a directory")
+    return text
+
+
 def size_or_all(text: str) -> int | str:
     """An integer (checked by the dataclass), or "all"."""
     if text == ALL:
@@ -381,7 +388,7 @@ FLAGS: tuple[Flag, ...] = (
         "data.dataset",
         "a Hub dataset id, a local directory, or 'synthetic' (default: the recipe's)",
     ),
-    Flag("--output-dir", None, "where the run (train.py) or the comparison (compare.py) is written"),
+    Flag("--output-dir", None, "where the run (train.py) or the comparison (compare.py) is written", path),
     Flag(
         "--model",
         None,  # sets model.architecture, model.pretrained and the preprocessing: tl_hub.cli resolves it

@@ -23,3 +23,7 @@ class DatasetError(TLHubError):
 
 class ImageError(TLHubError):
     """An input image that cannot be read: not an image, truncated, empty or too large."""
+
+
+class TrainingDiverged(TLHubError):
+    """The loss stopped being finite: the settings (most often the learning rate) do not train this model."""

@@ -178,6 +178,11 @@ def resolve_columns(
             found = [c for c, f in features.items() if isinstance(f, datasets.ClassLabel)]
         if len(found) == 1:
             return found[0]
+        if kind == "label" and columns == [image_column or "image"]:
+            raise DatasetError(
+                f"no label column: the dataset has only images ({listing}); an image folder needs one "
+                "subfolder per class, two or more"
+            )
         raise DatasetError(f"no {kind} column found among: {listing}; name it with {flag} COLUMN")
 
     image = pick("image", image_column, IMAGE_COLUMNS, "--image-column")
@@ -204,6 +209,57 @@ def label_names_of(feature: datasets.ClassLabel | datasets.Value, labels: np.nda
         logger.info("integer labels with 43 classes and no names: using the GTSRB class names")
         return list(GTSRB_CLASS_NAMES)
     return [str(i) for i in range(num_classes)]
+
+
+def check_labels(labels: np.ndarray, label_names: list[str], split: str, named: bool) -> None:
+    """Refuse labels a classifier cannot learn from: negative, beyond the label names, or one class only.
+
+    `named` says whether the names come from the dataset (a ClassLabel); integer labels without names take
+    0..max as the classes, so a stray large label shows as classes with no image at all.
+    """
+    num = len(label_names)
+    for bad, rule in (
+        (labels < 0, "a negative label"),
+        (labels >= num, f"a label beyond the {num} label names"),
+    ):
+        if bad.any():
+            n, row = int(bad.sum()), int(np.flatnonzero(bad)[0])
+            raise DatasetError(
+                f"{n} {split} {'row has' if n == 1 else 'rows have'} {rule} (row {row}: {int(labels[row])}): "
+                f"labels must run from 0 to {num - 1}; fix or drop {'it' if n == 1 else 'them'}"
+            )
+    present = np.unique(labels)
+    if split == "train" and len(present) < 2:
+        only = label_names[int(present[0])] if len(present) else "none"
+        raise DatasetError(
+            f"the train split has one class only ({only!r}): a classifier needs images of two or more classes"
+        )
+    if split == "train" and not named and len(present) < num:
+        missing = sorted(set(range(num)) - set(present.tolist()))
+        if len(missing) > len(present):
+            raise DatasetError(
+                f"integer labels up to {num - 1} with only {len(present)} classes in use ({len(missing)} "
+                f"numbers have no image, {missing[0]} first): is {num - 1} a stray label? labels must run "
+                "from 0 to the number of classes - 1"
+            )
+        logger.warning(
+            "%d classes have no training image: %s", len(missing), ", ".join(map(str, missing[:10]))
+        )
+
+
+def _labelled_test(
+    dsd: datasets.DatasetDict, label_col: str, label_names: list[str], named: bool
+) -> datasets.Dataset | None:
+    """The test split, if it has one with labels (the Hub marks an unlabelled one with -1s)."""
+    test = dsd.get("test")
+    if test is None:
+        return None
+    labels = np.asarray(test[label_col], dtype=np.int64)
+    if len(labels) and (labels == -1).all():
+        logger.warning("the test split has no labels (all -1): it is not scored")
+        return None
+    check_labels(labels, label_names, "test", named)
+    return test
 
 
 def _image_paths(ds: datasets.Dataset, column: str) -> list[str | None]:
@@ -263,10 +319,13 @@ def prepare_data(cfg: DataConfig, preprocess: PreprocessConfig, seed: int) -> Pr
     image_col, label_col = resolve_columns(train.features, cfg.image_column, cfg.label_column)
     labels = np.asarray(train[label_col], dtype=np.int64)
     label_names = label_names_of(train.features[label_col], labels)
+    named = isinstance(train.features[label_col], datasets.ClassLabel)
+    check_labels(labels, label_names, "train", named)
 
     val_name = next((s for s in VALIDATION_SPLITS if s in dsd), None)
     if val_name is not None:
         validation = dsd[val_name]
+        check_labels(np.asarray(validation[label_col], dtype=np.int64), label_names, val_name, named)
         validation_from = f"the dataset's '{val_name}' split"
         if cfg.val_size is not None and cfg.val_size < len(validation):
             val_labels = np.asarray(validation[label_col], dtype=np.int64)
@@ -290,6 +349,15 @@ def prepare_data(cfg: DataConfig, preprocess: PreprocessConfig, seed: int) -> Pr
         keep = balanced_sample(labels, cfg.train_size, seed + 1)
         train, labels = train.select(keep), labels[keep]
         logger.info("train: a class-balanced sample of %d images, seed %d", len(keep), seed + 1)
+    if cfg.train_size is not None and len(train) < cfg.train_size:
+        logger.warning(
+            "train: %d images, fewer than the %d asked for (--train-size): the dataset has %d, of which "
+            "validation took %d",
+            len(train),
+            cfg.train_size,
+            len(dsd["train"]),
+            len(validation) if val_name is None else 0,
+        )
     if cfg.max_train_samples is not None and cfg.max_train_samples < len(train):
         keep = stratified_sample(labels, cfg.max_train_samples, seed + 2)  # not the validation's draws
         train = train.select(keep)
@@ -297,7 +365,8 @@ def prepare_data(cfg: DataConfig, preprocess: PreprocessConfig, seed: int) -> Pr
 
     splits: dict[str, SplitData] = {}
     skipped = 0
-    for name, ds in [("train", train), ("validation", validation), ("test", dsd.get("test"))]:
+    test = _labelled_test(dsd, label_col, label_names, named)
+    for name, ds in [("train", train), ("validation", validation), ("test", test)]:
         if ds is None:
             continue
         splits[name], n = decode_split(ds, image_col, label_col, preprocess, name)

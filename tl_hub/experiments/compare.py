@@ -51,7 +51,9 @@ from tl_hub.metrics import summary
 from tl_hub.recipes import get_recipe
 from tl_hub.release.files import CARD_NAME, METRICS_NAME, write_json
 from tl_hub.release.load import from_pretrained
+from tl_hub.training.checkpoints import has_progress
 from tl_hub.training.engine import eval_loader, image_inputs, score
+from tl_hub.training.rundir import claim_run_dir
 from tl_hub.training.trainer import train
 
 logger = logging.getLogger(__name__)
@@ -320,9 +322,19 @@ def run_comparison(
     continues from its last checkpoint. A rerun with more arms, sizes or seeds adds them; one with other
     shared settings (dataset, epochs, ...) is refused. Returns the record (results.json's content).
     """
+    output_dir = Path(output_dir)
+    # One comparison at a time in a directory; one that fails before its first run leaves nothing behind.
+    with claim_run_dir(output_dir, accelerator, lambda: _has_progress(output_dir)):
+        return _run_pending(comparison, output_dir, accelerator)
+
+
+def _has_progress(output_dir: Path) -> bool:
+    return any(has_progress(d) for d in output_dir.iterdir() if d.is_dir())
+
+
+def _run_pending(comparison: Comparison, output_dir: Path, accelerator: Accelerator) -> dict[str, Any]:
     from tl_hub.experiments.report import write_report  # matplotlib only where a report is written
 
-    output_dir = Path(output_dir)
     runner = _Runner(comparison, output_dir, accelerator)
     results = load_results(output_dir, comparison)
     with accelerator.main_process_first():

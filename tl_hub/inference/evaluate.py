@@ -11,7 +11,7 @@ from accelerate import Accelerator
 from tl_hub.data.loading import decode_split, label_names_of, open_dataset, resolve_columns
 from tl_hub.errors import DatasetError
 from tl_hub.release.load import from_pretrained
-from tl_hub.training.engine import EVAL_BATCH_SIZE, eval_loader, image_inputs, score
+from tl_hub.training.engine import channels_last, eval_loader, image_inputs, score
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +46,13 @@ def evaluate_release(
     split: str = "test",
     image_column: str | None = None,
     label_column: str | None = None,
-    batch_size: int = EVAL_BATCH_SIZE,
+    batch_size: int | None = None,
 ) -> dict:
-    """Metrics of the model in `model_dir` on `dataset[split]`, computed on every process, gathered."""
+    """Metrics of the model in `model_dir` on `dataset[split]`, computed on every process, gathered.
+
+    Memory stays bounded: the batch follows the input size unless `batch_size` is given
+    (`tl_hub.training.engine.eval_batch_size`), and convolutions run channels-last, as the Space serves.
+    """
     model, config = from_pretrained(model_dir)
     with accelerator.main_process_first():
         dsd = open_dataset(dataset)
@@ -60,7 +64,7 @@ def evaluate_release(
     data_labels = label_names_of(ds.features[label_col], data.labels.numpy())
     labels = torch.tensor(match_labels(data_labels, list(config.label_names)))[data.labels]
     loader = eval_loader(data.images, labels, accelerator, batch_size)
-    model = accelerator.prepare(model)
-    prepare = image_inputs(config.preprocess)
+    model = accelerator.prepare(model.to(memory_format=torch.channels_last))
+    prepare = channels_last(image_inputs(config.preprocess))
     metrics = score(model, loader, accelerator, prepare, list(config.label_names), split)
     return metrics

@@ -8,6 +8,7 @@ unexpected or misshapen tensor is an error naming it.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,10 +32,22 @@ RELEASE_FILES = (WEIGHTS_NAME, CONFIG_NAME, METRICS_NAME, CURVES_NAME, CONFUSION
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write atomically: a reader (another process, a rerun after a crash) never sees half a file."""
+    """Write strict JSON (a NaN or infinite number becomes null), atomically: a reader (another process, a
+    rerun after a crash) never sees half a file."""
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.write_text(json.dumps(strict_json(data), indent=2, allow_nan=False) + "\n")
     os.replace(tmp, path)
+
+
+def strict_json(data: Any) -> Any:
+    """`data` with every non-finite float replaced by None, which JSON can hold."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: strict_json(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [strict_json(v) for v in data]
+    return data
 
 
 def save_pretrained(model: nn.Module, directory: str | Path, config: ReleaseConfig) -> Path:
@@ -66,6 +79,12 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], sou
         problems.append(f"shape mismatch (file vs model): {', '.join(misshapen[:5])}")
     if problems:
         raise TLHubError(f"weights in {source} do not fit {type(model).__name__}: " + "; ".join(problems))
+    broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise TLHubError(
+            f"weights in {source} are not finite (NaN or infinite) in {len(broken)} of {len(state)} tensors, "
+            f"{broken[0]} first: the training diverged; retrain with a lower --lr"
+        )
     model.load_state_dict(state, strict=True)
 
 

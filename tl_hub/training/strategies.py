@@ -62,6 +62,15 @@ class TransferPlan:
             return self.head + self.top
         return self.head + self.top + self.rest
 
+    def never_trained(self) -> list[nn.Parameter]:
+        """The parameters no epoch trains: checkpoints need not hold them."""
+        s = self.cfg.strategy
+        if s == "feature-extract":
+            return self.top + self.rest + self.fixed
+        if s == "finetune-top":
+            return self.rest + self.fixed
+        return self.fixed
+
     def unfreezes(self, epoch: int) -> bool:
         """Whether more parameters train in `epoch` than in the one before (finetune-top after warm-up)."""
         return self.cfg.strategy == "finetune-top" and epoch == self.cfg.warmup_epochs + 1 and epoch > 1

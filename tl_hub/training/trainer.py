@@ -27,13 +27,23 @@ from tl_hub.config import RunConfig, TrainConfig
 from tl_hub.data.loading import PreparedData, prepare_data
 from tl_hub.data.naming import dataset_name
 from tl_hub.data.transforms import BatchAugment
-from tl_hub.errors import ConfigError
+from tl_hub.errors import ConfigError, TrainingDiverged
 from tl_hub.models import Architecture, create_model, get_architecture
 from tl_hub.release.config import ReleaseConfig
 from tl_hub.release.writer import write_release
-from tl_hub.training.checkpoints import check_run_dir, load_history, save_checkpoint, write_run_config
+from tl_hub.training.checkpoints import (
+    check_frozen,
+    check_run_dir,
+    has_progress,
+    keep_out_of_checkpoints,
+    load_history,
+    save_checkpoint,
+    tensors_digest,
+    write_run_config,
+)
 from tl_hub.training.engine import Prepare, eval_loader, feature_inputs, image_inputs, score, train_one_epoch
 from tl_hub.training.features import cached_features
+from tl_hub.training.rundir import claim_run_dir
 from tl_hub.training.strategies import TransferPlan
 from tl_hub.training.weights import init_from_release, pretrained_model
 
@@ -54,6 +64,7 @@ class Job:
     model: nn.Module  # the whole network: what the release holds
     plan: TransferPlan
     resume_from: Path | None  # the checkpoint to continue from
+    frozen_digest: str  # of the parameters no epoch trains (left out of checkpoints)
 
 
 @dataclass
@@ -68,6 +79,7 @@ class Inputs:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     synced: set[int]  # ids of the parameters DDP averages (those trainable when it wrapped the model)
+    hook: object  # the save-state hook that keeps the frozen parameters out of checkpoints
 
 
 def train(run: RunConfig, output_dir: str | Path, accelerator: Accelerator, resume: bool = False) -> Metrics:
@@ -75,11 +87,17 @@ def train(run: RunConfig, output_dir: str | Path, accelerator: Accelerator, resu
     # Accelerate keeps what it prepared (and saves and loads it as checkpoints): a run starts from none of an
     # earlier run's models, optimizers or loaders, and leaves none behind.
     accelerator.free_memory()
-    job = set_up(run, Path(output_dir), accelerator, resume)
-    inputs = build_inputs(job)
-    history, last_validation = fit(job, inputs)
-    evaluations = score_splits(job, inputs, last_validation)
-    release(job, history, evaluations)
+    output_dir = Path(output_dir)
+    # One run at a time in a directory; a run that fails before its first checkpoint leaves nothing behind.
+    with claim_run_dir(output_dir, accelerator, lambda: has_progress(output_dir)):
+        job = set_up(run, output_dir, accelerator, resume)
+        inputs = build_inputs(job)
+        try:
+            history, last_validation = fit(job, inputs)
+            evaluations = score_splits(job, inputs, last_validation)
+            release(job, history, evaluations)
+        finally:
+            inputs.hook.remove()
     accelerator.free_memory()
     return evaluations
 
@@ -121,7 +139,8 @@ def set_up(run: RunConfig, output_dir: Path, accelerator: Accelerator, resume: b
     plan = TransferPlan(model, arch.base, run.transfer, run.train.lr)
     plan.start_epoch(model, 1)
     plan.log_counts(1)
-    return Job(run, output_dir, accelerator, arch, data, model, plan, resume_from)
+    digest = tensors_digest(plan.never_trained())
+    return Job(run, output_dir, accelerator, arch, data, model, plan, resume_from, digest)
 
 
 def build_model(run: RunConfig, arch: Architecture, label_names: list[str]) -> nn.Module:
@@ -193,8 +212,9 @@ def build_inputs(job: Job) -> Inputs:
     eval_loaders = {k: eval_loader(*v, accelerator) for k, v in tensors.items() if k != "train"}
     # DDP all-reduces the gradients of the parameters that required grad when prepare() wrapped the model.
     synced = {id(p) for p in job.model.parameters() if p.requires_grad}
+    hook = keep_out_of_checkpoints(accelerator, job.plan.never_trained())
     return Inputs(
-        trainee, train_loader, eval_loaders, train_prepare, eval_prepare, optimizer, scheduler, synced
+        trainee, train_loader, eval_loaders, train_prepare, eval_prepare, optimizer, scheduler, synced, hook
     )
 
 
@@ -257,7 +277,9 @@ def fit(job: Job, inputs: Inputs) -> tuple[list[dict[str, float]], dict | None]:
     history: list[dict[str, float]] = []
     first_epoch = 1
     if job.resume_from is not None:
-        job.accelerator.load_state(str(job.resume_from))
+        check_frozen(job.resume_from, job.frozen_digest)
+        # The checkpoint lacks the never-trained parameters: they were rebuilt, and checked, above.
+        job.accelerator.load_state(str(job.resume_from), strict=not job.plan.never_trained())
         history = load_history(job.resume_from)
         first_epoch = len(history) + 1
         logger.info("resumed from %s: continuing at epoch %d", job.resume_from, first_epoch)
@@ -265,7 +287,8 @@ def fit(job: Job, inputs: Inputs) -> tuple[list[dict[str, float]], dict | None]:
     for epoch in range(first_epoch, job.run.train.epochs + 1):
         row, validation = run_epoch(job, inputs, epoch)
         history.append(row)
-        save_checkpoint(job.accelerator, job.output_dir, epoch, history)
+        extra = {"run": job.run.to_dict(), "frozen_sha256": job.frozen_digest}
+        save_checkpoint(job.accelerator, job.output_dir, epoch, history, extra)
     return history, validation
 
 
@@ -295,6 +318,12 @@ def run_epoch(job: Job, inputs: Inputs, epoch: int) -> tuple[dict[str, float], d
         label_smoothing=run.train.label_smoothing,
         desc=f"epoch {epoch}/{epochs}",
     )
+    if not math.isfinite(stats["loss"]):
+        where = " and train into a new --output-dir (this one keeps the epochs before)" if epoch > 1 else ""
+        raise TrainingDiverged(
+            f"epoch {epoch}: the training loss is {stats['loss']}: the run diverged "
+            f"(--lr {run.train.lr:g} is likely too high): lower --lr{where}"
+        )
     validation = _score(job, inputs, "validation")
     row = {
         "epoch": epoch,
