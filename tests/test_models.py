@@ -25,6 +25,24 @@ def test_lenet5_has_the_papers_layer_sizes() -> None:
     assert linears == [120, 84, 43]
 
 
+def test_signcnn_is_compact_batch_normalized_and_sees_colour() -> None:
+    from tl_hub.recipes import get_recipe
+
+    run = get_recipe("cnn-gtsrb").config
+    model = create_model(
+        "signcnn", 43, run.preprocess.channels, run.preprocess.input_size, run.model.drop_rate
+    )
+    assert run.preprocess.channels == 3
+    assert sum(p.numel() for p in model.parameters()) <= 1_000_000  # the Space answers in milliseconds
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 6
+    assert model.forward_features(torch.randn(2, 3, 32, 32)).shape == (2, 128, 4, 4)
+    groups = parameter_groups(model, "features")
+    assert groups.head and all(n.startswith(("pre_logits", "fc")) for n in groups.head)
+    assert all(
+        n.startswith("features.") and int(n.split(".")[1]) >= 14 for n in groups.top
+    )  # the third stage
+
+
 def test_reset_classifier_changes_only_the_last_layer() -> None:
     model = LeNet5(num_classes=43)
     before = model.pre_logits[1].weight.clone()

@@ -123,3 +123,17 @@ def test_no_horizontal_flip_unless_asked() -> None:
     assert torch.all(y[..., 4:12].mean(dim=(1, 2, 3)) > y[..., 20:28].mean(dim=(1, 2, 3)))
     flipped = BatchAugment(AugConfig(hflip=True))(x, torch.Generator().manual_seed(0))
     assert (flipped[..., :16].mean(dim=(1, 2, 3)) < 0.5).any()
+
+
+def test_brightness_and_contrast_jitter_each_image_within_their_range() -> None:
+    x = torch.rand(64, 3, 8, 8) * 0.5 + 0.25  # room to brighten and darken without clipping
+    y = BatchAugment(AugConfig(brightness=0.3))(x, torch.Generator().manual_seed(0))
+    ratio = y.mean(dim=(1, 2, 3)) / x.mean(dim=(1, 2, 3))
+    assert ratio.min() >= 0.7 - 1e-6 and ratio.max() <= 1.3 + 1e-6 and ratio.std() > 0.05
+    assert torch.allclose(y / x, ratio[:, None, None, None].expand_as(x), atol=1e-5)  # one factor per image
+    z = BatchAugment(AugConfig(contrast=0.3))(x, torch.Generator().manual_seed(0))
+    assert torch.allclose(z.mean(dim=(1, 2, 3)), x.mean(dim=(1, 2, 3)), atol=1e-5)  # the mean stays
+    spread = z.std(dim=(1, 2, 3)) / x.std(dim=(1, 2, 3))
+    assert spread.min() >= 0.7 - 1e-4 and spread.max() <= 1.3 + 1e-4 and spread.std() > 0.05
+    bright = BatchAugment(AugConfig(brightness=0.9, contrast=0.9))(torch.ones(8, 3, 4, 4), torch.Generator())
+    assert bright.max() <= 1.0 and bright.min() >= 0.0

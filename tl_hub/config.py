@@ -116,6 +116,9 @@ class AugConfig:
     # which is resized back to the input size. (1, 1), (1, 1): off.
     crop_scale: tuple[float, float] = (1.0, 1.0)
     crop_ratio: tuple[float, float] = (1.0, 1.0)
+    # Photometric jitter: brightness and contrast factors uniform in [1 - x, 1 + x] per image. 0: off.
+    brightness: float = 0.0
+    contrast: float = 0.0
 
     def __post_init__(self) -> None:
         _check(0 <= self.rotation <= 180, "rotation", self.rotation, "degrees in [0, 180]")
@@ -134,6 +137,8 @@ class AugConfig:
             self.crop_scale,
             "(low, high) with 0 < low <= high <= 1",
         )
+        for name in ("brightness", "contrast"):
+            _check(0 <= getattr(self, name) < 1, name, getattr(self, name), "a fraction in [0, 1)")
         _check(
             0 < self.crop_ratio[0] <= self.crop_ratio[1],
             "crop_ratio",
@@ -150,6 +155,8 @@ class AugConfig:
             or self.blur_prob > 0
             or self.hflip
             or self.crops
+            or self.brightness > 0
+            or self.contrast > 0
         )
 
     @property

@@ -167,7 +167,7 @@ def model_input(images: list[Any], cfg: PreprocessConfig) -> torch.Tensor:
 
 
 class BatchAugment:
-    """Random rotation / zoom / shift / flip and Gaussian blur on a float batch in [0, 1].
+    """Random rotation / zoom / shift / flip, blur, contrast and brightness on a float batch in [0, 1].
 
     Each image draws its own parameters from `generator`, so one affine `grid_sample` and one grouped
     convolution augment the whole batch: no per-image Python work.
@@ -208,6 +208,12 @@ class BatchAugment:
 
         if cfg.blur_prob > 0:
             x = self._blur(x, uniform(*cfg.blur_sigma), torch.rand(b, generator=generator) < cfg.blur_prob)
+        if cfg.contrast > 0:  # around each image's own mean brightness
+            factor = uniform(1 - cfg.contrast, 1 + cfg.contrast).to(x)[:, None, None, None]
+            mean = x.mean(dim=(1, 2, 3), keepdim=True)
+            x = ((x - mean) * factor + mean).clamp_(0, 1)
+        if cfg.brightness > 0:
+            x = (x * uniform(1 - cfg.brightness, 1 + cfg.brightness).to(x)[:, None, None, None]).clamp_(0, 1)
         return x
 
     def _crop(self, uniform: Callable[[float, float], torch.Tensor]) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""LeNet-5 (LeCun et al., 1998) as the study used it on GTSRB: the whole model in one file.
+"""LeNet-5 (LeCun et al., 1998) as the study used it on GTSRB (timm's interface comes from models/base.py).
 
 Modern variant, as in the study: ReLU instead of scaled tanh, max pooling instead of trainable subsampling,
 and a fully connected C5 (equivalent to LeCun's 5x5 convolution on a 5x5 map), with dropout on the FC layers.
@@ -6,12 +6,16 @@ and a fully connected C5 (equivalent to LeCun's 5x5 convolution on a 5x5 map), w
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
+from tl_hub.models.base import FeaturesHeadModel
 
-class LeNet5(nn.Module):
-    """conv 6@5x5 -> pool -> conv 16@5x5 -> pool -> FC 120 -> FC 84 -> FC num_classes."""
+
+class LeNet5(FeaturesHeadModel):
+    """conv 6@5x5 -> pool -> conv 16@5x5 -> pool -> FC 120 -> FC 84 -> FC num_classes.
+
+    For 32x32 input, forward_features gives (B, 16, 5, 5) and forward_head(pre_logits=True) (B, 84).
+    """
 
     def __init__(self, num_classes: int = 43, in_chans: int = 1, drop_rate: float = 0.3, img_size: int = 32):
         super().__init__()
@@ -47,21 +51,3 @@ class LeNet5(nn.Module):
             {"num_chs": 6, "reduction": 2, "module": "features.2"},
             {"num_chs": 16, "reduction": 4, "module": "features.5"},
         ]
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the last layer with a freshly initialized one for `num_classes` outputs."""
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)  # (B, 16, 5, 5) for 32x32 input
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.pre_logits(x)  # (B, 84)
-        return x if pre_logits else self.fc(x)  # (B, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))  # x: (B, in_chans, 32, 32)

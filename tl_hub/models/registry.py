@@ -6,8 +6,8 @@ reads, and an optional fast path for training the head on cached features. Every
 the classifier, where the last stage starts, the feature shape) is read from the model itself by
 `tl_hub.models.anatomy`, in timm's vocabulary, so the same code serves every family.
 
-Two families are written by hand (LeNet-5, and VGG16 with the study's head); any other timm architecture
-gets its record derived from timm's own metadata by `get_architecture`.
+Three families are written by hand (LeNet-5, SignCNN, and VGG16 with the study's head); any other timm
+architecture gets its record derived from timm's own metadata by `get_architecture`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from torch import nn
 
 from tl_hub.errors import ConfigError
 from tl_hub.models.lenet import LeNet5
+from tl_hub.models.signcnn import SignCNN
 from tl_hub.models.vgg import MLP_RATIO, create_vgg16, study_head
 
 HeadForward = Callable[[nn.Module, torch.Tensor], torch.Tensor]
@@ -65,6 +66,11 @@ ARCHITECTURES: dict[str, Architecture] = {
     arch.name: arch
     for arch in (
         Architecture("lenet5", LeNet5),
+        Architecture(
+            "signcnn",
+            SignCNN,
+            args=MappingProxyType({"widths": (32, 64, 128), "convs_per_stage": 2, "hidden": 256}),
+        ),
         Architecture(
             "vgg16",
             create_vgg16,
