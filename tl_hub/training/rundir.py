@@ -17,10 +17,11 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from accelerate import Accelerator
@@ -105,7 +106,9 @@ def _describe(holder: str) -> str:
 
 
 @contextlib.contextmanager
-def claim_run_dir(output_dir: Path, accelerator: Accelerator, has_progress) -> Iterator[None]:
+def claim_run_dir(
+    output_dir: Path, accelerator: Accelerator, has_progress: Callable[[], bool]
+) -> Iterator[None]:
     """Check, create and lock `output_dir` for the `with` body; on a failure while `has_progress()` is
     still false (no checkpoint, no release), remove what this run created there."""
     existed = output_dir.exists()
@@ -141,8 +144,6 @@ def claim_run_dir(output_dir: Path, accelerator: Accelerator, has_progress) -> I
 
 def _remove_new_files(output_dir: Path, before: set[str], existed: bool) -> None:
     """Remove the files this run made in `output_dir` (none it found there)."""
-    import shutil
-
     for name in set(os.listdir(output_dir)) - before - {LOCK_NAME}:
         path = output_dir / name
         if path.is_dir() and not path.is_symlink():
