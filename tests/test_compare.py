@@ -140,9 +140,12 @@ def test_every_arm_and_size_is_scored_on_the_same_validation_images(
     assert train["scratch", "all"] == train["finetune-all", "all"] == direct.train.fingerprint()
 
 
-def test_report_and_plots(compared: Path) -> None:
+def test_report_and_plots(compared: Path, parquet_dir: Path) -> None:
     report = (compared / "report.md").read_text()
     assert "| arm | 2/class | all |" in report
+    assert report.startswith(
+        f"# Transfer-learning comparison: lenet-gtsrb on {parquet_dir.name}\n"
+    )  # not its path
     assert "- seed 0, validation: the same 15 images in all 4 runs" in report
     assert "a bug" not in report
     results = results_of(compared)["results"]

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from tl_hub.config import DataConfig
+from tl_hub.data.naming import dataset_name
 from tl_hub.experiments.plots import plot_accuracy_per_epoch, plot_accuracy_vs_size
 from tl_hub.experiments.results import (
     ALL,
@@ -153,7 +155,7 @@ def write_report(results: dict[str, Any], output_dir: str | Path) -> Path:
 def _plots(view: _View, output_dir: Path) -> tuple[bool, bool]:
     """accuracy_per_epoch.png and accuracy_vs_size.png; whether each was drawn."""
     settings, groups = view.results["settings"], view.groups
-    title = f"{settings['recipe']} on {settings['dataset']}"
+    title = f"{settings['recipe']} on {_named(settings['dataset'], settings)}"
     panels = {
         size_label(size) if size != ALL else "all training images": {
             arm: _curves(groups[(arm, size)]) for arm in view.arms if (arm, size) in groups
@@ -191,7 +193,7 @@ def _introduction(view: _View) -> list[str]:
     train_cfg = settings["run"]["train"]
     seeds = sorted({e["seed"] for e in results["results"]})
     md = [
-        f"# Transfer-learning comparison: {settings['recipe']} on {settings['dataset']}",
+        f"# Transfer-learning comparison: {settings['recipe']} on {_named(settings['dataset'], settings)}",
         "",
         f"Arms: {', '.join(view.arms)}. Training-set sizes: "
         f"{', '.join(size_label(s) for s in view.trained_sizes) or '-'}. "
@@ -275,7 +277,14 @@ def _describe_source(results: dict[str, Any]) -> str:
         scores.append(f"seed {s['seed']}: {split} accuracy {s[split]['accuracy']:.3f}")
     epochs = settings["source_epochs"] or settings["run"]["train"]["epochs"]
     described = (
-        f"{settings['recipe']} trained on {settings['source_dataset']} ({epochs} epochs, the recipe's "
-        "strategy), one per seed, in `source/seed-S/`"
+        f"{settings['recipe']} trained on {_named(settings['source_dataset'])} ({epochs} epochs, the "
+        "recipe's strategy), one per seed, in `source/seed-S/`"
     )
     return described + (f" ({'; '.join(scores)} on its own dataset)" if scores else "")
+
+
+def _named(dataset: str, settings: dict[str, Any] | None = None) -> str:
+    """A dataset as reports name it: its --dataset-name, a Hub id, or a local folder's own name, never its
+    path on this machine (tl_hub.data.naming)."""
+    given = (settings or {}).get("run", {}).get("data", {}).get("dataset_name")
+    return dataset_name(DataConfig(dataset=dataset, dataset_name=given))
