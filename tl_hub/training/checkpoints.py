@@ -25,6 +25,7 @@ from torch import nn
 from tl_hub.config import RunConfig
 from tl_hub.errors import ConfigError
 from tl_hub.release.files import write_json
+from tl_hub.training.features import tensor_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def check_run_dir(output_dir: Path, run: RunConfig, resume: bool) -> Path | None
     """The checkpoint to resume from, after checking the directory matches the request."""
     found = checkpoints(output_dir)
     if not resume:
-        if found or (output_dir / "model").exists():
+        if has_progress(output_dir):
             raise ConfigError(
                 f"--output-dir {str(output_dir)!r} already holds a run: pass --resume to continue it, "
                 "or choose another --output-dir"
@@ -173,7 +174,7 @@ def tensors_digest(tensors: Iterable[torch.Tensor]) -> str:
     """SHA-256 of the tensors' bytes, in order."""
     digest = hashlib.sha256()
     for t in tensors:
-        digest.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(tensor_bytes(t))
     return digest.hexdigest()
 
 

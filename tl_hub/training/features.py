@@ -46,6 +46,11 @@ def cache_dir() -> Path:
     return cache_root() / "features"
 
 
+def tensor_bytes(tensor: torch.Tensor) -> bytes:
+    """A tensor's raw bytes, whatever its dtype and device: what fingerprints and digests hash."""
+    return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
 def fingerprint(
     frozen: dict[str, torch.Tensor],
     preprocess: PreprocessConfig,
@@ -59,7 +64,7 @@ def fingerprint(
     h = hashlib.sha256()
     for name, tensor in sorted(frozen.items()):
         h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        h.update(tensor_bytes(tensor))
     h.update(json.dumps(dataclasses.asdict(preprocess), sort_keys=True).encode())
     h.update(str((tuple(images.shape), images.dtype)).encode())
     h.update(images.contiguous().numpy().tobytes())
