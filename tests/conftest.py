@@ -6,12 +6,15 @@ import io
 import os
 import runpy
 import sys
+import tempfile
 from pathlib import Path
 
 # Offline before anything imports huggingface_hub or datasets (they read these once, at import).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Caches (decoded images, features) of this test session only: never the user's ~/.cache/tl_hub.
+os.environ.setdefault("TL_HUB_CACHE", tempfile.mkdtemp(prefix="tl_hub-test-cache-"))
 
 import datasets
 import numpy as np

@@ -202,7 +202,7 @@ def test_local_dir_weights_start_everything_but_a_zeroed_classifier(tmp_path: Pa
         (["--model", "test_vit", "--mean", "0.5,x"], "argument --mean: 'x' is not a number"),
         (["--model", "test_vit", "--mean", "0.5,0.5"], "--mean (0.5, 0.5): expected 3 values"),
         (["--model", "test_vit", "--interpolation", "lanczos"], "--interpolation lanczos: expected one of"),
-        (["--augment", "flip"], "--augment flip: expected one of sign, photo, none"),
+        (["--augment", "flip"], "--augment flip: expected one of sign, photo, timm, none"),
     ],
 )
 def test_model_flags_reject_bad_input_in_one_line(args, message, monkeypatch, capsys, tmp_path) -> None:

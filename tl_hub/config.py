@@ -25,6 +25,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("constant", "cosine")
 STRATEGIES = ("scratch", "feature-extract", "finetune-top", "finetune-all")
 EQUALIZATIONS = ("none", "global", "clahe")
+IMAGE_CACHES = ("auto", "memory", "disk")
 
 
 def cache_root() -> Path:
@@ -44,6 +45,15 @@ def _check(condition: bool, name: str, value: Any, expected: str) -> None:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_positive(name: str, value: Any) -> None:
+    _check(_is_int(value) and value > 0, name, value, "a positive integer")
+
+
+def _check_pair(name: str, pair: tuple[float, float], top: float | None = None) -> None:
+    ok = 0 < pair[0] <= pair[1] and (top is None or pair[1] <= top)
+    _check(ok, name, pair, "(low, high) with 0 < low <= high" + (f" <= {top}" if top is not None else ""))
 
 
 def _check_size(name: str, value: int | None) -> None:
@@ -116,35 +126,22 @@ class AugConfig:
     # which is resized back to the input size. (1, 1), (1, 1): off.
     crop_scale: tuple[float, float] = (1.0, 1.0)
     crop_ratio: tuple[float, float] = (1.0, 1.0)
-    # Photometric jitter: brightness and contrast factors uniform in [1 - x, 1 + x] per image. 0: off.
+    # Photometric jitter: brightness, contrast and saturation factors uniform in [1 - x, 1 + x] per image.
+    # 0: off.
     brightness: float = 0.0
     contrast: float = 0.0
+    saturation: float = 0.0
 
     def __post_init__(self) -> None:
         _check(0 <= self.rotation <= 180, "rotation", self.rotation, "degrees in [0, 180]")
         _check(0 < self.scale[0] <= self.scale[1], "scale", self.scale, "(low, high) with 0 < low <= high")
         _check(0 <= self.translate < 0.5, "translate", self.translate, "a fraction in [0, 0.5)")
         _check(0 <= self.blur_prob <= 1, "blur_prob", self.blur_prob, "a probability in [0, 1]")
-        _check(
-            0 < self.blur_sigma[0] <= self.blur_sigma[1],
-            "blur_sigma",
-            self.blur_sigma,
-            "(low, high) with 0 < low <= high",
-        )
-        _check(
-            0 < self.crop_scale[0] <= self.crop_scale[1] <= 1,
-            "crop_scale",
-            self.crop_scale,
-            "(low, high) with 0 < low <= high <= 1",
-        )
-        for name in ("brightness", "contrast"):
+        _check_pair("blur_sigma", self.blur_sigma)
+        _check_pair("crop_scale", self.crop_scale, top=1)
+        for name in ("brightness", "contrast", "saturation"):
             _check(0 <= getattr(self, name) < 1, name, getattr(self, name), "a fraction in [0, 1)")
-        _check(
-            0 < self.crop_ratio[0] <= self.crop_ratio[1],
-            "crop_ratio",
-            self.crop_ratio,
-            "(low, high) with 0 < low <= high",
-        )
+        _check_pair("crop_ratio", self.crop_ratio)
 
     @property
     def enabled(self) -> bool:
@@ -157,6 +154,7 @@ class AugConfig:
             or self.crops
             or self.brightness > 0
             or self.contrast > 0
+            or self.saturation > 0
         )
 
     @property
@@ -180,6 +178,11 @@ class DataConfig:
     synthetic_per_class: int = 200  # training images per class for --dataset synthetic
     # The dataset's name in model cards and the Space (None: a Hub id as it is, a local directory's name).
     dataset_name: str | None = None
+    # Where decoded images live: "memory" (one uint8 tensor at the input size), "disk" (a cache file at
+    # the storage size, read in batches: any dataset size), "auto" (disk when the preprocessing keeps a
+    # margin for crops, crop_pct, or the images would take more than 2 GiB).
+    image_cache: str = "auto"
+    streaming: bool = False  # read the train split as a stream (datasets larger than the disk)
 
     def __post_init__(self) -> None:
         _check(bool(self.dataset), "dataset", self.dataset, "a Hub dataset id, a local path or 'synthetic'")
@@ -187,12 +190,8 @@ class DataConfig:
         _check_size("max_train_samples", self.max_train_samples)
         _check_size("train_size", self.train_size)
         _check_size("val_size", self.val_size)
-        _check(
-            _is_int(self.synthetic_per_class) and self.synthetic_per_class > 0,
-            "synthetic_per_class",
-            self.synthetic_per_class,
-            "a positive integer",
-        )
+        _check_positive("synthetic_per_class", self.synthetic_per_class)
+        _check_choice("image_cache", self.image_cache, IMAGE_CACHES)
 
 
 @dataclass(frozen=True)
@@ -211,13 +210,8 @@ class TrainConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        _check(_is_int(self.epochs) and self.epochs > 0, "epochs", self.epochs, "a positive integer")
-        _check(
-            _is_int(self.batch_size) and self.batch_size > 0,
-            "batch_size",
-            self.batch_size,
-            "a positive integer",
-        )
+        _check_positive("epochs", self.epochs)
+        _check_positive("batch_size", self.batch_size)
         _check(math.isfinite(self.lr) and self.lr > 0, "lr", self.lr, "a positive finite number")
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check(0 <= self.momentum < 1, "momentum", self.momentum, "a value in [0, 1)")
@@ -405,7 +399,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "--augment",
         None,
-        "training augmentation: photo (crops, flips), sign (rotation, blur; no flips), none",
+        "training augmentation: photo (crops, flips), timm (timm's: wider crops, flips, colour jitter), "
+        "sign (rotation, blur; no flips), none",
     ),
     Flag(
         "--input-size",
@@ -449,6 +444,12 @@ FLAGS: tuple[Flag, ...] = (
         "data.dataset_name",
         "the dataset's name in the model card (default: the Hub id, or a local directory's name)",
     ),
+    Flag(
+        "--image-cache",
+        "data.image_cache",
+        f"where decoded images live: {', '.join(IMAGE_CACHES)} (auto: disk for photos or beyond 2 GiB)",
+    ),
+    Flag("--streaming", "data.streaming", "stream the train split (datasets beyond the disk)", None),
     Flag("--image-column", "data.image_column", "the image column (default: found automatically)"),
     Flag("--label-column", "data.label_column", "the label column (default: found automatically)"),
     Flag(

@@ -49,6 +49,17 @@ AUGMENTATIONS: dict[str, AugConfig] = {
     # Photos: random-resized crops and flips, milder than ImageNet training's (8% crops): the images are
     # small and few, and pretrained features already hold the invariances.
     "photo": AugConfig(crop_scale=(0.35, 1.0), crop_ratio=(3 / 4, 4 / 3), hflip=True),
+    # timm's default training augmentation (transforms_factory): random-resized crops of 8-100% of the
+    # image at aspect 3/4-4/3, flips, and colour jitter 0.4 (brightness, contrast, saturation), for
+    # larger photo datasets.
+    "timm": AugConfig(
+        crop_scale=(0.08, 1.0),
+        crop_ratio=(3 / 4, 4 / 3),
+        hflip=True,
+        brightness=0.4,
+        contrast=0.4,
+        saturation=0.4,
+    ),
     "none": AugConfig(),
 }
 

@@ -12,17 +12,20 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import datasets
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from tl_hub.config import DataConfig, PreprocessConfig
 from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
 from tl_hub.data.naming import SYNTHETIC, looks_local
 from tl_hub.data.splits import balanced_sample, stratified_group_split, stratified_sample
-from tl_hub.data.transforms import load_image, preprocess_image
+from tl_hub.data.store import ImageStore, StoreDataset, build_store
+from tl_hub.data.transforms import load_image, preprocess_image, storage_size
 from tl_hub.errors import DatasetError
 
 logger = logging.getLogger(__name__)
@@ -30,13 +33,17 @@ logger = logging.getLogger(__name__)
 IMAGE_COLUMNS = ("image", "img", "images", "picture")
 LABEL_COLUMNS = ("label", "labels", "ClassId", "class", "target")
 VALIDATION_SPLITS = ("validation", "valid", "val", "dev")
+# --image-cache auto keeps decoded images in memory up to this size, on disk beyond it.
+DISK_FROM_BYTES = 2 * 2**30
 # GTSRB file names: CCCCC/TTTTT_FFFFF.ppm (class folder, track = one physical sign, frame).
 _GTSRB_TRACK = re.compile(r"(\d{5})_\d{5}\.\w+$")
 
 
 @dataclass
 class SplitData:
-    images: torch.Tensor  # uint8 (N, C, H, W), preprocessed
+    # uint8 (N, C, H, W), preprocessed: in memory at the input size, or in the disk image cache at the
+    # storage size (tl_hub.data.store)
+    images: torch.Tensor | ImageStore
     labels: torch.Tensor  # int64 (N,)
 
     def __len__(self) -> int:
@@ -46,13 +53,37 @@ class SplitData:
         """A short hash of the labels and preprocessed pixels: equal fingerprints, the same images in the
         same order (how a comparison shows that its arms were scored on one split)."""
         digest = hashlib.sha256(self.labels.numpy().tobytes())
-        digest.update(self.images.contiguous().numpy().tobytes())
+        if isinstance(self.images, ImageStore):
+            digest.update(self.images.digest.encode())
+        else:
+            digest.update(self.images.contiguous().numpy().tobytes())
         return digest.hexdigest()[:16]
+
+    def dataset(self) -> Dataset:
+        """(image, label) pairs for a DataLoader; a disk cache is read a whole batch at a time."""
+        if isinstance(self.images, ImageStore):
+            return StoreDataset(self.images, self.labels)
+        return TensorDataset(self.images, self.labels)
+
+    def loader(self, batch_size: int) -> DataLoader:
+        """Shuffled training batches (Accelerate's seedable sampler makes the order a function of the
+        seed and the epoch)."""
+        return DataLoader(self.dataset(), batch_size=batch_size, shuffle=True)
+
+
+class TrainSplit(Protocol):
+    """What training needs of its split: a SplitData, or tl_hub.data.streaming's StreamSplit."""
+
+    def __len__(self) -> int: ...
+
+    def fingerprint(self) -> str: ...
+
+    def loader(self, batch_size: int) -> DataLoader: ...
 
 
 @dataclass
 class PreparedData:
-    train: SplitData
+    train: TrainSplit  # decoded, or (--streaming) read as a stream every epoch
     validation: SplitData
     test: SplitData | None
     label_names: list[str]
@@ -282,10 +313,34 @@ def track_groups(paths: list[str | None], labels: np.ndarray) -> np.ndarray | No
     return labels.astype(np.int64) * 100_000 + np.array([int(m.group(1)) for m in tracks], dtype=np.int64)
 
 
+def uses_disk(image_cache: str, cfg: PreprocessConfig, images: int) -> bool:
+    """Whether --image-cache `image_cache` keeps `images` decoded images in the disk cache: "auto" does
+    when the preprocessing keeps a margin for crops or they would take more than DISK_FROM_BYTES."""
+    if image_cache != "auto":
+        return image_cache == "disk"
+    side = storage_size(cfg)
+    return side > cfg.input_size or images * cfg.channels * side * side > DISK_FROM_BYTES
+
+
 def decode_split(
-    ds: datasets.Dataset, image_column: str, label_column: str, cfg: PreprocessConfig, desc: str
+    ds: datasets.Dataset,
+    image_column: str,
+    label_column: str,
+    cfg: PreprocessConfig,
+    desc: str,
+    disk: bool = False,
 ) -> tuple[SplitData, int]:
-    """Decode and preprocess every image once; unreadable images are skipped and counted."""
+    """Decode and preprocess every image once, into memory or (`disk`) the disk image cache; unreadable
+    images are skipped and counted."""
+    if disk:
+        store = build_store(ds, image_column, cfg, storage_size(cfg), desc)
+        labels = torch.from_numpy(np.asarray(ds[label_column], dtype=np.int64)[store.rows])
+        skipped = len(ds) - len(store)
+        if skipped:
+            logger.warning("skipped %d unreadable image(s) of %d in %s", skipped, len(ds), desc)
+        if not len(store):
+            raise DatasetError(f"the {desc} split has no readable images ({len(ds)} rows, all unreadable)")
+        return SplitData(store, labels), skipped
     ds = ds.cast_column(image_column, datasets.Image(decode=False))
     images, labels, skipped = [], [], 0
     with tqdm(total=len(ds), desc=f"decoding {desc}", unit="img", leave=False) as bar:
@@ -366,10 +421,11 @@ def prepare_data(cfg: DataConfig, preprocess: PreprocessConfig, seed: int) -> Pr
     splits: dict[str, SplitData] = {}
     skipped = 0
     test = _labelled_test(dsd, label_col, label_names, named)
-    for name, ds in [("train", train), ("validation", validation), ("test", test)]:
-        if ds is None:
-            continue
-        splits[name], n = decode_split(ds, image_col, label_col, preprocess, name)
+    named_splits = [("train", train), ("validation", validation), ("test", test)]
+    todo = [(name, ds) for name, ds in named_splits if ds is not None]
+    disk = uses_disk(cfg.image_cache, preprocess, sum(len(ds) for _, ds in todo))
+    for name, ds in todo:
+        splits[name], n = decode_split(ds, image_col, label_col, preprocess, name, disk)
         skipped += n
     return PreparedData(
         train=splits["train"],

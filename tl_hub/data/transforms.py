@@ -38,11 +38,13 @@ FORMATS = "JPEG, PNG, WebP, GIF, BMP or TIFF"  # what read_image's errors sugges
 ImageInput = Image.Image | str | PathLike | bytes | np.ndarray | dict
 
 
-def load_image(obj: ImageInput, max_pixels: int | None = None) -> Image.Image:
+def load_image(obj: ImageInput, max_pixels: int | None = None, draft: int | None = None) -> Image.Image:
     """Open an image given as a PIL image, a path, encoded bytes, an HWC array or a datasets dict.
 
     `max_pixels` bounds width x height (an `ImageError` beyond it); encoded images are checked from the
-    header, before any pixel is decoded.
+    header, before any pixel is decoded. `draft` (a side in pixels) lets libjpeg decode a JPEG at least
+    twice that side at 1/2, 1/4 or 1/8 scale, never below `draft`: 7x faster on 2000x1500 photos, within
+    half a grey level of full decoding once resized (BENCHMARKS.md). The decoders of training data use it.
     """
     if isinstance(obj, dict):  # datasets' undecoded Image feature: {"bytes": ..., "path": ...}
         obj = obj["bytes"] if obj.get("bytes") is not None else obj["path"]
@@ -54,6 +56,8 @@ def load_image(obj: ImageInput, max_pixels: int | None = None) -> Image.Image:
         return image
     image = Image.open(obj)
     _check_pixels(image, max_pixels)
+    if draft is not None and image.format == "JPEG" and min(image.size) >= 2 * draft:
+        image.draft(image.mode, (draft, draft))
     image.load()  # decode now, so a corrupt file fails here and not later
     return image
 
@@ -108,9 +112,13 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def preprocess_image(image: Image.Image, cfg: PreprocessConfig) -> torch.Tensor:
-    """The deterministic part of preprocessing: resize, grayscale, equalize. Returns uint8 (C, H, W)."""
-    image = model_view(image, cfg)
+def preprocess_image(image: Image.Image, cfg: PreprocessConfig, side: int | None = None) -> torch.Tensor:
+    """The deterministic part of preprocessing: resize, grayscale, equalize. Returns uint8 (C, H, W).
+
+    `side` (the disk image cache's `storage_size`) keeps a larger centre square of the same resize, whose
+    centre is the model's view.
+    """
+    image = model_view(image, cfg, crop=side)
     if cfg.grayscale:
         image = image.convert("L")
     if cfg.equalize != "none":
@@ -118,13 +126,17 @@ def preprocess_image(image: Image.Image, cfg: PreprocessConfig) -> torch.Tensor:
     array = np.asarray(image, dtype=np.uint8)
     if array.ndim == 2:
         array = array[:, :, None]
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()  # (C, H, W)
+    # (C, H, W), transposed by numpy: torch's threaded uint8 permute-copy took 6 ms an image here (0.07)
+    return torch.from_numpy(array.transpose(2, 0, 1).copy())  # a C-order copy: writable
 
 
-def model_view(image: Image.Image, cfg: PreprocessConfig, size: int | None = None) -> Image.Image:
+def model_view(
+    image: Image.Image, cfg: PreprocessConfig, size: int | None = None, crop: int | None = None
+) -> Image.Image:
     """The RGB region the model sees, squashed or centre-cropped as `cfg` says, `size` pixels square.
 
     `size` defaults to the model's input size; a larger one gives the same view at display resolution.
+    `crop` keeps a larger centre square of the resized image instead (a centre-cropping `cfg` only).
     """
     image = to_rgb(ImageOps.exif_transpose(image))  # phone photos store their rotation in EXIF
     size = size or cfg.input_size
@@ -135,7 +147,36 @@ def model_view(image: Image.Image, cfg: PreprocessConfig, size: int | None = Non
     # by a pixel on odd-sized photos.
     interpolation = InterpolationMode(cfg.interpolation)
     image = TF.resize(image, math.floor(size / cfg.crop_pct), interpolation)
-    return TF.center_crop(image, size)
+    return TF.center_crop(image, crop or size)
+
+
+def decoded_side(cfg: PreprocessConfig) -> int:
+    """The shorter side the model's view is cut from (`load_image`'s `draft`): the resize before the
+    centre crop, or the input side for a squash."""
+    return cfg.input_size if cfg.crop_pct is None else math.floor(cfg.input_size / cfg.crop_pct)
+
+
+def storage_size(cfg: PreprocessConfig) -> int:
+    """The side at which a disk image cache stores images: the centre square of timm's resize before the
+    centre crop (the shorter side to input_size / crop_pct), so random-resized crops can reach the margin
+    the evaluation crop leaves out; the input size when the preprocessing keeps no margin or equalizes the
+    whole view."""
+    if cfg.crop_pct is None or cfg.equalize != "none":
+        return cfg.input_size
+    resized = math.floor(cfg.input_size / cfg.crop_pct)
+    # A margin of a multiple of 4 pixels: then the centre crop of the stored centre square takes the very
+    # offsets of one centre crop (torchvision rounds half offsets to even, so an odd half-margin would
+    # shift the view by a pixel).
+    return cfg.input_size + (resized - cfg.input_size) // 4 * 4
+
+
+def center_view(batch: torch.Tensor, size: int) -> torch.Tensor:
+    """The centre `size` x `size` of a (B, C, S, S) batch stored at `storage_size`: with the offset that
+    torchvision's center_crop takes, so the view equals `preprocess_image` pixel for pixel."""
+    if batch.shape[-1] == size:
+        return batch
+    offset = int(round((batch.shape[-1] - size) / 2.0))  # noqa: RUF046 - torchvision's own expression
+    return batch[..., offset : offset + size, offset : offset + size]
 
 
 def equalize(image: Image.Image, cfg: PreprocessConfig) -> Image.Image:
@@ -147,6 +188,10 @@ def equalize(image: Image.Image, cfg: PreprocessConfig) -> Image.Image:
         return ImageOps.equalize(image)
     import cv2  # imported here: only CLAHE models need OpenCV loaded
 
+    # OpenCV's own thread pool does not survive a fork: a decoding worker forked from a process whose
+    # pool had started hung on its first CLAHE. One thread never starts the pool (tiles this small gain
+    # nothing from threads).
+    cv2.setNumThreads(1)
     clahe = cv2.createCLAHE(clipLimit=cfg.clahe_clip_limit, tileGridSize=(cfg.clahe_grid, cfg.clahe_grid))
     return Image.fromarray(clahe.apply(np.asarray(image, dtype=np.uint8)))
 
@@ -167,25 +212,31 @@ def model_input(images: list[Any], cfg: PreprocessConfig) -> torch.Tensor:
 
 
 class BatchAugment:
-    """Random rotation / zoom / shift / flip, blur, contrast and brightness on a float batch in [0, 1].
+    """Random-resized crop, rotation / zoom / shift / flip, blur, contrast, brightness and saturation on a
+    float batch in [0, 1].
 
     Each image draws its own parameters from `generator`, so one affine `grid_sample` and one grouped
-    convolution augment the whole batch: no per-image Python work.
+    convolution augment the whole batch: no per-image Python work, on whatever device the batch is on.
+    A batch stored larger than `size` (a disk cache's margin) comes out `size` x `size`: random-resized
+    crops are taken from the whole stored image, every other transform from its centre view.
     """
 
     def __init__(self, cfg: AugConfig):
         self.cfg = cfg
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, generator: torch.Generator, size: int | None = None) -> torch.Tensor:
         cfg = self.cfg
+        size = size or x.shape[-1]
         if not cfg.enabled:
-            return x
+            return center_view(x, size)
         b = x.shape[0]
 
         def uniform(low: float, high: float) -> torch.Tensor:
             return low + (high - low) * torch.rand(b, generator=generator)
 
-        if cfg.rotation > 0 or cfg.scale != (1.0, 1.0) or cfg.translate > 0 or cfg.hflip or cfg.crops:
+        if not (cfg.rotation > 0 or cfg.scale != (1.0, 1.0) or cfg.translate > 0 or cfg.hflip or cfg.crops):
+            x = center_view(x, size)
+        else:
             angle = uniform(-cfg.rotation, cfg.rotation) * (math.pi / 180)
             zoom = uniform(*cfg.scale)
             shift = uniform(-cfg.translate, cfg.translate), uniform(-cfg.translate, cfg.translate)
@@ -203,7 +254,9 @@ class BatchAugment:
                 theta = self._crop(uniform) @ torch.cat(
                     [theta, torch.tensor([[[0.0, 0.0, 1.0]]]).expand(b, 1, 3)], 1
                 )
-            grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
+            elif size != x.shape[-1]:  # the centre view of a stored margin: a size / stored-side scale
+                theta = theta * (size / x.shape[-1])
+            grid = F.affine_grid(theta.to(x), [b, x.shape[1], size, size], align_corners=False)
             x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
         if cfg.blur_prob > 0:
@@ -214,6 +267,10 @@ class BatchAugment:
             x = ((x - mean) * factor + mean).clamp_(0, 1)
         if cfg.brightness > 0:
             x = (x * uniform(1 - cfg.brightness, 1 + cfg.brightness).to(x)[:, None, None, None]).clamp_(0, 1)
+        if cfg.saturation > 0 and x.shape[1] == 3:  # blend with the luma (ITU-R 601), as torchvision does
+            factor = uniform(1 - cfg.saturation, 1 + cfg.saturation).to(x)[:, None, None, None]
+            luma = (x * torch.tensor([0.299, 0.587, 0.114]).to(x).view(1, 3, 1, 1)).sum(1, keepdim=True)
+            x = ((x - luma) * factor + luma).clamp_(0, 1)
         return x
 
     def _crop(self, uniform: Callable[[float, float], torch.Tensor]) -> torch.Tensor:

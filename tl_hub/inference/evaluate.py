@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
-from tl_hub.data.loading import decode_split, label_names_of, open_dataset, resolve_columns
+from tl_hub.data.loading import decode_split, label_names_of, open_dataset, resolve_columns, uses_disk
 from tl_hub.errors import DatasetError
 from tl_hub.release.load import from_pretrained
 from tl_hub.training.engine import channels_last, eval_loader, image_inputs, score
@@ -60,7 +60,8 @@ def evaluate_release(
         raise DatasetError(f"split {split!r} not in dataset {dataset!r}: choose one of {', '.join(dsd)}")
     ds = dsd[split]
     image_col, label_col = resolve_columns(ds.features, image_column, label_column)
-    data, _ = decode_split(ds, image_col, label_col, config.preprocess, split)
+    disk = uses_disk("auto", config.preprocess, len(ds))  # big or photo test sets: the disk image cache
+    data, _ = decode_split(ds, image_col, label_col, config.preprocess, split, disk)
     data_labels = label_names_of(ds.features[label_col], data.labels.numpy())
     labels = torch.tensor(match_labels(data_labels, list(config.label_names)))[data.labels]
     loader = eval_loader(data.images, labels, accelerator, batch_size)

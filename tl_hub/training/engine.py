@@ -14,11 +14,13 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator, DataLoaderConfiguration
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from tl_hub.config import PreprocessConfig
-from tl_hub.data.transforms import BatchAugment, normalize
+from tl_hub.data.loading import SplitData
+from tl_hub.data.store import ImageStore
+from tl_hub.data.transforms import BatchAugment, center_view, normalize
 from tl_hub.errors import ConfigError
 from tl_hub.metrics import classification_metrics
 
@@ -32,7 +34,7 @@ EVAL_BATCH_SIZE = 512  # most images per evaluation step, across all processes
 EVAL_PIXELS = 64 * 224 * 224
 
 
-def eval_batch_size(inputs: torch.Tensor) -> int:
+def eval_batch_size(inputs: torch.Tensor | ImageStore) -> int:
     """Images per evaluation step for `inputs`: bounded by pixels for images, 512 for features."""
     if inputs.ndim < 4:
         return EVAL_BATCH_SIZE
@@ -52,13 +54,16 @@ def make_accelerator() -> Accelerator:
 
 
 def eval_loader(
-    inputs: torch.Tensor, labels: torch.Tensor, accelerator: Accelerator, batch_size: int | None = None
+    inputs: torch.Tensor | ImageStore,
+    labels: torch.Tensor,
+    accelerator: Accelerator,
+    batch_size: int | None = None,
 ) -> DataLoader:
     """An evaluation DataLoader prepared for `accelerator`, its batch (by default from the input size, see
-    `eval_batch_size`) rounded to split over the processes."""
+    `eval_batch_size`) rounded to split over the processes. `inputs` may be the disk image cache."""
     n = accelerator.num_processes
     batch_size = batch_size or eval_batch_size(inputs)
-    loader = DataLoader(TensorDataset(inputs, labels), batch_size=max(n, batch_size // n * n))
+    loader = DataLoader(SplitData(inputs, labels).dataset(), batch_size=max(n, batch_size // n * n))
     return accelerator.prepare(loader)
 
 
@@ -78,14 +83,15 @@ def check_processes(accelerator: Accelerator) -> None:
 
 
 def image_inputs(preprocess: PreprocessConfig, augment: BatchAugment | None = None) -> Prepare:
-    """Batch preparation for uint8 image batches: augmentation (training only), then normalization."""
+    """Batch preparation for uint8 image batches: augmentation (training only) or the centre view of a
+    stored margin, then normalization."""
+    size = preprocess.input_size
 
     def prepare(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        x = images.float().div_(255.0)
         if augment is not None and generator is not None:
             # Random parameters come from a CPU generator, so a run is reproducible on any device.
-            x = augment(x, generator)
-        return normalize(x, preprocess)
+            return normalize(augment(images.float().div_(255.0), generator, size), preprocess)
+        return normalize(center_view(images, size).float().div_(255.0), preprocess)
 
     return prepare
 

@@ -23,7 +23,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tl_hub.config import AugConfig, PreprocessConfig, cache_root
-from tl_hub.data.transforms import BatchAugment, normalize
+from tl_hub.data.store import ImageStore
+from tl_hub.data.transforms import BatchAugment, center_view, normalize
 from tl_hub.models.anatomy import feature_shape, head_input
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def tensor_bytes(tensor: torch.Tensor) -> bytes:
 def fingerprint(
     frozen: dict[str, torch.Tensor],
     preprocess: PreprocessConfig,
-    images: torch.Tensor,
+    images: torch.Tensor | ImageStore,
     views: int,
     aug: AugConfig,
     seed: int,
@@ -66,8 +67,11 @@ def fingerprint(
         h.update(name.encode())
         h.update(tensor_bytes(tensor))
     h.update(json.dumps(dataclasses.asdict(preprocess), sort_keys=True).encode())
-    h.update(str((tuple(images.shape), images.dtype)).encode())
-    h.update(images.contiguous().numpy().tobytes())
+    if isinstance(images, ImageStore):  # the disk cache's digest of its pixels
+        h.update(str(("store", images.shape, images.digest)).encode())
+    else:
+        h.update(str((tuple(images.shape), images.dtype)).encode())
+        h.update(images.contiguous().numpy().tobytes())
     if views:
         h.update(json.dumps([dataclasses.asdict(aug), views, seed], sort_keys=True).encode())
     h.update(b"bf16" if bf16 else b"fp32")
@@ -76,7 +80,7 @@ def fingerprint(
 
 def extract(
     model: nn.Module,
-    images: torch.Tensor,
+    images: torch.Tensor | ImageStore,
     preprocess: PreprocessConfig,
     device: torch.device,
     bf16: bool = False,
@@ -93,9 +97,11 @@ def extract(
     model.to(memory_format=torch.channels_last)
     out = []
     for i in tqdm(range(0, len(images), EXTRACT_BATCH_SIZE), desc=desc, leave=False):
-        x = images[i : i + EXTRACT_BATCH_SIZE].float().div_(255.0)
+        x = images[i : i + EXTRACT_BATCH_SIZE]
         if augment is not None:
-            x = augment(x, generator)
+            x = augment(x.float().div_(255.0), generator, preprocess.input_size)
+        else:
+            x = center_view(x, preprocess.input_size).float().div_(255.0)
         x = normalize(x, preprocess).to(device).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             out.append(head_input(model, x, kind).cpu())
@@ -104,7 +110,7 @@ def extract(
 
 def cached_features(
     model: nn.Module,
-    images: torch.Tensor,
+    images: torch.Tensor | ImageStore,
     labels: torch.Tensor,
     preprocess: PreprocessConfig,
     device: torch.device,

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from tl_hub.config import RunConfig, TrainConfig
 from tl_hub.data.loading import PreparedData, prepare_data
 from tl_hub.data.naming import dataset_name
+from tl_hub.data.streaming import prepare_streaming
 from tl_hub.data.transforms import BatchAugment
 from tl_hub.errors import ConfigError, TrainingDiverged
 from tl_hub.models import Architecture, create_model, get_architecture
@@ -126,8 +127,15 @@ def set_up(run: RunConfig, output_dir: Path, accelerator: Accelerator, resume: b
     if accelerator.is_main_process:
         write_run_config(output_dir, run)
     set_seed(run.train.seed)
+    if run.data.streaming and run.transfer.strategy == "feature-extract" and run.transfer.feature_cache:
+        raise ConfigError(
+            "feature-extract caches every image's features, which --streaming never holds: "
+            "add --no-feature-cache, or drop --streaming"
+        )
+    # One process decodes (and fills the disk image cache); the others then read what it made.
     with accelerator.main_process_first():
-        data = prepare_data(run.data, run.preprocess, run.train.seed)
+        prepare = prepare_streaming if run.data.streaming else prepare_data
+        data = prepare(run.data, run.preprocess, run.train.seed)
     logger.info(
         "data: %s, %s, %d classes",
         run.data.dataset,
@@ -196,12 +204,15 @@ def build_inputs(job: Job) -> Inputs:
         tensors = _cached_features(job, splits)
         trainee: nn.Module = HeadOnly(job.model, job.arch)
         train_prepare = eval_prepare = feature_inputs
+        features = TensorDataset(*tensors["train"])
+        train_loader = DataLoader(features, batch_size=run.train.batch_size, shuffle=True)
     else:
-        tensors = {name: (split.images, split.labels) for name, split in splits.items()}
+        tensors = {name: (split.images, split.labels) for name, split in splits.items() if name != "train"}
         trainee = job.model
         train_prepare = image_inputs(run.preprocess, BatchAugment(run.aug))
         eval_prepare = image_inputs(run.preprocess)
-    train_loader = DataLoader(TensorDataset(*tensors["train"]), batch_size=run.train.batch_size, shuffle=True)
+        # in memory, read from the disk image cache by batch, or streamed
+        train_loader = job.data.train.loader(run.train.batch_size)
     optimizer = build_optimizer(job.plan.groups, run.train)
     scheduler = build_scheduler(optimizer, run.train, len(train_loader))
     if run.transfer.compile:

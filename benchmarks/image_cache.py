@@ -1,0 +1,204 @@
+"""Photos at 224x224: the disk image cache against the usual per-sample pipeline.
+
+decode: one-time decoding images/s, single-threaded PIL (decode, resize, crop: what decoding into memory
+does per image) against `tl_hub.data.store` (a process per core, and JPEGs at least twice the stored size
+decoded by libjpeg at reduced scale), on the dataset's photos and on copies enlarged to 2000x1500, a phone
+camera's size. It also prints how far reduced-scale decoding moves the stored pixels.
+
+epoch: training throughput with random-resized-crop augmentation (timm's defaults: 8-100% of the image,
+aspect 3/4-4/3, flips, colour jitter 0.4), side by side, epochs alternating:
+- baseline, what example scripts do: a `datasets` dataset with per-sample torchvision transforms
+  (RandomResizedCrop, RandomHorizontalFlip, ColorJitter, ToTensor, Normalize), DataLoader with 2 workers;
+- tl_hub: shuffled batches read from the disk image cache, augmented as whole batches (`BatchAugment`).
+Each pipeline is timed alone (data only: what the loader can feed) and feeding a small network's training
+step (`--model`), where the data path still sets the pace on a CPU.
+
+    python benchmarks/image_cache.py --dataset ../shared/data/catsdogs-train-2000 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import os
+import statistics
+import tempfile
+import time
+
+import datasets
+import numpy as np
+import timm
+import torch
+import torch.nn.functional as F
+import torchvision.transforms as T
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from tl_hub.config import PreprocessConfig
+from tl_hub.data.loading import decode_split, resolve_columns
+from tl_hub.data.transforms import BatchAugment, load_image, preprocess_image, storage_size
+from tl_hub.recipes import AUGMENTATIONS
+from tl_hub.training.engine import image_inputs
+
+PRE = PreprocessConfig(
+    input_size=224,
+    crop_pct=0.875,
+    interpolation="bicubic",
+    mean=(0.485, 0.456, 0.406),
+    std=(0.229, 0.224, 0.225),
+)
+AUG = AUGMENTATIONS["timm"]
+BATCH = 64
+
+
+def enlarged(ds: datasets.Dataset, column: str, n: int) -> datasets.Dataset:
+    """`n` of the photos re-encoded at 2000x1500 (JPEG quality 90)."""
+    rows = []
+    for raw in ds.select(range(n)).cast_column(column, datasets.Image(decode=False))[column]:
+        image = load_image(raw).convert("RGB").resize((2000, 1500), Image.Resampling.BICUBIC)
+        buf = io.BytesIO()
+        image.save(buf, "JPEG", quality=90)
+        rows.append({"bytes": buf.getvalue(), "path": None})
+    return datasets.Dataset.from_dict({column: rows}, features=datasets.Features({column: datasets.Image()}))
+
+
+def single_threaded_pil(ds: datasets.Dataset, column: str) -> float:
+    """Seconds to decode and preprocess every photo at the storage side in this process, full decoding."""
+    torch.set_num_threads(1)
+    side = storage_size(PRE)
+    start = time.perf_counter()
+    for raw in ds.cast_column(column, datasets.Image(decode=False))[column]:
+        preprocess_image(load_image(raw), PRE, side)
+    torch.set_num_threads(os.cpu_count() or 1)
+    return time.perf_counter() - start
+
+
+def tl_hub_store(ds: datasets.Dataset, column: str, label: str | None) -> float:
+    """Seconds to build the disk image cache of `ds` (a fresh cache directory every time)."""
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["TL_HUB_CACHE"] = cache
+        if label is None:
+            ds = ds.add_column("label", [0] * len(ds))
+            label = "label"
+        start = time.perf_counter()
+        decode_split(ds, column, label, PRE, "train", disk=True)
+        return time.perf_counter() - start
+
+
+def drift(ds: datasets.Dataset, column: str) -> float:
+    """Mean absolute difference (grey levels) between reduced-scale and full decoding, stored pixels."""
+    side = storage_size(PRE)
+    diffs = []
+    for raw in ds.cast_column(column, datasets.Image(decode=False))[column][:20]:
+        full = preprocess_image(load_image(raw), PRE, side)
+        fast = preprocess_image(load_image(raw, draft=256), PRE, side)
+        diffs.append((full.int() - fast.int()).abs().float().mean().item())
+    return float(np.mean(diffs))
+
+
+def decode_benchmark(ds: datasets.Dataset, column: str, label: str, rounds: int, big: int) -> None:
+    sets = {
+        f"{len(ds)} dataset photos": (ds, label),
+        f"{big} photos at 2000x1500": (enlarged(ds, column, big), None),
+    }
+    print(f"\none-time decoding to the stored {storage_size(PRE)}x{storage_size(PRE)}, median of {rounds}:")
+    for name, (data, lab) in sets.items():
+        pil = statistics.median(single_threaded_pil(data, column) for _ in range(rounds))
+        store = statistics.median(tl_hub_store(data, column, lab) for _ in range(rounds))
+        n = len(data)
+        print(
+            f"  {name:28s} single-threaded PIL {n / pil:7.0f} images/s | tl_hub cache "
+            f"{n / store:7.0f} images/s | {pil / store:5.2f}x"
+        )
+        if lab is None:
+            print(
+                f"  {'':28s} reduced-scale decoding moves the stored pixels by "
+                f"{drift(data, column):.2f} grey levels on average"
+            )
+
+
+def baseline_loader(ds: datasets.Dataset, column: str, label: str) -> DataLoader:
+    transform = T.Compose(
+        [
+            T.RandomResizedCrop(
+                224, scale=AUG.crop_scale, ratio=AUG.crop_ratio, interpolation=T.InterpolationMode.BICUBIC
+            ),
+            T.RandomHorizontalFlip(),
+            T.ColorJitter(AUG.brightness, AUG.contrast, AUG.saturation),
+            T.ToTensor(),
+            T.Normalize(PRE.mean, PRE.std),
+        ]
+    )
+
+    def apply(batch: dict) -> dict:
+        batch["pixel_values"] = [transform(im.convert("RGB")) for im in batch[column]]
+        return batch
+
+    def collate(rows: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.stack([r["pixel_values"] for r in rows]), torch.tensor([r[label] for r in rows])
+
+    return DataLoader(
+        ds.with_transform(apply), batch_size=BATCH, shuffle=True, num_workers=2, collate_fn=collate
+    )
+
+
+def epoch(loader: DataLoader, prepare, model: torch.nn.Module | None, optimizer) -> float:
+    """Seconds for one pass: each batch made ready for the model, and its training step when `model`."""
+    generator = torch.Generator().manual_seed(0)
+    start = time.perf_counter()
+    for images, labels in loader:
+        x = prepare(images, generator)
+        if model is not None:
+            loss = F.cross_entropy(model(x), labels)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+    return time.perf_counter() - start
+
+
+def epoch_benchmark(ds: datasets.Dataset, column: str, label: str, rounds: int, model_name: str) -> None:
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["TL_HUB_CACHE"] = cache
+        split, _ = decode_split(ds, column, label, PRE, "train", disk=True)
+        ours = split.loader(BATCH)
+        theirs = baseline_loader(ds, column, label)
+        augment = image_inputs(PRE, BatchAugment(AUG))
+        model = timm.create_model(model_name, num_classes=2).to(memory_format=torch.channels_last)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        for with_model in (False, True):
+            net = model if with_model else None
+            times: dict[str, list[float]] = {"baseline": [], "tl_hub": []}
+            for _ in range(rounds):
+                times["baseline"].append(epoch(theirs, lambda x, g: x, net, optimizer))
+                times["tl_hub"].append(epoch(ours, augment, net, optimizer))
+            what = f"feeding {model_name}'s training step" if with_model else "data only"
+            base = statistics.median(times["baseline"])
+            print(f"\nepoch of {len(ds)} photos at 224x224, {what}, median of {rounds}:")
+            for name, t in times.items():
+                s = statistics.median(t)
+                print(f"  {name:8s} {s:7.1f} s/epoch {len(ds) / s:7.0f} images/s  {base / s:5.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="../shared/data/catsdogs-train-2000")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--big", type=int, default=200, help="photos enlarged to 2000x1500 for decoding")
+    parser.add_argument(
+        "--model", default="mobilenetv3_small_050", help="a small timm network, random weights"
+    )
+    parser.add_argument("--only", choices=["decode", "epoch"], default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    ds = datasets.load_dataset(args.dataset)["train"]
+    column, label = resolve_columns(ds.features, None, None)
+    print(f"{args.dataset}: {len(ds)} photos, {os.cpu_count()} CPU cores, torch {torch.__version__}")
+    if args.only != "epoch":
+        decode_benchmark(ds, column, label, args.rounds, args.big)
+    if args.only != "decode":
+        epoch_benchmark(ds, column, label, args.rounds, args.model)
+
+
+if __name__ == "__main__":
+    main()
