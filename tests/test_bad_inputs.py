@@ -275,6 +275,17 @@ def run_script_ok(script: Path, args: list[str], monkeypatch, capsys) -> tuple[i
     return code or 0, err
 
 
+def killed_and_resumed(args: list[str], tmp_path: Path, monkeypatch, capsys) -> tuple[Path, Path]:
+    """Train `args` (2 epochs) into full/; copy it into cut/ as if killed during epoch 2, and resume that."""
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert run_script_ok(TRAIN, [*args, "--output-dir", str(full)], monkeypatch, capsys)[0] == 0
+    shutil.copytree(full, cut)
+    shutil.rmtree(cut / "model")
+    shutil.rmtree(cut / "checkpoints" / "epoch_002")  # killed during epoch 2
+    assert run_script_ok(TRAIN, [*args, "--output-dir", str(cut), "--resume"], monkeypatch, capsys)[0] == 0
+    return full, cut
+
+
 def assert_same_weights(a: Path, b: Path) -> None:
     ours, theirs = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
     assert ours.keys() == theirs.keys()

@@ -122,3 +122,28 @@ def test_a_real_process_exits_2_without_traceback(tmp_path) -> None:
         f"error: dataset path {str(tmp_path / 'missing')!r} does not exist: "
         "pass an existing directory or a Hub id"
     ]
+
+
+def test_a_lone_cpu_process_left_one_thread_by_accelerate_launch_is_told_how_to_use_every_core(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import os
+
+    import torch
+
+    from tl_hub.training import engine
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one core: nothing is left idle")
+    monkeypatch.setenv("ACCELERATE_DYNAMO_BACKEND", "NO")  # what accelerate launch sets
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    threads = torch.get_num_threads()
+    caplog.set_level(logging.WARNING)
+    try:
+        torch.set_num_threads(1)
+        engine.check_threads(engine.Accelerator(cpu=True))
+    finally:
+        torch.set_num_threads(threads)
+    assert "accelerate launch gave this CPU process 1 thread of" in caplog.text
+    assert "--num_cpu_threads_per_process" in caplog.text

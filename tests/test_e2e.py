@@ -116,13 +116,18 @@ def test_two_processes_report_the_same_metrics_as_one(trained: tuple[Path, str],
     assert results[2]["loss"] == pytest.approx(results[1]["loss"], rel=1e-6)
 
 
-def test_two_process_training_produces_a_release(tmp_path: Path) -> None:
+def test_two_process_training_produces_a_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "run"
-    result = launch("train.py", [*TINY, "--epochs", "1", "--output-dir", str(out)], processes=2)
+    monkeypatch.setenv("TL_HUB_CACHE", str(tmp_path / "cache"))
+    args = [*TINY, "--epochs", "1", "--image-cache", "disk", "--output-dir", str(out)]
+    result = launch("train.py", args, processes=2)
     metrics = json.loads((out / "model" / "metrics.json").read_text())
     assert metrics["validation"]["num_samples"] == 43 * 2
     assert result.stdout.count("epoch 1/1: train loss") == 1  # logged by the main process only
     assert "2 processes (MULTI_CPU): global batch 32 = 2 x 16" in result.stdout
+    # One disk image cache for both processes: one complete entry per split, nothing half-written.
+    entries = list((tmp_path / "cache" / "images").iterdir())
+    assert len(entries) == 3 and all((e / "meta.json").exists() for e in entries)
 
 
 def test_a_killed_run_resumes_to_the_uninterrupted_metrics(tmp_path: Path) -> None:

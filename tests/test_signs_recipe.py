@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -43,3 +44,14 @@ def test_predictor_and_the_space_serve_it(run_dir: Path, tmp_path: Path) -> None
     assert abs(sum(predictor(render_sign(1, np.random.default_rng(1), 48), top_k=43).values()) - 1) < 1e-5
     app = load_app()
     assert app.local_release("sign", roots=(run_dir.parent,)) == run_dir / "model"
+
+
+def test_the_quickstart_recipe_is_cnn_gtsrb_on_rendered_signs() -> None:
+    """cnn-synthetic (README command (a)) is cnn-gtsrb's network and setup on renders, for fewer epochs."""
+    from tl_hub.recipes import get_recipe
+
+    real, rendered = get_recipe("cnn-gtsrb").config, get_recipe("cnn-synthetic").config
+    assert rendered.data.dataset == "synthetic" and rendered.train.epochs == 5
+    assert rendered.recipe == "cnn-synthetic"
+    same = real.replace({"data.dataset": "synthetic", "train.epochs": 5})
+    assert dataclasses.replace(same, recipe="cnn-synthetic") == rendered

@@ -4,7 +4,6 @@ parallel, found again by a rerun, and never half-written."""
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 import datasets
@@ -19,7 +18,7 @@ from tl_hub.data.loading import decode_split, uses_disk
 from tl_hub.data.transforms import BatchAugment, center_view, storage_size
 
 from .conftest import encoded
-from .test_bad_inputs import TINY, assert_same_weights, run_script_ok
+from .test_bad_inputs import TINY, assert_same_weights, killed_and_resumed, run_script_ok
 from .test_cli import TRAIN
 
 # Resized to 30 and stored at 28: a margin of 4 around the 24-pixel view.
@@ -140,7 +139,9 @@ def test_saturation_jitter_keeps_greys_and_moves_colours() -> None:
     grey = torch.rand(4, 1, 8, 8).expand(4, 3, 8, 8).contiguous()
     assert torch.allclose(jitter(grey, torch.Generator().manual_seed(0)), grey, atol=1e-6)
     colour = torch.rand(4, 3, 8, 8)
+    before = colour.clone()
     assert not torch.allclose(jitter(colour, torch.Generator().manual_seed(0)), colour)
+    assert torch.equal(colour, before)  # jittered in place, but on a copy: the caller's batch is untouched
 
 
 def test_training_from_the_disk_cache_equals_training_from_memory(monkeypatch, capsys, tmp_path) -> None:
@@ -161,15 +162,9 @@ def test_photo_augmentation_from_the_disk_cache_resumes_bit_identical(
     # timm's tiny test network at 32 pixels, stored at 36: auto picks the disk cache, crops use its margin.
     model = ["--model", "test_efficientnet", "--no-pretrained", "--strategy", "finetune-all"]
     args = [*TINY, *model, "--augment", "photo", "--input-size", "32", "--crop-pct", "0.875"]
-    full, cut = tmp_path / "full", tmp_path / "cut"
-    assert run_script_ok(TRAIN, [*args, "--output-dir", str(full)], monkeypatch, capsys)[0] == 0
-    assert "decoded to the image cache" in caplog.text
-    shutil.copytree(full, cut)
-    shutil.rmtree(cut / "model")
-    shutil.rmtree(cut / "checkpoints" / "epoch_002")  # killed during epoch 2
-    caplog.clear()
-    assert run_script_ok(TRAIN, [*args, "--output-dir", str(cut), "--resume"], monkeypatch, capsys)[0] == 0
-    assert "image cache hit" in caplog.text and "decoded to the image cache" not in caplog.text
+    full, cut = killed_and_resumed(args, tmp_path, monkeypatch, capsys)
+    # decoded once, by the first run; the resumed one reads the cache
+    assert caplog.text.count("decoded to the image cache") == 3 and "image cache hit" in caplog.text
     assert_same_weights(cut / "model", full / "model")
 
 

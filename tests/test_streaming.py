@@ -4,7 +4,6 @@ resumable bit for bit, and refused with one line where a stream cannot serve."""
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 import datasets
@@ -16,7 +15,7 @@ from tl_hub.config import DataConfig, PreprocessConfig
 from tl_hub.data import streaming
 from tl_hub.data.streaming import held_out, prepare_streaming
 
-from .test_bad_inputs import assert_same_weights, run_script_ok
+from .test_bad_inputs import assert_same_weights, killed_and_resumed
 from .test_cli import TRAIN, run_script
 from .test_store import photo_dataset
 
@@ -75,13 +74,8 @@ def test_a_streamed_run_resumes_bit_identical(photo_parquet, monkeypatch, capsys
     args = ["--dataset", str(photo_parquet), "--streaming", "--val-size", "30", "--batch-size", "32"]
     args += ["--epochs", "2", "--input-size", "24", "--crop-pct", "0.8", "--augment", "timm"]
     args += ["--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5", "--recipe", "cnn-gtsrb"]
-    full, cut = tmp_path / "full", tmp_path / "cut"
-    assert run_script_ok(TRAIN, [*args, "--output-dir", str(full)], monkeypatch, capsys)[0] == 0
+    full, cut = killed_and_resumed(args, tmp_path, monkeypatch, capsys)
     assert "train: streamed" in caplog.text
-    shutil.copytree(full, cut)
-    shutil.rmtree(cut / "model")
-    shutil.rmtree(cut / "checkpoints" / "epoch_002")  # killed during epoch 2
-    assert run_script_ok(TRAIN, [*args, "--output-dir", str(cut), "--resume"], monkeypatch, capsys)[0] == 0
     assert_same_weights(cut / "model", full / "model")
 
 

@@ -3,6 +3,7 @@ beyond it (signs at 99%+), and timm-finetune is the general photo recipe."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import timm
@@ -62,6 +63,45 @@ AUGMENTATIONS: dict[str, AugConfig] = {
     ),
     "none": AugConfig(),
 }
+
+# SignCNN on 32x32 colour signs: cnn-gtsrb on real GTSRB, and cnn-synthetic on rendered signs.
+SIGNCNN_GTSRB = RunConfig(
+    recipe="cnn-gtsrb",
+    model=ModelConfig(architecture="signcnn", drop_rate=0.3),
+    preprocess=PreprocessConfig(
+        input_size=32,
+        grayscale=False,  # colour tells signs of one shape apart (red prohibitions, blue mandates)
+        equalize="clahe",  # on the luminance only, as for LeNet-5
+        clahe_clip_limit=2.0,
+        clahe_grid=4,
+        # Per-channel pixel mean and std of CLAHE-equalized GTSRB training images (5,000 sampled).
+        mean=(0.41, 0.39, 0.39),
+        std=(0.27, 0.26, 0.27),
+        interpolation="bilinear",
+        crop_pct=None,
+    ),
+    aug=AugConfig(
+        rotation=10.0,
+        scale=(0.9, 1.1),
+        translate=0.08,
+        blur_prob=0.3,
+        blur_sigma=(0.1, 1.0),
+        brightness=0.3,
+        contrast=0.3,
+        hflip=False,
+    ),
+    data=DataConfig(dataset="tanganke/gtsrb", val_fraction=0.1),
+    train=TrainConfig(
+        epochs=20,
+        batch_size=128,
+        lr=2e-3,
+        optimizer="adamw",
+        weight_decay=0.05,
+        scheduler="cosine",
+        lr_warmup_epochs=1.0,
+        label_smoothing=0.1,
+    ),
+)
 
 RECIPES: dict[str, Recipe] = {
     "lenet-gtsrb": Recipe(
@@ -128,43 +168,7 @@ RECIPES: dict[str, Recipe] = {
             "A compact batch-normalized CNN (SignCNN, 0.8M parameters) trained from scratch on GTSRB traffic "
             "signs (43 classes), 32x32 colour: beyond the study's LeNet-5."
         ),
-        config=RunConfig(
-            recipe="cnn-gtsrb",
-            model=ModelConfig(architecture="signcnn", drop_rate=0.3),
-            preprocess=PreprocessConfig(
-                input_size=32,
-                grayscale=False,  # colour tells signs of one shape apart (red prohibitions, blue mandates)
-                equalize="clahe",  # on the luminance only, as for LeNet-5
-                clahe_clip_limit=2.0,
-                clahe_grid=4,
-                # Per-channel pixel mean and std of CLAHE-equalized GTSRB training images (5,000 sampled).
-                mean=(0.41, 0.39, 0.39),
-                std=(0.27, 0.26, 0.27),
-                interpolation="bilinear",
-                crop_pct=None,
-            ),
-            aug=AugConfig(
-                rotation=10.0,
-                scale=(0.9, 1.1),
-                translate=0.08,
-                blur_prob=0.3,
-                blur_sigma=(0.1, 1.0),
-                brightness=0.3,
-                contrast=0.3,
-                hflip=False,
-            ),
-            data=DataConfig(dataset="tanganke/gtsrb", val_fraction=0.1),
-            train=TrainConfig(
-                epochs=20,
-                batch_size=128,
-                lr=2e-3,
-                optimizer="adamw",
-                weight_decay=0.05,
-                scheduler="cosine",
-                lr_warmup_epochs=1.0,
-                label_smoothing=0.1,
-            ),
-        ),
+        config=SIGNCNN_GTSRB,
         intended_use=(
             "Classifying cropped images of German traffic signs (one sign filling most of the image, as in "
             "GTSRB) into the 43 GTSRB classes. Not a detector: it does not find signs in street scenes. "
@@ -182,6 +186,40 @@ RECIPES: dict[str, Recipe] = {
             "learning algorithms for traffic sign recognition. Neural Networks, 32, 2012.",
         ),
         tags=("traffic-signs", "gtsrb", "cnn"),
+    ),
+    "cnn-synthetic": Recipe(
+        name="cnn-synthetic",
+        description=(
+            "SignCNN (0.8M parameters) trained only on tl_hub's rendered traffic signs (43 GTSRB classes), "
+            "32x32 colour: the offline quickstart's model, which reads real GTSRB signs without seeing one."
+        ),
+        config=dataclasses.replace(
+            SIGNCNN_GTSRB.replace(
+                {
+                    # rendered, 200 per class (--synthetic-per-class): no download
+                    "data.dataset": "synthetic",
+                    # 5 epochs keep the quickstart under 2 minutes on 2 CPU cores; 6 add about 0.01 on
+                    # real signs
+                    "train.epochs": 5,
+                }
+            ),
+            recipe="cnn-synthetic",
+        ),
+        intended_use=(
+            "Trying tl_hub offline, and a starting point for fine-tuning on real signs (--init-from). It "
+            "classifies cropped images of German traffic signs into the 43 GTSRB classes, but having seen "
+            "only rendered signs it is far less accurate on real ones than a model trained on them (see "
+            "BENCHMARKS.md). Not a detector, and not for driving decisions."
+        ),
+        citations=(
+            "D. Ciresan, U. Meier, J. Masci, J. Schmidhuber. Multi-column deep neural network for traffic "
+            "sign classification. Neural Networks, 32, 2012.",
+            "S. Ioffe, C. Szegedy. Batch normalization: accelerating deep network training by reducing "
+            "internal covariate shift. ICML 2015.",
+            "J. Stallkamp, M. Schlipsing, J. Salmen, C. Igel. Man vs. computer: Benchmarking machine "
+            "learning algorithms for traffic sign recognition. Neural Networks, 32, 2012.",
+        ),
+        tags=("traffic-signs", "gtsrb", "cnn", "synthetic-data"),
     ),
     "vgg16-catsdogs": Recipe(
         name="vgg16-catsdogs",

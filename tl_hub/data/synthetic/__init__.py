@@ -3,8 +3,8 @@
 Each class has a clean template (shape, colours, pictogram) drawn once with PIL at 4x supersampling and
 cached. Every image then warps a template (scale, offset, rotation, viewing angle), composites it over a
 random scene (sky, foliage, facades, gradients, a post, neighbouring signs) and applies the damage seen
-in GTSRB crops: faded paint, dark or washed-out exposure, colour casts, uneven light, blur, low source
-resolution, sensor noise and JPEG artefacts.
+in GTSRB crops: faded paint, dark or washed-out exposure, backlighting, colour casts, uneven light, blur,
+low source resolution, sensor noise and JPEG artefacts.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def _check_size(size: int) -> None:
 def render_sign(class_id: int, rng: np.random.Generator, size: int = 32) -> Image.Image:
     """One RGB image (size x size) of a sign of class `class_id`, randomly varied using `rng`.
 
-    The sign covers roughly 60-95% of the image width (about 80% on average, as in GTSRB crops).
+    The sign covers roughly 55-95% of the image width (about 76% on average, as in GTSRB crops).
     """
     return Image.fromarray(_render(class_id, rng, size), "RGB")
 
@@ -58,9 +58,16 @@ def _render(class_id: int, rng: np.random.Generator, size: int) -> np.ndarray:
     alpha = sign[3:]
     # Paint fades and tints; retroreflective paint usually looks brighter than its surroundings.
     tint = uniform(rng, 0.85, 1.4) * (1 + 0.05 * rng.standard_normal(3))
+    scene_gain = uniform(rng, 0.3, 0.9)
+    backlit = rng.random() < 0.2
+    if backlit:
+        # A bright sky behind a sign in its own shadow, as in many GTSRB frames.
+        tint, scene_gain = tint * uniform(rng, 0.3, 0.7), uniform(rng, 1.0, 1.6)
     sign_rgb = apply_color(color_matrix(uniform(rng, 0.0, 0.5), tint), sign[:3])
 
-    scene = background(rng, size) * np.float32(uniform(rng, 0.3, 0.9))
+    scene = background(rng, size) * np.float32(scene_gain)
+    if backlit:
+        scene = np.minimum(scene, 1.0)
     add_clutter(rng, scene, placement)
     img = photometric(rng, sign_rgb + scene * (1 - alpha))
     pixels = to_pixels(sensor_noise(rng, optics(rng, img)), uniform(rng, 0.75, 1.35))

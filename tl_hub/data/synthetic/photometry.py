@@ -79,7 +79,7 @@ def photometric(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
         haze = uniform(rng, 0.15, 0.5)
         img = img * np.float32(1 - haze) + haze * random_color(rng, _GLARE)
     # GTSRB is dominated by underexposed frames, with a tail of overexposed ones.
-    gain = min(max(math.exp(rng.normal(-0.55, 0.6)), 0.12), 2.2)
+    gain = min(max(math.exp(rng.normal(-0.4, 0.6)), 0.12), 2.2)
     cast = gain * (1 + 0.07 * rng.standard_normal(3))
     rows, cols = grid(img.shape[1])
     theta = uniform(rng, 0, 2 * math.pi)
@@ -105,14 +105,14 @@ def optics(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     sigma_y = sigma_x = 0.0
     low = size
     kind = rng.random()
-    if kind < 0.3:
-        sigma_y = sigma_x = uniform(rng, 0.2, 0.75)
-    elif kind < 0.4:
+    if kind < 0.45:
+        sigma_y = sigma_x = uniform(rng, 0.3, 1.0)
+    elif kind < 0.55:
         # A moving camera smears mostly along one axis.
         sigma_y, sigma_x = uniform(rng, 0.0, 0.3), uniform(rng, 0.6, 1.2)
         if rng.random() < 0.3:
             sigma_y, sigma_x = sigma_x, sigma_y
-    elif kind < 0.6:
+    elif kind < 0.8:
         # Many GTSRB crops were upscaled from tiny detections; emulate the lost detail.
         low = int(rng.integers(max(MIN_SIZE // 2, size // 2), size))
     else:

@@ -35,9 +35,9 @@ _SUPERSAMPLE = 4
 
 
 def _speed(text: str) -> Callable[[Pen], None]:
-    # Three digits get a wider, flatter box so that their strokes stay as thick as two digits'.
-    box = (-0.66, -0.48, 0.66, 0.48) if len(text) == 2 else (-0.82, -0.42, 0.82, 0.42)
-    return lambda pen: pen.text(text, box, BLACK)
+    # Digits about 0.42 of the sign's diameter tall; three digits are smaller so that they fit the disc.
+    height = 1.1 if len(text) == 2 else 0.9
+    return lambda pen: pen.number(text, 0.0, 0.0, height, BLACK)
 
 
 def _car_rear(pen: Pen, fill: Color) -> None:
@@ -94,7 +94,7 @@ _END_STRIPES = (-0.32, -0.16, 0.0, 0.16, 0.32)
 
 
 def _end_speed(pen: Pen) -> None:
-    pen.text("80", (-0.62, -0.46, 0.62, 0.46), GREY)
+    pen.number("80", 0.0, 0.0, 0.88, GREY)
     _end_band(pen, _END_STRIPES, 0.07)
 
 
@@ -115,8 +115,9 @@ def _end_no_passing_trucks(pen: Pen) -> None:
 
 
 def _right_of_way(pen: Pen) -> None:
-    pen.poly([(0.0, -0.95), (0.17, -0.72), (0.26, 0.72), (-0.26, 0.72), (-0.17, -0.72)], BLACK)
-    pen.poly([(-0.62, -0.34), (0.0, -0.46), (0.62, -0.34), (0.62, -0.1), (0.0, 0.02), (-0.62, -0.1)], BLACK)
+    # The priority road, broad and pointed, crossed by the narrower side road.
+    pen.poly([(0.0, -0.85), (0.22, -0.6), (0.3, 0.7), (-0.3, 0.7), (-0.22, -0.6)], BLACK)
+    pen.poly([(-0.62, -0.3), (0.0, -0.42), (0.62, -0.3), (0.62, -0.02), (0.0, 0.1), (-0.62, -0.02)], BLACK)
 
 
 def _caution(pen: Pen) -> None:
@@ -129,11 +130,11 @@ def _curve_left(pen: Pen) -> None:
 
 
 def _double_curve(pen: Pen) -> None:
+    # First left: the road comes up on the right, swings left, and leaves at the top bending right again.
     path = [
-        (0.3, 0.74),
-        *bezier((0.3, 0.4), (0.3, 0.1), (-0.25, 0.25), (-0.25, -0.05)),
-        *bezier((-0.25, -0.05), (-0.25, -0.35), (0.3, -0.25), (0.3, -0.6)),
-        (0.3, -0.78),
+        (0.2, 0.76),
+        *bezier((0.2, 0.22), (0.2, -0.02), (-0.18, 0.12), (-0.18, -0.14)),
+        *bezier((-0.18, -0.4), (-0.18, -0.62), (-0.1, -0.7), (0.1, -0.78)),
     ]
     pen.line(path, 0.22, BLACK, round_caps=False)
 
@@ -193,28 +194,31 @@ def _pedestrians(pen: Pen) -> None:
 
 
 def _children(pen: Pen) -> None:
+    # Drawn facing right and mirrored in the spec: the larger child runs on the right, holding the smaller.
     _walker(pen.sub(-0.3, 0.06, 0.86))
     _walker(pen.sub(0.35, 0.2, 0.7))
+    pen.line([(-0.05, -0.25), (0.2, -0.05)], 0.1, BLACK)
 
 
 def _bicycle(pen: Pen) -> None:
+    # Thin lines, as on the sign: blurred, bold wheels look like any dark mass low in the triangle.
     for x in (-0.45, 0.45):
-        pen.ring(x, 0.35, 0.32, 0.1, BLACK)
-    frame = [(-0.45, 0.35), (-0.15, -0.15), (0.3, -0.15), (0.45, 0.35)]
-    pen.line(frame, 0.09, BLACK)
-    pen.line([(-0.15, -0.15), (0.0, 0.35), (0.3, -0.15)], 0.09, BLACK)
-    pen.line([(-0.25, -0.28), (-0.05, -0.28)], 0.1, BLACK)
-    pen.line([(0.3, -0.15), (0.25, -0.35), (0.4, -0.38)], 0.09, BLACK)
+        pen.ring(x, 0.38, 0.28, 0.07, BLACK)
+    frame = [(-0.45, 0.38), (-0.15, -0.1), (0.3, -0.1), (0.45, 0.38)]
+    pen.line(frame, 0.07, BLACK)
+    pen.line([(-0.15, -0.1), (0.0, 0.38), (0.3, -0.1)], 0.07, BLACK)
+    pen.line([(-0.25, -0.22), (-0.05, -0.22)], 0.08, BLACK)
+    pen.line([(0.3, -0.1), (0.25, -0.3), (0.4, -0.33)], 0.07, BLACK)
 
 
 def _snowflake(pen: Pen) -> None:
-    center = (0.0, 0.02)
+    center = (0.0, 0.1)
     for k in range(6):
         a = math.radians(90 + 60 * k)
         d = (math.cos(a), math.sin(a))
-        tip = (center[0] + 0.72 * d[0], center[1] + 0.72 * d[1])
+        tip = (center[0] + 0.6 * d[0], center[1] + 0.6 * d[1])
         pen.line([center, tip], 0.12, BLACK)
-        mid = (center[0] + 0.42 * d[0], center[1] + 0.42 * d[1])
+        mid = (center[0] + 0.36 * d[0], center[1] + 0.36 * d[1])
         for side in (-1, 1):
             b = a + side * math.radians(45)
             pen.line([mid, (mid[0] + 0.24 * math.cos(b), mid[1] + 0.24 * math.sin(b))], 0.09, BLACK)
@@ -256,8 +260,8 @@ def _roundabout(pen: Pen) -> None:
     for k in range(3):
         # Decreasing angle runs counter-clockwise on screen, the direction of German roundabout traffic.
         start = 80 + 120 * k
-        path = arc(0.0, 0.0, 0.55, start, start - 88, 16)
-        arrow(pen, path, 0.2, 0.48, 0.3, WHITE)
+        path = arc(0.0, 0.0, 0.6, start, start - 85, 16)
+        arrow(pen, path, 0.17, 0.4, 0.26, WHITE)
 
 
 class _Spec(NamedTuple):
@@ -295,10 +299,10 @@ _SIGNS: dict[int, _Spec] = {
     25: _Spec("warning", _road_work),
     26: _Spec("warning", _traffic_signals),
     27: _Spec("warning", _pedestrians),
-    28: _Spec("warning", _children),
+    28: _Spec("warning", _children, mirrored=True),
     29: _Spec("warning", _bicycle),
     30: _Spec("warning", _snowflake),
-    31: _Spec("warning", _deer),
+    31: _Spec("warning", _deer, mirrored=True),  # GTSRB's deer leaps to the left
     32: _Spec("end", _end_all),
     33: _Spec("mandatory", _turn_right),
     34: _Spec("mandatory", _turn_right, mirrored=True),

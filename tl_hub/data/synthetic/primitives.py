@@ -1,5 +1,6 @@
-"""Drawing primitives for the sign templates: the palette, a pen in a sign-local frame, geometry helpers
-(arcs, Bezier curves, polygons, arrows) and the sign bodies (discs, triangles, diamond, octagon)."""
+"""Drawing primitives for the sign templates: the palette, a pen in a sign-local frame, DIN 1451 digits,
+geometry helpers (arcs, Bezier curves, polygons, arrows) and the sign bodies (discs, triangles, diamond,
+octagon)."""
 
 from __future__ import annotations
 
@@ -66,12 +67,23 @@ class Pen:
         self.draw.ellipse((ax, ay, bx, by), outline=fill, width=max(1, round(width * self.scale)))
 
     def text(self, text: str, box: tuple[float, float, float, float], fill: Color) -> None:
-        """Bold text stretched to fill `box`; stretching condenses the glyphs like DIN 1451 sign digits."""
+        """Bold text stretched to fill `box` (the STOP sign's lettering; numbers are `number`)."""
         mask = _text_mask(text)
         (ax, ay), (bx, by) = self.pt(box[0], box[1]), self.pt(box[2], box[3])
         w, h = round(bx - ax), round(by - ay)
         mask = mask.resize((w, h), Image.LANCZOS)
         self.image.paste(Image.new("RGBA", (w, h), (*fill, 255)), (round(ax), round(ay)), mask)
+
+    def number(self, digits: str, cx: float, cy: float, height: float, fill: Color) -> None:
+        """`digits` centred on (cx, cy), `height` tall, as the uniform strokes of DIN 1451 sign digits."""
+        widths = [_DIGIT_WIDTH[d] for d in digits]
+        x = cx - (sum(widths) + _DIGIT_GAP * (len(digits) - 1)) * height / 2
+        for d, w in zip(digits, widths, strict=True):
+            glyph = self.sub(x + w * height / 2, cy, height / 2)
+            for stroke in _DIGIT_STROKES[d]:
+                # Glyph coordinates: x from 0 (left) to the digit's width, y from 0 (top) to 1 (bottom).
+                glyph.line([(2 * gx - w, 2 * gy - 1) for gx, gy in stroke], 2 * _DIGIT_STROKE, fill)
+            x += (w + _DIGIT_GAP) * height
 
 
 @functools.lru_cache(maxsize=32)
@@ -96,6 +108,37 @@ def bezier(p0: Point, p1: Point, p2: Point, p3: Point, n: int = 20) -> list[Poin
     t = np.linspace(0.0, 1.0, n)[:, None]
     pts = (1 - t) ** 3 * p0 + 3 * (1 - t) ** 2 * t * p1 + 3 * (1 - t) * t**2 * p2 + t**3 * p3
     return [(float(x), float(y)) for x, y in pts]
+
+
+# DIN 1451 digits as stroke centre lines, in glyph units: the digit is 1 tall, _DIGIT_WIDTH wide, drawn with
+# a uniform stroke _DIGIT_STROKE wide. Road-sign digits are narrow (width about 0.55 of the height) with
+# open counters; a bold font stretched into the same box closes them, and a 6 reads as an 8.
+_DIGIT_STROKE = 0.13
+_DIGIT_GAP = 0.1
+_HALF = _DIGIT_STROKE / 2
+_DIGIT_WIDTH = {"0": 0.56, "1": 0.4, "2": 0.56, "3": 0.56, "5": 0.56, "6": 0.56, "7": 0.54, "8": 0.56}
+_BOWL = (0.56 - 2 * _HALF) / 2  # radius of the round parts of a full-width digit
+_DIGIT_STROKES: dict[str, list[list[Point]]] = {
+    "0": [
+        [
+            *arc(0.28, _HALF + _BOWL, _BOWL, 180, 360, 16),
+            *arc(0.28, 1 - _HALF - _BOWL, _BOWL, 0, 180, 16),
+            (_HALF, _HALF + _BOWL),
+        ]
+    ],
+    "1": [[(0.12, 0.3), (0.3, _HALF), (0.3, 1 - _HALF)]],
+    "2": [
+        [*arc(0.28, _HALF + _BOWL, _BOWL, 195, 385, 16), (_HALF + 0.01, 1 - _HALF), (0.56 - _HALF, 1 - _HALF)]
+    ],
+    "3": [[(0.08, _HALF), (0.48, _HALF), (0.22, 0.4), *arc(0.27, 0.7, 0.235, 260, 500, 18)]],
+    "5": [[(0.48, _HALF), (0.11, _HALF), (0.08, 0.47), *arc(0.28, 0.7, 0.235, 240, 495, 18)]],
+    "6": [
+        [*arc(0.28, 1 - _HALF - _BOWL, _BOWL, 0, 360, 20)],
+        [(_HALF, 1 - _HALF - _BOWL), (_HALF, 0.34), *arc(0.32, 0.34, 0.32 - _HALF, 180, 290, 10)],
+    ],
+    "7": [[(_HALF, _HALF), (0.54 - _HALF, _HALF), (0.18, 1 - _HALF)]],
+    "8": [[*arc(0.28, 0.255, 0.19, 0, 360, 18)], [*arc(0.28, 0.72, 0.215, 0, 360, 20)]],
+}
 
 
 def _regular(n: int, r: float, deg0: float, cx: float = 0.0, cy: float = 0.0) -> list[Point]:

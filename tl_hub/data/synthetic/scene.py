@@ -44,7 +44,7 @@ def warped_sign(class_id: int, rng: np.random.Generator, size: int) -> tuple[np.
     first resized, with antialiasing, to the sign's size at twice the output resolution; the warp then
     samples it about 1:1 at that resolution, and a 2x2 box filter gives the output.
     """
-    extent = min(max(rng.normal(0.8, 0.07), 0.6), 0.95) * size
+    extent = min(max(rng.normal(0.76, 0.08), 0.55), 0.95) * size
     # Turning the sign away foreshortens one axis and shrinks its far side, as in a pinhole camera.
     yaw = uniform(rng, -0.5, 0.5) if rng.random() < 0.7 else 0.0
     pitch = uniform(rng, -0.3, 0.3) if rng.random() < 0.5 else 0.0
