@@ -210,7 +210,7 @@ def _decode_rows(
             out.append((preprocess_image(image, preprocess, side), label))
         except Exception as e:  # an unreadable file: skipped, as when decoding a whole split
             name = row[image_column].get("path") or "?"
-            logging.getLogger(__name__).warning("skipping unreadable streamed image %s: %s", name, e)
+            logger.warning("skipping unreadable streamed image %s: %s", name, e)
     return out
 
 
