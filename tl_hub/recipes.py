@@ -64,6 +64,20 @@ AUGMENTATIONS: dict[str, AugConfig] = {
     "none": AugConfig(),
 }
 
+# Citations that more than one recipe's model card gives.
+STALLKAMP = (
+    "J. Stallkamp, M. Schlipsing, J. Salmen, C. Igel. Man vs. computer: Benchmarking machine "
+    "learning algorithms for traffic sign recognition. Neural Networks, 32, 2012."
+)
+CIRESAN = (
+    "D. Ciresan, U. Meier, J. Masci, J. Schmidhuber. Multi-column deep neural network for traffic "
+    "sign classification. Neural Networks, 32, 2012."
+)
+IOFFE = (
+    "S. Ioffe, C. Szegedy. Batch normalization: accelerating deep network training by reducing "
+    "internal covariate shift. ICML 2015."
+)
+
 # SignCNN on 32x32 colour signs: cnn-gtsrb on real GTSRB, and cnn-synthetic on rendered signs.
 SIGNCNN_GTSRB = RunConfig(
     recipe="cnn-gtsrb",
@@ -155,8 +169,7 @@ RECIPES: dict[str, Recipe] = {
         citations=(
             "Y. LeCun, L. Bottou, Y. Bengio, P. Haffner. Gradient-based learning applied to document "
             "recognition. Proceedings of the IEEE, 86(11), 1998.",
-            "J. Stallkamp, M. Schlipsing, J. Salmen, C. Igel. Man vs. computer: Benchmarking machine "
-            "learning algorithms for traffic sign recognition. Neural Networks, 32, 2012.",
+            STALLKAMP,
             "J. Yosinski, J. Clune, Y. Bengio, H. Lipson. How transferable are features in deep neural "
             "networks? NeurIPS 2014.",
         ),
@@ -176,14 +189,11 @@ RECIPES: dict[str, Recipe] = {
             "teaching model, not for driving decisions."
         ),
         citations=(
-            "D. Ciresan, U. Meier, J. Masci, J. Schmidhuber. Multi-column deep neural network for traffic "
-            "sign classification. Neural Networks, 32, 2012.",
+            CIRESAN,
             "P. Sermanet, Y. LeCun. Traffic sign recognition with multi-scale convolutional networks. "
             "IJCNN 2011.",
-            "S. Ioffe, C. Szegedy. Batch normalization: accelerating deep network training by reducing "
-            "internal covariate shift. ICML 2015.",
-            "J. Stallkamp, M. Schlipsing, J. Salmen, C. Igel. Man vs. computer: Benchmarking machine "
-            "learning algorithms for traffic sign recognition. Neural Networks, 32, 2012.",
+            IOFFE,
+            STALLKAMP,
         ),
         tags=("traffic-signs", "gtsrb", "cnn"),
     ),
@@ -212,12 +222,9 @@ RECIPES: dict[str, Recipe] = {
             "BENCHMARKS.md). Not a detector, and not for driving decisions."
         ),
         citations=(
-            "D. Ciresan, U. Meier, J. Masci, J. Schmidhuber. Multi-column deep neural network for traffic "
-            "sign classification. Neural Networks, 32, 2012.",
-            "S. Ioffe, C. Szegedy. Batch normalization: accelerating deep network training by reducing "
-            "internal covariate shift. ICML 2015.",
-            "J. Stallkamp, M. Schlipsing, J. Salmen, C. Igel. Man vs. computer: Benchmarking machine "
-            "learning algorithms for traffic sign recognition. Neural Networks, 32, 2012.",
+            CIRESAN,
+            IOFFE,
+            STALLKAMP,
         ),
         tags=("traffic-signs", "gtsrb", "cnn", "synthetic-data"),
     ),

@@ -278,11 +278,10 @@ def check_labels(labels: np.ndarray, label_names: list[str], split: str, named: 
         )
 
 
-def _labelled_test(
-    dsd: datasets.DatasetDict, label_col: str, label_names: list[str], named: bool
+def labelled_test(
+    test: datasets.Dataset | None, label_col: str, label_names: list[str], named: bool
 ) -> datasets.Dataset | None:
-    """The test split, if it has one with labels (the Hub marks an unlabelled one with -1s)."""
-    test = dsd.get("test")
+    """`test`, if there is one and it has labels (the Hub marks an unlabelled one with -1s)."""
     if test is None:
         return None
     labels = np.asarray(test[label_col], dtype=np.int64)
@@ -361,6 +360,24 @@ def decode_split(
     return SplitData(torch.stack(images), torch.tensor(labels, dtype=torch.int64)), skipped
 
 
+def decode_splits(
+    named: dict[str, datasets.Dataset | None],
+    columns: tuple[str, str],
+    preprocess: PreprocessConfig,
+    image_cache: str,
+) -> tuple[dict[str, SplitData], int]:
+    """Decode every split given (None: absent), in memory or in the disk image cache as `image_cache` says
+    for all of them together; returns the splits and how many unreadable images were skipped."""
+    todo = {name: ds for name, ds in named.items() if ds is not None}
+    disk = uses_disk(image_cache, preprocess, sum(len(ds) for ds in todo.values()))
+    splits: dict[str, SplitData] = {}
+    skipped = 0
+    for name, ds in todo.items():
+        splits[name], n = decode_split(ds, *columns, preprocess, name, disk)
+        skipped += n
+    return splits, skipped
+
+
 def prepare_data(cfg: DataConfig, preprocess: PreprocessConfig, seed: int) -> PreparedData:
     """Open, split, subsample, decode and preprocess the dataset `cfg.dataset`."""
     dsd = open_dataset(cfg.dataset, cfg.synthetic_per_class)
@@ -418,15 +435,13 @@ def prepare_data(cfg: DataConfig, preprocess: PreprocessConfig, seed: int) -> Pr
         train = train.select(keep)
         logger.info("train: a class-stratified sample of %d images, seed %d", len(keep), seed + 2)
 
-    splits: dict[str, SplitData] = {}
-    skipped = 0
-    test = _labelled_test(dsd, label_col, label_names, named)
-    named_splits = [("train", train), ("validation", validation), ("test", test)]
-    todo = [(name, ds) for name, ds in named_splits if ds is not None]
-    disk = uses_disk(cfg.image_cache, preprocess, sum(len(ds) for _, ds in todo))
-    for name, ds in todo:
-        splits[name], n = decode_split(ds, image_col, label_col, preprocess, name, disk)
-        skipped += n
+    test = labelled_test(dsd.get("test"), label_col, label_names, named)
+    splits, skipped = decode_splits(
+        {"train": train, "validation": validation, "test": test},
+        (image_col, label_col),
+        preprocess,
+        cfg.image_cache,
+    )
     return PreparedData(
         train=splits["train"],
         validation=splits["validation"],

@@ -33,11 +33,10 @@ from tl_hub.config import DataConfig, PreprocessConfig
 from tl_hub.data.loading import (
     VALIDATION_SPLITS,
     PreparedData,
-    SplitData,
     check_labels,
-    decode_split,
+    decode_splits,
+    labelled_test,
     resolve_columns,
-    uses_disk,
 )
 from tl_hub.data.naming import SYNTHETIC
 from tl_hub.data.store import decode_workers, init_decoder
@@ -262,20 +261,13 @@ def prepare_streaming(cfg: DataConfig, preprocess: PreprocessConfig, seed: int) 
             f"{len(evaluation['validation'])} train images picked by a hash of each image "
             f"({fraction:.1%}), which training skips"
         )
-    if "test" in streams:
-        evaluation["test"] = eval_rows(streams["test"], count, columns[0])
     logger.info("validation: %s (streaming; --val-size sets how many)", validation_from)
-    splits: dict[str, SplitData] = {}
-    skipped = 0
-    for name, ds in evaluation.items():
-        labels = np.asarray(ds[columns[1]], dtype=np.int64)
-        if name == "test" and len(labels) and (labels == -1).all():
-            logger.warning("the test split has no labels (all -1): it is not scored")
-            continue
-        check_labels(labels, label_names, name, True)
-        disk = uses_disk(cfg.image_cache, preprocess, len(ds))
-        splits[name], n = decode_split(ds, *columns, preprocess, name, disk)
-        skipped += n
+    validation_labels = np.asarray(evaluation["validation"][columns[1]], dtype=np.int64)
+    check_labels(validation_labels, label_names, "validation", True)
+    if "test" in streams:
+        test = eval_rows(streams["test"], count, columns[0])
+        evaluation["test"] = labelled_test(test, columns[1], label_names, True)
+    splits, skipped = decode_splits(evaluation, columns, preprocess, cfg.image_cache)
     stream = StreamSplit(train, columns, preprocess, length, len(label_names), seed, fraction)
     logger.info("train: streamed, %d images an epoch, decoded by %d worker(s)", length, decode_workers())
     return PreparedData(

@@ -24,8 +24,9 @@ from tqdm.auto import tqdm
 
 from tl_hub.config import AugConfig, PreprocessConfig, cache_root
 from tl_hub.data.store import ImageStore
-from tl_hub.data.transforms import BatchAugment, center_view, normalize
+from tl_hub.data.transforms import BatchAugment
 from tl_hub.models.anatomy import feature_shape, head_input
+from tl_hub.training.engine import image_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -95,14 +96,11 @@ def extract(
     # oneDNN's and cuDNN's fast convolution layout (4-D weights only); outside inference mode, so the
     # weights stay trainable
     model.to(memory_format=torch.channels_last)
+    prepare = image_inputs(preprocess, augment)  # training's own batch preparation
     out = []
     for i in tqdm(range(0, len(images), EXTRACT_BATCH_SIZE), desc=desc, leave=False):
-        x = images[i : i + EXTRACT_BATCH_SIZE]
-        if augment is not None:
-            x = augment(x.float().div_(255.0), generator, preprocess.input_size)
-        else:
-            x = center_view(x, preprocess.input_size).float().div_(255.0)
-        x = normalize(x, preprocess).to(device).contiguous(memory_format=torch.channels_last)
+        x = prepare(images[i : i + EXTRACT_BATCH_SIZE], generator)
+        x = x.to(device).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             out.append(head_input(model, x, kind).cpu())
     return torch.cat(out)
