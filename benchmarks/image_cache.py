@@ -11,9 +11,11 @@ aspect 3/4-4/3, flips, colour jitter 0.4), side by side, epochs alternating:
   (RandomResizedCrop, RandomHorizontalFlip, ColorJitter, ToTensor, Normalize), DataLoader with 2 workers;
 - tl_hub: shuffled batches read from the disk image cache, augmented as whole batches (`BatchAugment`).
 Each pipeline is timed alone (data only: what the loader can feed) and feeding a small network's training
-step (`--model`), where the data path still sets the pace on a CPU.
+step (`--model`), with the network alone on a synthetic batch for its own pace. With `--device cuda` the
+batches move to the GPU, where tl_hub augments them and the network trains.
 
     python benchmarks/image_cache.py --dataset ../shared/data/catsdogs-train-2000 --rounds 3
+    python benchmarks/image_cache.py --only epoch --device cuda --longer-side
 """
 
 from __future__ import annotations
@@ -123,12 +125,10 @@ def decode_benchmark(ds: datasets.Dataset, column: str, label: str, rounds: int,
             )
 
 
-def baseline_loader(ds: datasets.Dataset, column: str, label: str) -> DataLoader:
+def baseline_loader(ds: datasets.Dataset, column: str, label: str, workers: int, pin: bool) -> DataLoader:
     transform = T.Compose(
         [
-            T.RandomResizedCrop(
-                224, scale=AUG.crop_scale, ratio=AUG.crop_ratio, interpolation=T.InterpolationMode.BICUBIC
-            ),
+            T.RandomResizedCrop(224, scale=AUG.crop_scale, ratio=AUG.crop_ratio),  # bilinear, as tl_hub
             T.RandomHorizontalFlip(),
             T.ColorJitter(AUG.brightness, AUG.contrast, AUG.saturation),
             T.ToTensor(),
@@ -144,48 +144,88 @@ def baseline_loader(ds: datasets.Dataset, column: str, label: str) -> DataLoader
         return torch.stack([r["pixel_values"] for r in rows]), torch.tensor([r[label] for r in rows])
 
     return DataLoader(
-        ds.with_transform(apply), batch_size=BATCH, shuffle=True, num_workers=2, collate_fn=collate
+        ds.with_transform(apply),
+        batch_size=BATCH,
+        shuffle=True,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin,
+        persistent_workers=workers > 0,
     )
 
 
-def epoch(loader: DataLoader, prepare, model: torch.nn.Module | None, optimizer) -> float:
-    """Seconds for one pass: each batch made ready for the model, and its training step when `model`."""
+def train_step(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+) -> None:
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def epoch(
+    loader: DataLoader, prepare, model: torch.nn.Module | None, optimizer, device: torch.device
+) -> float:
+    """Seconds for one pass: each batch moved to `device` and made ready for the model there, and its
+    training step when `model`."""
     generator = torch.Generator().manual_seed(0)
     start = time.perf_counter()
     for images, labels in loader:
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         x = prepare(images, generator)
         if model is not None:
-            loss = F.cross_entropy(model(x), labels)
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            train_step(model, optimizer, x, labels)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def model_alone(model: torch.nn.Module, optimizer, n: int, device: torch.device) -> float:
+    """Seconds for an epoch's training steps on one synthetic batch already on `device`: the network's own
+    pace, which no data path can beat."""
+    x = torch.randn(BATCH, 3, 224, 224, device=device)
+    y = torch.randint(0, 2, (BATCH,), device=device)
+    train_step(model, optimizer, x, y)  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(-(-n // BATCH)):
+        train_step(model, optimizer, x, y)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
 def epoch_benchmark(
-    ds: datasets.Dataset, column: str, label: str, rounds: int, model_name: str, photos: str
+    ds: datasets.Dataset, column: str, label: str, args: argparse.Namespace, photos: str
 ) -> None:
+    device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as cache:
         os.environ["TL_HUB_CACHE"] = cache
         split, _ = decode_split(ds, column, label, PRE, "train", disk=True)
         ours = split.loader(BATCH)
-        theirs = baseline_loader(ds, column, label)
+        theirs = baseline_loader(ds, column, label, args.workers, pin=device.type == "cuda")
         augment = image_inputs(PRE, BatchAugment(AUG))
-        model = timm.create_model(model_name, num_classes=2).to(memory_format=torch.channels_last)
+        model = timm.create_model(args.model, num_classes=2).to(device, memory_format=torch.channels_last)
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
         for with_model in (False, True):
             net = model if with_model else None
             times: dict[str, list[float]] = {"baseline": [], "tl_hub": []}
-            for _ in range(rounds):
-                times["baseline"].append(epoch(theirs, lambda x, g: x, net, optimizer))
-                times["tl_hub"].append(epoch(ours, augment, net, optimizer))
+            for _ in range(args.rounds):
+                times["baseline"].append(epoch(theirs, lambda x, g: x, net, optimizer, device))
+                times["tl_hub"].append(epoch(ours, augment, net, optimizer, device))
             if not with_model:  # what the host does when the augmentation runs on an accelerator
                 times["tl_hub, reading only"] = [
-                    epoch(ours, lambda x, g: x, None, None) for _ in range(rounds)
+                    epoch(ours, lambda x, g: x, None, None, device) for _ in range(args.rounds)
                 ]
-            what = f"feeding {model_name}'s training step" if with_model else "data only"
+            else:
+                times["model alone"] = [
+                    model_alone(model, optimizer, len(ds), device) for _ in range(args.rounds)
+                ]
+            what = f"feeding {args.model}'s training step" if with_model else "data only"
             base = statistics.median(times["baseline"])
-            print(f"\nepoch of {len(ds)} photos ({photos}) at 224x224, {what}, median of {rounds}:")
+            head = f"epoch of {len(ds)} photos ({photos}) at 224x224 on {device}, {what}"
+            print(f"\n{head}, median of {args.rounds}:")
             for name, t in times.items():
                 s = statistics.median(t)
                 print(f"  {name:20s} {s:7.1f} s/epoch {len(ds) / s:7.0f} images/s  {base / s:5.2f}x")
@@ -200,6 +240,8 @@ def main() -> None:
         "--model", default="mobilenetv3_small_050", help="a small timm network, random weights"
     )
     parser.add_argument("--only", choices=["decode", "epoch"], default=None)
+    parser.add_argument("--device", default="cpu", help="where the augmentation and the network run (cuda)")
+    parser.add_argument("--workers", type=int, default=2, help="the baseline DataLoader's worker processes")
     parser.add_argument(
         "--longer-side",
         type=int,
@@ -215,10 +257,10 @@ def main() -> None:
     if args.only != "epoch":
         decode_benchmark(ds, column, label, args.rounds, args.big)
     if args.only != "decode":
-        epoch_benchmark(ds, column, label, args.rounds, args.model, "the dataset's photos")
+        epoch_benchmark(ds, column, label, args, "the dataset's photos")
         for side in args.longer_side:
             bigger = enlarged(ds, column, len(ds), side)
-            epoch_benchmark(bigger, column, label, args.rounds, args.model, f"longer side {side} px")
+            epoch_benchmark(bigger, column, label, args, f"longer side {side} px")
 
 
 if __name__ == "__main__":

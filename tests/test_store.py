@@ -16,6 +16,7 @@ from tl_hub.config import AugConfig, PreprocessConfig
 from tl_hub.data import store
 from tl_hub.data.loading import decode_split, uses_disk
 from tl_hub.data.transforms import BatchAugment, center_view, storage_size
+from tl_hub.training.engine import image_inputs
 
 from .conftest import encoded
 from .test_bad_inputs import TINY, assert_same_weights, killed_and_resumed, run_script_ok
@@ -134,6 +135,23 @@ def test_photo_augmentation_crops_the_whole_stored_image_and_evaluation_its_cent
         assert torch.allclose(got, image, atol=1e-5) or torch.allclose(got, image.flip(-1), atol=1e-5)
 
 
+def test_training_batches_reuse_one_buffer_and_autograd_guards_it() -> None:
+    """Each augmented batch is written over the last one (no page faults for a fresh batch); a backward
+    pass through a batch overwritten since is refused rather than silently wrong."""
+    prepare = image_inputs(PHOTO, BatchAugment(AugConfig(crop_scale=(0.5, 1.0), hflip=True, brightness=0.2)))
+    images = torch.randint(0, 256, (4, 3, storage_size(PHOTO), storage_size(PHOTO)), dtype=torch.uint8)
+    generator = torch.Generator().manual_seed(0)
+    first = prepare(images, generator)
+    kept = first.clone()
+    conv = torch.nn.Conv2d(3, 2, 3)
+    loss = conv(first).sum()
+    second = prepare(images, generator)
+    assert second.data_ptr() == first.data_ptr() and not torch.equal(second, kept)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+    assert prepare(images[:3], generator).shape == (3, 3, PHOTO.input_size, PHOTO.input_size)  # a last batch
+
+
 def test_saturation_jitter_keeps_greys_and_moves_colours() -> None:
     jitter = BatchAugment(AugConfig(saturation=0.5))
     grey = torch.rand(4, 1, 8, 8).expand(4, 3, 8, 8).contiguous()
@@ -161,7 +179,7 @@ def test_photo_augmentation_from_the_disk_cache_resumes_bit_identical(
     caplog.set_level(logging.INFO)
     # timm's tiny test network at 32 pixels, stored at 36: auto picks the disk cache, crops use its margin.
     model = ["--model", "test_efficientnet", "--no-pretrained", "--strategy", "finetune-all"]
-    args = [*TINY, *model, "--augment", "photo", "--input-size", "32", "--crop-pct", "0.875"]
+    args = [*TINY, *model, "--augment", "timm", "--input-size", "32", "--crop-pct", "0.875"]
     full, cut = killed_and_resumed(args, tmp_path, monkeypatch, capsys)
     # decoded once, by the first run; the resumed one reads the cache
     assert caplog.text.count("decoded to the image cache") == 3 and "image cache hit" in caplog.text

@@ -137,3 +137,58 @@ def test_brightness_and_contrast_jitter_each_image_within_their_range() -> None:
     assert spread.min() >= 0.7 - 1e-4 and spread.max() <= 1.3 + 1e-4 and spread.std() > 0.05
     bright = BatchAugment(AugConfig(brightness=0.9, contrast=0.9))(torch.ones(8, 3, 4, 4), torch.Generator())
     assert bright.max() <= 1.0 and bright.min() >= 0.0
+
+
+def test_photo_crops_are_boxes_of_whole_pixels_cut_from_anywhere_and_flipped() -> None:
+    """A quarter-area square crop of a 32-pixel image is 16 pixels: cut out as is, no resampling."""
+    x = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    aug = BatchAugment(AugConfig(crop_scale=(0.25, 0.25), hflip=True))
+    y = (aug(x, torch.Generator().manual_seed(0), 16) * 255).round().to(torch.uint8)
+    corners, flips = set(), 0
+    for image, got in zip(x, y, strict=True):
+        windows = image.unfold(1, 16, 1).unfold(2, 16, 1)  # (C, 17, 17, 16, 16): every 16x16 box
+        matches = [
+            (top, left, flipped)
+            for top in range(17)
+            for left in range(17)
+            for flipped in (False, True)
+            if torch.equal(windows[:, top, left].flip(-1) if flipped else windows[:, top, left], got)
+        ]
+        assert matches
+        corners.add(matches[0][:2])
+        flips += matches[0][2]
+    assert len(corners) > 8 and 0 < flips < 16  # crops from many places, about half of them mirrored
+
+
+def test_photo_crops_resize_uint8_as_float_does() -> None:
+    """On a CPU uint8 batches are resized in uint8 (torch's fast kernel, fixed-point weights), elsewhere in
+    float: the two differ by at most one grey level."""
+    x = torch.randint(0, 256, (8, 3, 40, 40), dtype=torch.uint8)
+    aug = BatchAugment(AugConfig(crop_scale=(0.3, 1.0), crop_ratio=(3 / 4, 4 / 3), hflip=True))
+    from_uint8 = aug(x, torch.Generator().manual_seed(3), 24)
+    from_float = aug(x.float() / 255, torch.Generator().manual_seed(3), 24)
+    difference = (from_uint8 - from_float).abs()
+    assert difference.max() <= 1.01 / 255 and difference.mean() < 0.3 / 255
+
+
+def test_colour_jitter_is_contrast_then_brightness_then_saturation_then_normalization() -> None:
+    """The per-image colour map composes the three jitters and the normalization; where nothing clips it
+    equals applying them one after the other."""
+    x = torch.rand(16, 3, 8, 8) * 0.2 + 0.4  # no jitter of at most 0.2 can leave [0, 1]
+    cfg = AugConfig(brightness=0.2, contrast=0.2, saturation=0.2)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    got = BatchAugment(cfg)(x, torch.Generator().manual_seed(5), None, mean, std)
+    g = torch.Generator().manual_seed(5)
+    contrast, brightness, saturation = (0.8 + 0.4 * torch.rand(16, generator=g) for _ in range(3))
+    image_mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    y = (x - image_mean) * contrast.view(-1, 1, 1, 1) + image_mean
+    y = y * brightness.view(-1, 1, 1, 1)
+    luma = 0.299 * y[:, 0:1] + 0.587 * y[:, 1:2] + 0.114 * y[:, 2:3]
+    y = (y - luma) * saturation.view(-1, 1, 1, 1) + luma
+    expected = (y - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    assert torch.allclose(got, expected, atol=1e-5)
+    # Clamped once, to the normalized image of [0, 1]
+    bright = BatchAugment(AugConfig(brightness=0.9))(
+        torch.ones(8, 3, 4, 4), torch.Generator(), None, mean, std
+    )
+    assert torch.allclose(bright.amax(dim=(0, 2, 3)), (1 - torch.tensor(mean)) / torch.tensor(std))

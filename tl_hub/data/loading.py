@@ -24,7 +24,7 @@ from tl_hub.config import DataConfig, PreprocessConfig
 from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
 from tl_hub.data.naming import SYNTHETIC, looks_local
 from tl_hub.data.splits import balanced_sample, stratified_group_split, stratified_sample
-from tl_hub.data.store import ImageStore, StoreDataset, build_store
+from tl_hub.data.store import ImageStore, StoreDataset, build_store, collate
 from tl_hub.data.transforms import load_image, preprocess_image, storage_size
 from tl_hub.errors import DatasetError
 
@@ -65,10 +65,10 @@ class SplitData:
             return StoreDataset(self.images, self.labels)
         return TensorDataset(self.images, self.labels)
 
-    def loader(self, batch_size: int) -> DataLoader:
-        """Shuffled training batches (Accelerate's seedable sampler makes the order a function of the
+    def loader(self, batch_size: int, shuffle: bool = True) -> DataLoader:
+        """Batches, shuffled for training (Accelerate's seedable sampler makes the order a function of the
         seed and the epoch)."""
-        return DataLoader(self.dataset(), batch_size=batch_size, shuffle=True)
+        return DataLoader(self.dataset(), batch_size=batch_size, shuffle=shuffle, collate_fn=collate)
 
 
 class TrainSplit(Protocol):

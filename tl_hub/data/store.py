@@ -24,12 +24,12 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import datasets
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 from tqdm.auto import tqdm
 
 from tl_hub.config import PreprocessConfig, cache_root
@@ -90,16 +90,13 @@ class ImageStore:
         out = np.empty((len(rows), self._item_bytes), dtype=np.uint8)
         fd = self._file()
         order = np.argsort(rows, kind="stable")  # in file order: sequential reads where rows are adjacent
-        start = 0
-        while start < len(order):
-            end = start + 1  # a run of consecutive file rows is one read
-            while end < len(order) and rows[order[end]] == rows[order[end - 1]] + 1:
-                end += 1
-            first = int(rows[order[start]])
-            block = np.empty((end - start, self._item_bytes), dtype=np.uint8)
-            _pread_all(fd, memoryview(block).cast("B"), first * self._item_bytes)
-            out[order[start:end]] = block
-            start = end
+        # One read per run of images adjacent both in the file and in `out`, straight into `out`.
+        file_rows = rows[order]
+        breaks = np.flatnonzero((np.diff(file_rows) != 1) | (np.diff(order) != 1)) + 1
+        for start, end in zip(np.r_[0, breaks], np.r_[breaks, len(rows)], strict=True):
+            first = int(order[start])
+            target = memoryview(out[first : first + end - start]).cast("B")
+            _pread_all(fd, target, int(file_rows[start]) * self._item_bytes)
         return torch.from_numpy(out.reshape(len(rows), *self.item_shape))
 
     def _file(self) -> int:
@@ -126,9 +123,16 @@ def _pread_all(fd: int, buffer: memoryview, offset: int) -> None:
         done += n
 
 
+class StoreBatch(NamedTuple):
+    """A batch read whole from an ImageStore: nothing left to collate."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+
 class StoreDataset(Dataset):
     """(image, label) pairs from an ImageStore; a DataLoader's batch is one `__getitems__` call, so the
-    batch is read from the file at once."""
+    batch is read from the file at once, into the tensor the loader yields (with `collate`)."""
 
     def __init__(self, store: ImageStore, labels: torch.Tensor):
         self.store, self.labels = store, labels
@@ -139,9 +143,16 @@ class StoreDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.store[index], self.labels[index]
 
-    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        images = self.store.read(indices)
-        return list(zip(images, self.labels[indices], strict=True))
+    def __getitems__(self, indices: list[int]) -> StoreBatch:
+        return StoreBatch(self.store.read(indices), self.labels[indices])
+
+
+def collate(batch: StoreBatch | list) -> list:
+    """A DataLoader's collate_fn: a StoreBatch as it is (stacking its images again would copy them),
+    anything else as PyTorch's default does."""
+    if isinstance(batch, StoreBatch):
+        return [batch.images, batch.labels]
+    return default_collate(batch)
 
 
 # -- building ----------------------------------------------------------------------------------------------

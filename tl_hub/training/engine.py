@@ -85,7 +85,7 @@ def eval_loader(
     `eval_batch_size`) rounded to split over the processes. `inputs` may be the disk image cache."""
     n = accelerator.num_processes
     batch_size = batch_size or eval_batch_size(inputs)
-    loader = DataLoader(SplitData(inputs, labels).dataset(), batch_size=max(n, batch_size // n * n))
+    loader = SplitData(inputs, labels).loader(max(n, batch_size // n * n), shuffle=False)
     return accelerator.prepare(loader)
 
 
@@ -106,13 +106,21 @@ def check_processes(accelerator: Accelerator) -> None:
 
 def image_inputs(preprocess: PreprocessConfig, augment: BatchAugment | None = None) -> Prepare:
     """Batch preparation for uint8 image batches: augmentation (training only) or the centre view of a
-    stored margin, then normalization."""
+    stored margin, then normalization.
+
+    Augmented batches are written into buffers reused from call to call (one per batch shape): each batch
+    is valid until the next call, as a training step consumes it. Autograd would refuse a backward pass
+    through a batch overwritten since."""
     size = preprocess.input_size
+    buffers: dict[tuple[int, ...], torch.Tensor] = {}
 
     def prepare(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if augment is not None and generator is not None:
             # Random parameters come from a CPU generator, so a run is reproducible on any device.
-            return normalize(augment(images.float().div_(255.0), generator, size), preprocess)
+            shape = (*images.shape[:2], size, size)
+            out = augment(images, generator, size, preprocess.mean, preprocess.std, buffers.get(shape))
+            buffers[shape] = out
+            return out
         return normalize(center_view(images, size).float().div_(255.0), preprocess)
 
     return prepare
