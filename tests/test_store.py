@@ -4,6 +4,7 @@ parallel, found again by a rerun, and never half-written."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import datasets
@@ -13,14 +14,14 @@ import torch
 from PIL import Image
 
 from tl_hub.config import AugConfig, PreprocessConfig
-from tl_hub.data import store
+from tl_hub.data import loading, store
 from tl_hub.data.loading import decode_split, uses_disk
 from tl_hub.data.transforms import BatchAugment, center_view, storage_size
 from tl_hub.training.engine import image_inputs
 
 from .conftest import encoded
 from .test_bad_inputs import TINY, assert_same_weights, killed_and_resumed, run_script_ok
-from .test_cli import TRAIN
+from .test_cli import TRAIN, run_script
 
 # Resized to 30 and stored at 28: a margin of 4 around the 24-pixel view.
 PHOTO = PreprocessConfig(input_size=24, crop_pct=0.8, mean=(0.5,) * 3, std=(0.5,) * 3)
@@ -119,6 +120,23 @@ def test_auto_keeps_signs_in_memory_and_photos_on_disk() -> None:
     assert uses_disk("auto", signs, 3_000_000)  # 3 GB
     assert uses_disk("auto", PHOTO, 10)  # a margin for random-resized crops
     assert not uses_disk("memory", PHOTO, 10) and uses_disk("disk", signs, 10)
+
+
+def test_memory_beyond_the_machine_is_refused_in_one_line_before_decoding(
+    monkeypatch, capsys, tmp_path
+) -> None:
+    """Decoding into memory more than the machine (or its container's limit) has room for would end in the
+    kernel killing the run minutes later, without a word."""
+    budget = store.memory_budget()
+    assert budget is None or 0 < budget <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    monkeypatch.setattr(loading, "memory_budget", lambda: 100_000)  # 100 KB free
+    out = tmp_path / "run"
+    code, err = run_script(
+        TRAIN, [*TINY, "--image-cache", "memory", "--output-dir", str(out)], monkeypatch, capsys
+    )
+    assert code == 2 and "decoded images take" in err and "use --image-cache disk (or auto" in err
+    assert "Traceback" not in err and not out.exists()
+    assert run_script_ok(TRAIN, [*TINY, "--output-dir", str(out)], monkeypatch, capsys)[0] == 0  # auto fits
 
 
 def test_photo_augmentation_crops_the_whole_stored_image_and_evaluation_its_centre() -> None:

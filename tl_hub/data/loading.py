@@ -24,7 +24,7 @@ from tl_hub.config import DataConfig, PreprocessConfig
 from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
 from tl_hub.data.naming import SYNTHETIC, looks_local
 from tl_hub.data.splits import balanced_sample, stratified_group_split, stratified_sample
-from tl_hub.data.store import ImageStore, StoreDataset, build_store, collate
+from tl_hub.data.store import ImageStore, StoreDataset, build_store, collate, memory_budget
 from tl_hub.data.transforms import load_image, preprocess_image, storage_size
 from tl_hub.errors import DatasetError
 
@@ -314,7 +314,15 @@ def track_groups(paths: list[str | None], labels: np.ndarray) -> np.ndarray | No
 
 def uses_disk(image_cache: str, cfg: PreprocessConfig, images: int) -> bool:
     """Whether --image-cache `image_cache` keeps `images` decoded images in the disk cache: "auto" does
-    when the preprocessing keeps a margin for crops or they would take more than DISK_FROM_BYTES."""
+    when the preprocessing keeps a margin for crops or they would take more than DISK_FROM_BYTES. "memory"
+    for more than the machine (or its container) has room for is refused: the kernel would kill the run."""
+    if image_cache == "memory":
+        need, room = images * cfg.channels * cfg.input_size**2, memory_budget()
+        if room is not None and need > room:
+            raise DatasetError(
+                f"--image-cache memory: {images:,} decoded images take {need / 1e9:.1f} GB and this machine "
+                f"has {room / 1e9:.1f} GB free: use --image-cache disk (or auto, the default)"
+            )
     if image_cache != "auto":
         return image_cache == "disk"
     side = storage_size(cfg)

@@ -21,6 +21,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -121,6 +122,34 @@ def _pread_all(fd: int, buffer: memoryview, offset: int) -> None:
         if n == 0:
             raise OSError(f"image cache file ends early at byte {offset + done}: delete {cache_dir()}")
         done += n
+
+
+def memory_budget() -> int | None:
+    """Bytes of memory this process could still fill: what the kernel reports available, capped by the
+    memory limit of the process's cgroup (a container's, a job scheduler's); None where nothing says."""
+    budgets = []
+    try:
+        available = re.search(r"MemAvailable:\s+(\d+) kB", Path("/proc/meminfo").read_text())
+        if available:
+            budgets.append(int(available[1]) * 1024)
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # cgroup v2
+            limit = Path("/sys/fs/cgroup", path.lstrip("/"), "memory.max")
+        elif "memory" in controllers.split(","):
+            limit = Path("/sys/fs/cgroup/memory", path.lstrip("/"), "memory.limit_in_bytes")
+        else:
+            continue
+        try:
+            text = limit.read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():  # v2 writes "max" for no limit
+            budgets.append(int(text))
+    return min(budgets, default=None)
 
 
 class StoreBatch(NamedTuple):
