@@ -36,6 +36,7 @@ import torch.nn.functional as F
 import torchvision.transforms as T
 from PIL import Image
 from torch.utils.data import DataLoader
+from train_throughput import per_sample_loader  # benchmarks/, the script's own directory
 
 from tl_hub.config import PreprocessConfig
 from tl_hub.data.loading import decode_split, resolve_columns
@@ -136,22 +137,7 @@ def baseline_loader(ds: datasets.Dataset, column: str, label: str, workers: int,
         ]
     )
 
-    def apply(batch: dict) -> dict:
-        batch["pixel_values"] = [transform(im.convert("RGB")) for im in batch[column]]
-        return batch
-
-    def collate(rows: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.stack([r["pixel_values"] for r in rows]), torch.tensor([r[label] for r in rows])
-
-    return DataLoader(
-        ds.with_transform(apply),
-        batch_size=BATCH,
-        shuffle=True,
-        num_workers=workers,
-        collate_fn=collate,
-        pin_memory=pin,
-        persistent_workers=workers > 0,
-    )
+    return per_sample_loader(ds, transform, (column, label), BATCH, workers, pin)
 
 
 def train_step(

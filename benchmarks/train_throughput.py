@@ -18,6 +18,7 @@ import argparse
 import logging
 import statistics
 import time
+from collections.abc import Callable
 
 import datasets
 import torch
@@ -49,19 +50,35 @@ def baseline_loader(ds: datasets.Dataset, workers: int) -> DataLoader:
         ]
     )
 
+    return per_sample_loader(ds, transform, ("image", "label"), BATCH, workers)
+
+
+def per_sample_loader(
+    ds: datasets.Dataset,
+    transform: Callable,
+    columns: tuple[str, str],
+    batch_size: int,
+    workers: int,
+    pin: bool = False,
+) -> DataLoader:
+    """What example scripts do, the baseline of tl_hub's throughput benchmarks: a `datasets` dataset with
+    per-sample torchvision transforms, shuffled batches from a DataLoader with `workers` processes."""
+    image, label = columns
+
     def apply(batch: dict) -> dict:
-        batch["pixel_values"] = [transform(im.convert("RGB")) for im in batch["image"]]
+        batch["pixel_values"] = [transform(im.convert("RGB")) for im in batch[image]]
         return batch
 
     def collate(rows: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.stack([r["pixel_values"] for r in rows]), torch.tensor([r["label"] for r in rows])
+        return torch.stack([r["pixel_values"] for r in rows]), torch.tensor([r[label] for r in rows])
 
     return DataLoader(
         ds.with_transform(apply),
-        batch_size=BATCH,
+        batch_size=batch_size,
         shuffle=True,
         num_workers=workers,
         collate_fn=collate,
+        pin_memory=pin,
         persistent_workers=workers > 0,
     )
 

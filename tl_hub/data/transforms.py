@@ -176,8 +176,14 @@ def center_view(batch: torch.Tensor, size: int) -> torch.Tensor:
     torchvision's center_crop takes, so the view equals `preprocess_image` pixel for pixel."""
     if batch.shape[-1] == size:
         return batch
-    offset = int(round((batch.shape[-1] - size) / 2.0))  # noqa: RUF046 - torchvision's own expression
+    offset = center_offset(batch.shape[-1], size)
     return batch[..., offset : offset + size, offset : offset + size]
+
+
+def center_offset(side: int, size: int) -> int:
+    """Where the centre `size` x `size` of a `side` x `side` image starts, as torchvision's center_crop
+    rounds it."""
+    return int(round((side - size) / 2.0))  # noqa: RUF046 - torchvision's own expression
 
 
 def equalize(image: Image.Image, cfg: PreprocessConfig) -> Image.Image:
@@ -224,7 +230,8 @@ class ColourMap(NamedTuple):
     def apply(self, images: Sequence[torch.Tensor], out: torch.Tensor) -> torch.Tensor:
         """Map each image (C, H, W, any dtype) into `out` (B, C, H, W float), one image at a time while it
         is in the CPU's cache: its colours and a row of ones (for the offset) times one (C, C + 1) matrix.
-        At 224x224 this takes 5 ms for 64 images; as separate passes over the batch it took 120 ms."""
+        About 10 ms for 64 images at 224x224 on 2 cores, where separate passes over the whole batch took
+        67 ms (jitter 43, normalization 24)."""
         b, c = out.shape[:2]
         scratch = torch.ones(c + 1, out[0, 0].numel(), device=out.device)
         maps = torch.cat([self.matrix, self.bias.expand(b, c, 1)], 2)  # (B, C, C + 1)
@@ -350,7 +357,7 @@ class BatchAugment:
             top = (uniform(0.0, 1.0) * (side - height + 1)).long().clamp(max=side - height)
             boxes = torch.stack([top, left, height, width], 1).tolist()
         else:
-            offset = int(round((side - size) / 2.0))  # noqa: RUF046 - center_view's offset
+            offset = center_offset(side, size)
             boxes = [[offset, offset, size, size]] * b
         flips = (uniform(0.0, 1.0) < 0.5).tolist() if cfg.hflip else [False] * b
         dtype = x.dtype if x.device.type == "cpu" else torch.float32
