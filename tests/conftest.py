@@ -146,8 +146,11 @@ def write_fake_release(directory: Path, model, run, label_names: list[str]) -> P
     """A release of `model` as `run` would write it, with made-up metrics (3 epochs, a fair model)."""
     from tl_hub.data.naming import dataset_name
     from tl_hub.metrics import classification_metrics
+    from tl_hub.recipes import recipe_text
     from tl_hub.release.config import ReleaseConfig
+    from tl_hub.release.facts import public_run, run_facts
     from tl_hub.release.writer import write_release
+    from tl_hub.training.weights import start_weights
 
     n = len(label_names)
     labels = np.arange(n).repeat(2)
@@ -177,7 +180,9 @@ def write_fake_release(directory: Path, model, run, label_names: list[str]) -> P
             "fingerprints": {},
         },
     }
-    return write_release(directory, model, ReleaseConfig.from_run(run, label_names), metrics)
+    facts = run_facts(run, start_weights(run), recipe_text(run), metrics, n)
+    config = ReleaseConfig.from_run(public_run(run, facts), label_names)
+    return write_release(directory, model, config, metrics, facts)
 
 
 @pytest.fixture(scope="session")

@@ -49,9 +49,11 @@ def test_model_card_parses_and_its_model_index_holds_the_metrics(release: Path) 
     results = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
     metrics = json.loads((release / "metrics.json").read_text())
     assert results[("test", "accuracy")] == pytest.approx(metrics["test"]["accuracy"], abs=1e-4)
-    assert results[("validation", "macro_f1")] == pytest.approx(metrics["validation"]["macro_f1"], abs=1e-4)
+    assert results[("validation", "f1")] == pytest.approx(metrics["validation"]["macro_f1"], abs=1e-4)
+    assert {r.metric_args["average"] for r in card.data.eval_results if r.metric_type == "f1"} == {"macro"}
+    assert {r.dataset_type for r in card.data.eval_results} == {"tanganke/gtsrb"}
     text = card.text
-    assert "| accuracy | test |" in text and "0.9550" in text  # ours beside the study's 95.5%
+    assert "| accuracy | test | tanganke/gtsrb |" in text and "| 0.9550 |" in text  # beside the study's 95.5%
     assert "LeCun" in text and "Stallkamp" in text
     assert 'Predictor.from_pretrained("someone/lenet-gtsrb")' in text
     assert "training_curves.png" in text and "confusion_matrix.png" in text

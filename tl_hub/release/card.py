@@ -1,4 +1,5 @@
-"""The Hub model card of a release: metadata (model-index) and text, from its config.json and metrics.json."""
+"""The Hub model card of a release: metadata (model-index) and text, from its facts.json (what the run did and
+scored), config.json (preprocessing, hyperparameters) and metrics.json (the per-epoch history)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from tl_hub.config import RunConfig
-from tl_hub.data.naming import dataset_name, is_hub_dataset_id
 from tl_hub.errors import TLHubError
-from tl_hub.recipes import get_recipe
+from tl_hub.release.facts import STRATEGY_WORDS, Facts, load_facts
 from tl_hub.release.files import METRICS_NAME
 from tl_hub.release.load import load_config
 
@@ -59,107 +59,106 @@ def _describe_aug(run: RunConfig) -> str:
     return described
 
 
-def render_model_card(directory: str | Path, repo_id: str | None = None) -> ModelCard:
-    """The Hub model card of the release in `directory`, from its config.json and metrics.json.
+def render_model_card(
+    directory: str | Path, repo_id: str | None = None, local_name: str | None = None
+) -> ModelCard:
+    """The Hub model card of the release in `directory`, from its facts.json, config.json and metrics.json.
 
-    `repo_id` names the Hub repo in the metadata and the usage snippet; without it, the snippet loads the
-    local directory.
+    `repo_id` names the Hub repo in the metadata and the usage snippets; without it, the snippets load
+    `local_name` (the release as the user reaches it from where they ran the command, default
+    `OUTPUT_DIR/model`).
     """
     directory = Path(directory)
     config = load_config(directory)
-    metrics = json.loads((directory / METRICS_NAME).read_text())
-    if config.training is None:
+    facts = load_facts(directory)
+    if config.training is None or facts is None:
         raise TLHubError(
-            f"{str(directory)!r} holds no training record in config.json: no model card to write"
+            f"{str(directory)!r} holds no training record (config.json's training, facts.json): no model "
+            "card to write; train it again with this version of tl_hub"
         )
     run = config.training
-    recipe = get_recipe(run.recipe)
-    evaluations = {split: metrics[split] for split in ("validation", "test") if split in metrics}
-    data = metrics["data"]
+    metrics = json.loads((directory / METRICS_NAME).read_text())
     template = resources.files("tl_hub.model_cards").joinpath("model_card.md").read_text()
+    recipe = facts.recipe
     return ModelCard.from_template(
-        _card_data(run, evaluations, repo_id),
+        _card_data(facts, repo_id),
         template_str=template,
         model_name=(repo_id or recipe.name).split("/")[-1],
-        description=recipe.description,
+        description=facts.description(),
         recipe=recipe.name,
         study_summary=recipe.study_summary,
+        departures=recipe.departures,
         intended_use=recipe.intended_use,
-        dataset=dataset_name(run.data),
-        num_train=data["counts"].get("train", 0),
-        num_validation=data["counts"].get("validation", 0),
-        num_test=data["counts"].get("test", 0),
-        validation_from=data["validation_from"],
-        num_classes=config.num_classes,
-        skipped_images=data["skipped_images"],
-        hyperparameters=_hyperparameters(run),
+        dataset=facts.dataset,
+        num_train=facts.counts.get("train", 0),
+        num_validation=facts.counts.get("validation", 0),
+        num_test=facts.counts.get("test", 0),
+        validation_from=facts.validation_from,
+        num_classes=facts.num_classes,
+        skipped_images=facts.skipped_images,
+        hyperparameters=_hyperparameters(run, facts),
         preprocessing=_describe_preprocess(run),
         augmentation=_describe_aug(run),
-        results=_results(evaluations, recipe.study_results),
+        results=_results(facts),
+        has_study=any(row["study"] != "-" for row in _results(facts)),
         per_epoch=", ".join(f"{h['val_accuracy']:.3f}" for h in metrics["history"]),
-        load_from=repo_id or str(directory),
+        library=facts.library,
+        load_from=repo_id or local_name or "OUTPUT_DIR/model",
+        timm_name=f"hf-hub:{repo_id}" if repo_id else f"local-dir:{local_name or 'OUTPUT_DIR/model'}",
+        example=recipe.example,
         citations=recipe.citations,
     )
 
 
-def _card_data(run: RunConfig, evaluations: dict[str, dict], repo_id: str | None) -> ModelCardData:
-    """The card's metadata: what the Hub indexes, with the model-index of accuracy and macro-F1."""
-    recipe = get_recipe(run.recipe)
-    dataset = dataset_name(run.data)
-    eval_results = [
-        EvalResult(
-            task_type="image-classification",
-            dataset_type=dataset,
-            dataset_name=dataset,
-            dataset_split=split,
-            metric_type=metric,
-            metric_name=metric.replace("_", " "),
-            metric_value=round(evaluations[split][metric], 4),
-        )
-        for split in evaluations
-        for metric in ("accuracy", "macro_f1")
-    ]
+def _card_data(facts: Facts, repo_id: str | None) -> ModelCardData:
+    """The card's metadata, in the Hub's conventions: timm's library name, tags and pipeline for timm
+    architectures, and a model-index of accuracy and macro-F1 (the Hub's `f1` with `average: macro`)."""
+    eval_results = []
+    for r in facts.results:
+        where = {
+            "task_type": "image-classification",
+            "dataset_type": r.hub_id or r.dataset,
+            "dataset_name": r.dataset,
+            "dataset_config": "default" if r.hub_id else None,
+            "dataset_split": r.split,
+        }
+        eval_results += [
+            EvalResult(
+                **where, metric_type="accuracy", metric_name="accuracy", metric_value=round(r.accuracy, 4)
+            ),
+            EvalResult(
+                **where,
+                metric_type="f1",
+                metric_name="macro F1",
+                metric_args={"average": "macro"},
+                metric_value=round(r.macro_f1, 4),
+            ),
+        ]
+    library_tags = ["timm", "transformers"] if facts.library == "timm" else []
+    datasets = list(dict.fromkeys(r.hub_id for r in facts.results if r.hub_id))
+    if facts.dataset_hub_id and facts.dataset_hub_id not in datasets:
+        datasets.insert(0, facts.dataset_hub_id)
     return ModelCardData(
-        license=recipe.license,
-        library_name="tl_hub",
-        tags=["image-classification", "tl_hub", *recipe.tags],
-        datasets=[run.data.dataset] if is_hub_dataset_id(run.data.dataset) else None,
+        license=facts.recipe.license,
+        library_name=facts.library,
+        tags=list(dict.fromkeys(["image-classification", *library_tags, "tl_hub", *facts.recipe.tags])),
+        datasets=datasets or None,
         pipeline_tag="image-classification",
-        base_model=_base_model(run),
-        model_name=repo_id or recipe.name,
+        base_model=facts.start.hub_id,
+        model_name=repo_id or facts.recipe.name,
         eval_results=eval_results,
     )
 
 
-def _base_model(run: RunConfig) -> str | None:
-    """The Hub model the weights started from, for the card's metadata; None from random weights or a local
-    directory."""
-    pretrained = run.model.pretrained
-    if run.transfer.strategy == "scratch" or pretrained is None or run.transfer.init_from is not None:
-        return None
-    recipe = get_recipe(run.recipe)
-    if pretrained == recipe.config.model.pretrained and recipe.base_model:
-        return recipe.base_model
-    if pretrained.startswith("hf-hub:"):
-        return pretrained.removeprefix("hf-hub:")
-    if (
-        ":" in pretrained
-        or "/" in pretrained
-        or Path(pretrained).suffix in (".safetensors", ".pth", ".pt", ".bin")
-    ):
-        return None
-    import timm
-
-    cfg = timm.models.get_pretrained_cfg(pretrained)
-    return cfg.hf_hub_id if cfg is not None and cfg.hf_hub_id else None
-
-
-def _hyperparameters(run: RunConfig) -> list[tuple[str, object]]:
+def _hyperparameters(run: RunConfig, facts: Facts) -> list[tuple[str, object]]:
     t = run.train
+    start = facts.start.describe().replace("`", "")
+    if facts.start.hub_id:
+        start += f" ([{facts.start.hub_id}](https://huggingface.co/{facts.start.hub_id}))"
     return [
-        ("architecture", run.model.architecture),
-        ("strategy", run.transfer.strategy),
-        ("initial weights", run.transfer.init_from or run.model.pretrained or "random"),
+        ("architecture", facts.architecture),
+        ("strategy", f"{facts.strategy}: {STRATEGY_WORDS.get(facts.strategy, facts.strategy)}"),
+        ("initial weights", start),
         ("optimizer", t.optimizer + (f" (momentum {t.momentum:g})" if t.optimizer == "sgd" else "")),
         ("learning rate", f"{t.lr:g}"),
         ("scheduler", t.scheduler),
@@ -171,20 +170,25 @@ def _hyperparameters(run: RunConfig) -> list[tuple[str, object]]:
     ]
 
 
-def _results(evaluations: dict[str, dict], study: dict[str, float]) -> list[dict[str, str]]:
-    """Rows of the results table: ours beside the study's, where the study published that number."""
+def _results(facts: Facts) -> list[dict[str, str]]:
+    """Rows of the results table: ours beside the study's, where the run followed the study's protocol and
+    the study published that number."""
     rows = []
-    for split in ("validation", "test"):
-        if split not in evaluations:
-            continue
-        for metric in ("accuracy", "macro_f1", "top5_accuracy"):
-            theirs = study.get(f"{split}_accuracy") if metric == "accuracy" else None
+    for r in facts.results:
+        theirs = facts.study_figure(r)
+        for metric, value in (
+            ("accuracy", r.accuracy),
+            ("macro F1", r.macro_f1),
+            ("top-5 accuracy", r.top5_accuracy),
+        ):
             rows.append(
                 {
-                    "metric": metric.replace("_", " "),
-                    "split": split,
-                    "ours": _fmt(evaluations[split][metric]),
-                    "study": _fmt(theirs) if metric == "accuracy" else "-",
+                    "metric": metric,
+                    "split": r.split,
+                    "dataset": r.dataset,
+                    "images": str(r.num_samples),
+                    "ours": _fmt(value),
+                    "study": _fmt(theirs) if metric == "accuracy" and theirs is not None else "-",
                 }
             )
     return rows

@@ -25,10 +25,11 @@ if TYPE_CHECKING:
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 METRICS_NAME = "metrics.json"  # final metrics per split, the per-epoch history and the data counts
+FACTS_NAME = "facts.json"  # the run's facts: start weights, strategy, data, headline figures, recipe prose
 CURVES_NAME = "training_curves.png"
 CONFUSION_NAME = "confusion_matrix.png"
 CARD_NAME = "README.md"  # the model card; written last, so its presence marks a complete release
-RELEASE_FILES = (WEIGHTS_NAME, CONFIG_NAME, METRICS_NAME, CURVES_NAME, CONFUSION_NAME, CARD_NAME)
+RELEASE_FILES = (WEIGHTS_NAME, CONFIG_NAME, METRICS_NAME, FACTS_NAME, CURVES_NAME, CONFUSION_NAME, CARD_NAME)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,8 @@ from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
 
 from tl_hub.errors import TLHubError
 from tl_hub.release.card import render_model_card
-from tl_hub.release.files import CARD_NAME, METRICS_NAME, RELEASE_FILES, release_dir
+from tl_hub.release.facts import load_facts
+from tl_hub.release.files import CARD_NAME, RELEASE_FILES, release_dir
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +39,12 @@ def check_can_push(target: PushTarget) -> str:
 
 
 def commit_message(directory: Path) -> str:
-    """'Upload RECIPE model: test accuracy 0.9550' (validation accuracy when there is no test split)."""
-    metrics = json.loads((directory / METRICS_NAME).read_text())
-    split = "test" if "test" in metrics else "validation"
-    return f"Upload {metrics['recipe']} model: {split} accuracy {metrics[split]['accuracy']:.4f}"
+    """'Upload RECIPE model: test accuracy 0.9550' (validation accuracy when no test result is on record)."""
+    facts = load_facts(directory)
+    headline = facts.headline() if facts is not None else None
+    if facts is None or headline is None:
+        return "Upload tl_hub model"
+    return f"Upload {facts.recipe.name} model: {headline.split} accuracy {headline.accuracy:.4f}"
 
 
 def push_to_hub(path: str | Path, target: PushTarget) -> str:

@@ -12,6 +12,7 @@ from torch import nn
 from tl_hub.metrics import summary
 from tl_hub.release.card import render_model_card
 from tl_hub.release.config import ReleaseConfig
+from tl_hub.release.facts import Facts, save_facts
 from tl_hub.release.files import (
     CARD_NAME,
     CONFUSION_NAME,
@@ -25,25 +26,36 @@ from tl_hub.release.plots import plot_confusion_matrix, plot_training_curves
 logger = logging.getLogger(__name__)
 
 
+def local_name(directory: Path) -> str:
+    """The release as its card's snippets load it: relative to where the command ran, or `OUTPUT_DIR/model`
+    when it lies elsewhere (a card never holds a path of this machine)."""
+    try:
+        return Path(directory).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return "OUTPUT_DIR/model"
+
+
 def write_release(
-    directory: str | Path, model: nn.Module, config: ReleaseConfig, metrics: dict[str, Any]
+    directory: str | Path, model: nn.Module, config: ReleaseConfig, metrics: dict[str, Any], facts: Facts
 ) -> Path:
-    """Write weights, config.json, metrics.json, plots and the model card (last) to `directory`.
+    """Write weights, config.json, metrics.json, facts.json, plots and the model card (last) to `directory`.
 
     `metrics` is metrics.json: the evaluations per split ("validation", "test"), "history" (one dict per
-    epoch) and "data" (counts, how validation was made, skipped images, split fingerprints).
+    epoch) and "data" (counts, how validation was made, skipped images, split fingerprints). `facts` is what
+    the card and every other reader say of the run (tl_hub.release.facts).
     """
     directory = save_pretrained(model, directory, config)
     write_json(directory / METRICS_NAME, metrics)
+    save_facts(directory, facts)
     plot_training_curves(metrics["history"], directory / CURVES_NAME)
     shown = "test" if "test" in metrics else "validation"
     plot_confusion_matrix(
         np.array(metrics[shown]["confusion_matrix"]),
         list(config.label_names),
         directory / CONFUSION_NAME,
-        title=f"{config.recipe}: {shown} split, accuracy {metrics[shown]['accuracy']:.4f}",
+        title=f"{facts.recipe.name}: {shown} split, accuracy {metrics[shown]['accuracy']:.4f}",
     )
-    render_model_card(directory).save(directory / CARD_NAME)
+    render_model_card(directory, local_name=local_name(directory)).save(directory / CARD_NAME)
     scalars = ", ".join(f"{k}={v:.4f}" for k, v in summary(metrics[shown]).items() if k != "num_samples")
     logger.info("release written to %s (%s: %s)", directory, shown, scalars)
     return directory

@@ -30,7 +30,9 @@ from tl_hub.data.streaming import prepare_streaming
 from tl_hub.data.transforms import BatchAugment
 from tl_hub.errors import ConfigError, TrainingDiverged
 from tl_hub.models import Architecture, create_model, get_architecture
+from tl_hub.recipes import recipe_text
 from tl_hub.release.config import ReleaseConfig
+from tl_hub.release.facts import StartWeights, public_run, run_facts
 from tl_hub.release.writer import write_release
 from tl_hub.training.checkpoints import (
     check_frozen,
@@ -46,7 +48,7 @@ from tl_hub.training.engine import Prepare, eval_loader, feature_inputs, image_i
 from tl_hub.training.features import cached_features
 from tl_hub.training.rundir import claim_run_dir
 from tl_hub.training.strategies import TransferPlan
-from tl_hub.training.weights import init_from_release, pretrained_model
+from tl_hub.training.weights import init_from_release, pretrained_model, start_weights
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class Job:
     plan: TransferPlan
     resume_from: Path | None  # the checkpoint to continue from
     frozen_digest: str  # of the parameters no epoch trains (left out of checkpoints)
+    start: StartWeights  # where the weights started, by a public name (the release's facts)
 
 
 @dataclass
@@ -143,12 +146,13 @@ def set_up(run: RunConfig, output_dir: Path, accelerator: Accelerator, resume: b
         len(data.label_names),
     )
     arch = get_architecture(run.model.architecture)
+    start = start_weights(run)  # named (and a local file hashed) before it is read
     model = build_model(run, arch, data.label_names)
     plan = TransferPlan(model, arch.base, run.transfer, run.train.lr)
     plan.start_epoch(model, 1)
     plan.log_counts(1)
     digest = tensors_digest(plan.never_trained())
-    return Job(run, output_dir, accelerator, arch, data, model, plan, resume_from, digest)
+    return Job(run, output_dir, accelerator, arch, data, model, plan, resume_from, digest, start)
 
 
 def build_model(run: RunConfig, arch: Architecture, label_names: list[str]) -> nn.Module:
@@ -414,8 +418,9 @@ def release(job: Job, history: list[dict[str, float]], evaluations: Metrics) -> 
                 "fingerprints": data.fingerprints(),
             },
         }
-        config = ReleaseConfig.from_run(run, data.label_names)
-        write_release(job.output_dir / "model", job.model, config, metrics)
+        facts = run_facts(run, job.start, recipe_text(run), metrics, len(data.label_names))
+        config = ReleaseConfig.from_run(public_run(run, facts), data.label_names)
+        write_release(job.output_dir / "model", job.model, config, metrics, facts)
     accelerator.wait_for_everyone()
 
 

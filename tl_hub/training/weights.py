@@ -10,10 +10,12 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from tl_hub.config import RunConfig
 from tl_hub.errors import TLHubError
 from tl_hub.models import Architecture, create_model
 from tl_hub.models.anatomy import classifier_name
-from tl_hub.release.files import load_state_dict_strict
+from tl_hub.release.facts import RANDOM, StartWeights, file_sha256
+from tl_hub.release.files import WEIGHTS_NAME, load_state_dict_strict
 from tl_hub.release.load import from_pretrained
 
 logger = logging.getLogger(__name__)
@@ -130,3 +132,43 @@ def pretrained_model(
         classifier.bias.zero_()
     logger.info("pretrained weights from %s; new %d-class classifier, zero-initialized", source, num_classes)
     return model
+
+
+def start_weights(run: RunConfig) -> StartWeights:
+    """Where `run`'s weights start, by a public name: a timm tag or Hub repo as it is, a local file by its
+    name and sha256, a local release by its directory's name; never a path of this machine."""
+    if run.transfer.strategy == "scratch":
+        return RANDOM
+    if run.transfer.init_from is not None:
+        source = run.transfer.init_from
+        local = Path(source).expanduser()
+        if local.is_dir():
+            name = local.resolve().name
+            if name == "model" and local.resolve().parent.name:  # OUTPUT_DIR/model: the run's name
+                name = f"{local.resolve().parent.name}/model"
+            sha = file_sha256(local / WEIGHTS_NAME) if (local / WEIGHTS_NAME).is_file() else None
+            return StartWeights("release", name, sha256=sha)
+        return StartWeights("release", source, hub_id=source)
+    source = run.model.pretrained
+    if source is None:
+        return RANDOM
+    path = Path(source).expanduser()
+    if path.is_file():
+        return StartWeights("file", path.name, sha256=file_sha256(path))
+    if source.startswith("local-dir:"):
+        directory = Path(source.removeprefix("local-dir:")).expanduser()
+        files = [directory / n for n in (WEIGHTS_NAME, "pytorch_model.bin") if (directory / n).is_file()]
+        sha = file_sha256(files[0]) if files else None
+        return StartWeights("file", f"local-dir:{directory.resolve().name}", sha256=sha)
+    if source.startswith("hf-hub:"):
+        repo = source.removeprefix("hf-hub:")
+        return StartWeights("pretrained", repo, hub_id=repo)
+    import timm
+
+    try:
+        cfg = timm.models.get_pretrained_cfg(source)
+    except (RuntimeError, ValueError):  # a name timm does not know: keep it as given
+        cfg = None
+    return StartWeights(
+        "pretrained", source, hub_id=cfg.hf_hub_id if cfg is not None and cfg.hf_hub_id else None
+    )
