@@ -25,6 +25,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="images per step, all processes together (default: by input size, 512 at 32px, 64 at 224px)",
     )
     p.add_argument("--output", type=Path, help="also write the metrics to this JSON file")
+    p.add_argument(
+        "--update-card",
+        action="store_true",
+        help="record the result in the local release's facts.json and model card (push.py uploads them)",
+    )
     return p.parse_args(argv)
 
 
@@ -34,6 +39,11 @@ def main() -> None:
         raise ConfigError(f"--batch-size {args.batch_size}: expected a positive integer")
     if args.output is not None and (args.output.is_dir() or not args.output.parent.is_dir()):
         raise ConfigError(f"--output {str(args.output)!r}: expected a file path in an existing directory")
+    if args.update_card and not Path(args.model).expanduser().is_dir():
+        raise ConfigError(
+            f"--update-card: {args.model!r} is not a local release directory; update a local copy "
+            "(OUTPUT_DIR/model), then upload it with scripts/push.py"
+        )
     setup_logging()
     from tl_hub.inference.evaluate import evaluate_release
     from tl_hub.release.files import write_json
@@ -57,6 +67,10 @@ def main() -> None:
         )
         if args.output is not None:
             write_json(args.output, metrics)
+        if args.update_card:
+            from tl_hub.release.writer import record_result
+
+            record_result(args.model, metrics, args.split, args.dataset)
     accelerator.end_training()
 
 

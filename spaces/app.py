@@ -25,11 +25,10 @@ import gradio as gr
 from PIL import Image
 
 from tl_hub.config import cache_root
-from tl_hub.data.naming import dataset_name
 from tl_hub.data.transforms import read_image
 from tl_hub.errors import TLHubError
 from tl_hub.inference.predictor import Predictor
-from tl_hub.release.load import load_metrics
+from tl_hub.release.facts import Facts, load_facts
 from tl_hub.release.space import PETS_MODEL_ENV, SIGNS_MODEL_ENV
 
 logger = logging.getLogger("spaces.app")
@@ -99,14 +98,20 @@ class ModelSlot:
         return self._predictor
 
     @cached_property
-    def metrics(self) -> dict[str, Any] | None:
-        """The model's metrics.json (test accuracy, history, data counts), fetched once."""
-        return load_metrics(self.source) if self.source is not None else None
+    def facts(self) -> Facts | None:
+        """The model's facts.json (start weights, data, headline figures), fetched once."""
+        if self.source is None:
+            return None
+        try:
+            return load_facts(self.source)
+        except TLHubError as e:
+            logger.warning("%s: %s", self.source, e)
+            return None
 
     def summary(self) -> str:
         if self.empty:
             return f"**{self.missing}**"
-        return model_summary(self.get(), self.metrics)
+        return model_summary(self.get(), self.facts)
 
 
 def local_release(kind: str, roots: tuple[Path, ...] | None = None) -> Path | None:
@@ -148,10 +153,9 @@ def hub_link(source: str | None) -> str:
     return f"[{source}](https://huggingface.co/{source})"
 
 
-def model_summary(predictor: Predictor, metrics: dict[str, Any] | None) -> str:
-    """What the model is, what it was trained on and how well it scored, from config.json and metrics.json."""
+def model_summary(predictor: Predictor, facts: Facts | None) -> str:
+    """What the model is (config.json), what it was trained on and how well it scored (facts.json)."""
     config, p = predictor.config, predictor.preprocess
-    run = config.training
     view = f"{p.input_size}x{p.input_size} {'grayscale' if p.grayscale else 'RGB'}"
     if p.equalize != "none":
         view += f", {'CLAHE' if p.equalize == 'clahe' else 'histogram'}-equalized"
@@ -159,23 +163,18 @@ def model_summary(predictor: Predictor, metrics: dict[str, Any] | None) -> str:
         f"**Model:** {hub_link(predictor.source)}: `{config.architecture}`, "
         f"{config.num_classes} classes, sees a {view} image.",
     ]
-    trained = f"recipe `{config.recipe or '?'}` on `{dataset_name(run.data) if run else '?'}`"
-    if run is not None:
-        start = run.transfer.init_from or run.model.pretrained if run.transfer.strategy != "scratch" else None
-        trained += f", strategy `{run.transfer.strategy}` from " + (
-            f"`{start}`" if start else "random weights"
+    if facts is None:
+        lines.append("**Trained with** a release that records no training facts (facts.json).")
+        return "\n\n".join(lines)
+    lines.append(
+        f"**Trained with** recipe `{facts.recipe.name}` on `{facts.dataset}`, strategy `{facts.strategy}` "
+        f"from {facts.start.describe()} ({facts.counts.get('train', '?')} training images)."
+    )
+    if (m := facts.headline()) is not None:
+        lines.append(
+            f"**{m.split.capitalize()} accuracy:** {m.accuracy:.1%} on {m.num_samples} images of "
+            f"`{m.dataset}` (macro-F1 {m.macro_f1:.3f}, top-5 {m.top5_accuracy:.1%})."
         )
-    if metrics is not None and (counts := metrics.get("data", {}).get("counts")):
-        trained += f" ({counts.get('train', '?')} training images)"
-    lines.append(f"**Trained with** {trained}.")
-    if metrics is not None:
-        split = "test" if "test" in metrics else "validation"
-        if split in metrics:
-            m = metrics[split]
-            lines.append(
-                f"**{split.capitalize()} accuracy:** {m['accuracy']:.1%} on {m['num_samples']} images "
-                f"(macro-F1 {m['macro_f1']:.3f}, top-5 {m['top5_accuracy']:.1%})."
-            )
     return "\n\n".join(lines)
 
 
@@ -275,26 +274,23 @@ def render_sign_examples(directory: Path) -> list[str]:
 
 
 def dataset_examples(source: str | Path | None, directory: Path, n: int = EXAMPLE_PHOTOS) -> list[str]:
-    """A few photos from the Hub dataset the model `source` was trained on, fetched once into `directory`
-    and reused after; none, quietly, offline or for a model trained on local data."""
-    from tl_hub.data.naming import is_hub_dataset_id
-    from tl_hub.release.load import load_config
-
+    """A few photos from the Hub dataset the model `source` was trained on (its facts.json says which),
+    fetched once into `directory` and reused after; none, quietly, offline or for a model trained on local
+    data."""
     try:
-        run = load_config(source).training if source is not None else None
+        facts = load_facts(source) if source is not None else None
     except TLHubError:
         return []
-    if run is None or not is_hub_dataset_id(run.data.dataset):
+    if facts is None or facts.dataset_hub_id is None:
         return []
-    target = directory / run.data.dataset.replace("/", "--")
+    dataset = facts.dataset_hub_id
+    target = directory / dataset.replace("/", "--")
     if cached := sorted(str(p) for p in target.glob("*.jpg")):
         return cached
     try:
-        return _download_examples(run.data.dataset, target, n)
+        return _download_examples(dataset, target, n)
     except Exception as e:  # offline, no parquet file, another layout: the tab just has no examples
-        logger.info(
-            "no example photos from %s (%s)", run.data.dataset, str(e).splitlines()[0] if str(e) else e
-        )
+        logger.info("no example photos from %s (%s)", dataset, str(e).splitlines()[0] if str(e) else e)
         return []
 
 

@@ -146,9 +146,8 @@ def write_fake_release(directory: Path, model, run, label_names: list[str]) -> P
     """A release of `model` as `run` would write it, with made-up metrics (3 epochs, a fair model)."""
     from tl_hub.data.naming import dataset_name
     from tl_hub.metrics import classification_metrics
-    from tl_hub.recipes import recipe_text
     from tl_hub.release.config import ReleaseConfig
-    from tl_hub.release.facts import public_run, run_facts
+    from tl_hub.release.facts import public_run, recipe_text, run_facts
     from tl_hub.release.writer import write_release
     from tl_hub.training.weights import start_weights
 

@@ -35,6 +35,7 @@ ENTRY_KEYS = {
     "seed",
     "strategy",
     "init",
+    "dataset",
     "train_size",
     "epochs",
     "batch_size",
@@ -108,7 +109,10 @@ def test_results_json_records_every_run_with_its_settings(compared: Path, releas
     for (arm, size), e in entries.items():
         assert set(e) == ENTRY_KEYS, set(e) ^ ENTRY_KEYS  # the parquet fixture has no test split
         assert e["strategy"] == arm and e["seed"] == 0
-        assert e["init"] == ("random" if arm == "scratch" else f"source model {release}")
+        # as the release records its start (facts.json): by a public name, not a path of this machine
+        assert e["init"] == (
+            "random weights" if arm == "scratch" else f"the tl_hub release `{release.parent.name}/model`"
+        )
         assert (e["epochs"], e["batch_size"], e["lr"], e["optimizer"]) == (2, 16, 1e-3, "adam")
         # 12 images per class, a track of 3 held out for validation: 9 left, 2 per class sampled.
         assert e["train_size"] == (None if size == "all" else 2 * NUM_CLASSES)
@@ -375,7 +379,7 @@ def test_accelerate_launch_two_processes_with_a_source_model_and_the_source_only
     )
     only, top = results["results"]
     assert (only["arm"], only["size"], only["train_size"], only["history"]) == ("source-only", 0, 0, [])
-    assert only["init"] == top["init"] == f"source model {source}"
+    assert only["init"] == top["init"] == "the tl_hub release `seed-1/model`"
     # Scored, without training, on the validation images the trained arm is scored on, over its 5 classes.
     assert only["counts"] == {"validation": 15} and only["validation"]["num_samples"] == 15
     assert only["fingerprints"]["validation"] == top["fingerprints"]["validation"]
@@ -423,8 +427,8 @@ def test_vgg16_catsdogs_compares_scratch_with_feature_extract(
     comparison = Comparison(base=base, arms=("scratch", "feature-extract"), sizes=(1,), seeds=(0,))
     results = run_comparison(comparison, tmp_path / "report")
     scratch, extract = results["results"]
-    assert (scratch["arm"], scratch["init"]) == ("scratch", "random")
-    assert (extract["strategy"], extract["init"]) == ("feature-extract", "random (no pretrained weights)")
+    assert (scratch["arm"], scratch["init"]) == ("scratch", "random weights")
+    assert (extract["strategy"], extract["init"]) == ("feature-extract", "random weights")  # --no-pretrained
     for e in (scratch, extract):
         assert e["counts"] == {"train": 2, "validation": 2, "test": 2} and e["test"]["num_samples"] == 2
         assert (e["epochs"], e["batch_size"], e["lr"], e["optimizer"]) == (1, 2, 1e-4, "sgd")

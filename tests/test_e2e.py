@@ -1,7 +1,9 @@
 """The real entry points under `accelerate launch`, on a few hundred tiny synthetic signs."""
 
+import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -114,6 +116,41 @@ def test_two_processes_report_the_same_metrics_as_one(trained: tuple[Path, str],
     for key in ("accuracy", "macro_f1", "top5_accuracy", "confusion_matrix"):
         assert results[2][key] == results[1][key]
     assert results[2]["loss"] == pytest.approx(results[1]["loss"], rel=1e-6)
+
+
+def test_evaluate_update_card_records_the_result_in_facts_and_card(
+    trained: tuple[Path, str], tmp_path: Path
+) -> None:
+    from huggingface_hub import ModelCard
+
+    release = tmp_path / "copy" / "model"
+    shutil.copytree(trained[0] / "model", release)
+    before = json.loads((release / "facts.json").read_text())["results"]
+    args = [str(release), "--dataset", "synthetic", "--split", "validation", "--batch-size", "64"]
+    launch("evaluate.py", [*args, "--output", str(tmp_path / "m.json"), "--update-card"])
+    scored = json.loads((tmp_path / "m.json").read_text())
+    results = json.loads((release / "facts.json").read_text())["results"]
+    # The split scored again replaces training's figure for it; the others stay.
+    assert len(results) == len(before)
+    mine = next(r for r in results if r["split"] == "validation")
+    assert mine["scored_by"] == "scripts/evaluate.py" and mine["num_samples"] == 43 * 50
+    assert mine["accuracy"] == pytest.approx(scored["accuracy"])
+    card = ModelCard.load(release / "README.md")
+    figures = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
+    assert figures[("validation", "accuracy")] == pytest.approx(scored["accuracy"], abs=1e-4)
+    assert str(tmp_path) not in (release / "README.md").read_text()
+
+
+def test_update_card_refuses_a_hub_repo_before_scoring() -> None:
+    args = ["someone/repo", "--dataset", "synthetic", "--update-card"]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "evaluate.py"), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--update-card: 'someone/repo' is not a local release directory" in result.stderr
 
 
 def test_two_process_training_produces_a_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -238,7 +275,13 @@ def test_init_from_a_release_fine_tunes_on_a_new_label_set(
     )
     assert "43 classes there, 5 here: the classifier starts fresh" in result.stdout
     config = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
-    assert config["num_classes"] == 5 and config["training"]["transfer"]["init_from"] == str(release)
+    # The release names its start by the directory's public name and the weights' sha256, not by a path.
+    name = f"{release.parent.name}/model"
+    assert config["num_classes"] == 5 and config["training"]["transfer"]["init_from"] == name
+    start = json.loads((tmp_path / "run" / "model" / "facts.json").read_text())["start"]
+    assert start["kind"] == "release" and start["name"] == name
+    assert start["sha256"] == hashlib.sha256((release / "model.safetensors").read_bytes()).hexdigest()
+    assert str(tmp_path) not in (tmp_path / "run" / "model" / "config.json").read_text()
 
 
 def test_finetune_top_under_two_processes_keeps_the_replicas_identical(release: Path, tmp_path: Path) -> None:

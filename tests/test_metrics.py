@@ -131,3 +131,42 @@ def test_summary_keeps_the_scalars() -> None:
         "top5_accuracy": 1.0,
         "num_samples": 3,
     }
+
+
+@pytest.mark.parametrize(("num_classes", "present"), [(2, 2), (10, 7), (43, 43)])
+def test_the_evaluate_module_agrees_with_scikit_learn(num_classes: int, present: int) -> None:
+    """The figures the project computed with scikit-learn before it scored through its `evaluate` module."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score, top_k_accuracy_score
+
+    logits, labels = random_case(7, num_classes, 600, present)
+    logits = logits.astype(np.float32)
+    m = classification_metrics(logits, labels, [f"c{i}" for i in range(num_classes)])
+    classes = np.arange(num_classes)
+    preds = logits.argmax(axis=1)
+    assert m["accuracy"] == pytest.approx(accuracy_score(labels, preds), abs=1e-12)
+    macro_f1 = f1_score(labels, preds, average="macro", zero_division=0)
+    assert m["macro_f1"] == pytest.approx(macro_f1, abs=1e-12)
+    top5 = top_k_accuracy_score(labels, logits, k=5, labels=classes) if num_classes > 5 else 1.0
+    assert m["top5_accuracy"] == pytest.approx(top5, abs=1e-12)
+    recall = recall_score(labels, preds, labels=classes, average=None, zero_division=0)
+    assert list(m["per_class_accuracy"].values()) == pytest.approx(recall[:present].tolist())
+    assert m["confusion_matrix"] == confusion_matrix(labels, preds, labels=classes).tolist()
+
+
+def test_the_module_loads_offline_and_accumulates_batches_like_one_compute() -> None:
+    import evaluate
+
+    from tl_hub.metrics import METRIC_PATH
+
+    logits, labels = random_case(3, 12, 300, 12)
+    whole = evaluate.load(METRIC_PATH, keep_in_memory=True).compute(
+        predictions=logits, references=labels, num_classes=12
+    )
+    metric = evaluate.load(METRIC_PATH, keep_in_memory=True)
+    for start in range(0, 300, 64):  # as the trainer's validation and scripts/evaluate.py feed it
+        metric.add_batch(predictions=logits[start : start + 64], references=labels[start : start + 64])
+    assert metric.compute(num_classes=12) == whole
+    expected = reference_metrics(logits, labels, list("abcdefghijkl"))
+    assert whole["accuracy"] == pytest.approx(expected["accuracy"])
+    combined = evaluate.combine([evaluate.load(METRIC_PATH, keep_in_memory=True)])
+    assert combined.compute(predictions=logits, references=labels)["macro_f1"] == whole["macro_f1"]

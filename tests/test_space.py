@@ -299,8 +299,9 @@ def test_model_summary_names_the_model_its_data_and_its_test_accuracy(
     text = slot.summary()
     assert f"`{release}` (local directory)" in text and "`lenet5`, 43 classes" in text
     assert "32x32 grayscale, CLAHE-equalized" in text
-    assert "recipe `lenet-gtsrb` on `tanganke/gtsrb`" in text and "(100 training images)" in text
-    assert "**Test accuracy:**" in text and "on 86 images" in text
+    assert "recipe `lenet-gtsrb` on `tanganke/gtsrb`, strategy `scratch` from random weights" in text
+    assert "(100 training images)" in text
+    assert "**Test accuracy:**" in text and "on 86 images of `tanganke/gtsrb`" in text
     assert (
         app.hub_link("someone/lenet-gtsrb")
         == "[someone/lenet-gtsrb](https://huggingface.co/someone/lenet-gtsrb)"
@@ -364,7 +365,7 @@ def test_a_tab_without_a_model_says_how_to_get_one_and_the_other_tab_works(
 
 
 # pyproject's core dependencies that only training, evaluation and release need: the Space installs the rest.
-NOT_IN_SPACE = {"accelerate", "datasets", "jinja2", "scikit-learn"}
+NOT_IN_SPACE = {"accelerate", "datasets", "evaluate", "jinja2"}
 
 
 def test_space_pins_satisfy_pyproject_and_cover_what_the_app_needs() -> None:
@@ -565,9 +566,9 @@ def test_the_pets_tab_shows_photos_from_the_models_hub_dataset_fetched_once(
         )
     release = tmp_path / "pets"
     shutil.copytree(pets_release, release)
-    config = json.loads((release / "config.json").read_text())
-    config["training"]["data"]["dataset"] = "tester/pet-photos"
-    (release / "config.json").write_text(json.dumps(config))
+    facts = json.loads((release / "facts.json").read_text())
+    facts["dataset_hub_id"] = "tester/pet-photos"
+    (release / "facts.json").write_text(json.dumps(facts))
 
     cache = tmp_path / "cache"
     photos = app.dataset_examples(str(release), cache)

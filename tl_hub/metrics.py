@@ -1,11 +1,42 @@
-"""Classification metrics computed offline from logits and labels (no Hub-hosted metric scripts)."""
+"""Classification metrics computed offline from logits and labels, through tl_hub's own `evaluate` module
+(tl_hub/classification_metric.py: no Hub-hosted metric scripts)."""
 
 from __future__ import annotations
 
+import functools
+import importlib.machinery
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score, top_k_accuracy_score
 
 TOP_K = 5
+METRIC_PATH = str(Path(__file__).with_name("classification_metric.py"))  # for evaluate.load(METRIC_PATH)
+
+
+def _evaluate_library() -> Any:
+    """The `evaluate` library, even where a module file called evaluate.py comes first on sys.path: running
+    `python scripts/train.py` puts scripts/ there, and scripts/evaluate.py would shadow the library."""
+    module = sys.modules.get("evaluate")
+    if module is not None and hasattr(module, "load"):
+        return module
+    path = [p for p in sys.path if not (Path(p or ".") / "evaluate.py").is_file()]
+    spec = importlib.machinery.PathFinder.find_spec("evaluate", path)
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError("tl_hub scores through the evaluate library: pip install evaluate")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["evaluate"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@functools.cache
+def _metric() -> Any:
+    evaluate = _evaluate_library()
+    # In memory: no Arrow cache files beside the runs, and nothing shared between processes.
+    return evaluate.load(METRIC_PATH, keep_in_memory=True)
 
 
 def classification_metrics(logits: np.ndarray, labels: np.ndarray, label_names: list[str]) -> dict:
@@ -16,29 +47,19 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray, label_names: 
     present in `labels`. With no samples every score is 0.0.
     """
     num_classes = len(label_names)
-    classes = np.arange(num_classes)
-    if len(labels) == 0:  # scikit-learn refuses empty inputs
-        cm = np.zeros((num_classes, num_classes), dtype=np.int64)
-        accuracy = macro_f1 = top_k = 0.0
-        recall = np.zeros(num_classes)
-    else:
-        preds = logits.argmax(axis=1)
-        cm = confusion_matrix(labels, preds, labels=classes)  # cm[true, predicted]
-        accuracy = accuracy_score(labels, preds)
-        macro_f1 = f1_score(labels, preds, average="macro", zero_division=0)
-        recall = recall_score(labels, preds, labels=classes, average=None, zero_division=0)
-        # With at most 5 classes every label is in the top 5 (scikit-learn warns then, or fails on 2 classes).
-        top_k = top_k_accuracy_score(labels, logits, k=TOP_K, labels=classes) if num_classes > TOP_K else 1.0
-    support = cm.sum(axis=1)
+    logits = np.asarray(logits, dtype=np.float32).reshape(len(labels), num_classes)
+    m = _metric().compute(predictions=logits, references=np.asarray(labels), num_classes=num_classes)
     return {
-        "accuracy": float(accuracy),
-        "macro_f1": float(macro_f1),
-        "top5_accuracy": float(top_k),
-        "num_samples": len(labels),
+        "accuracy": float(m["accuracy"]),
+        "macro_f1": float(m["macro_f1"]),
+        "top5_accuracy": float(m["top5_accuracy"]),
+        "num_samples": int(m["num_samples"]),
         "per_class_accuracy": {
-            name: float(recall[i]) for i, name in enumerate(label_names) if support[i] > 0
+            name: float(r)
+            for name, r in zip(label_names, m["per_class_recall"], strict=True)
+            if r is not None
         },
-        "confusion_matrix": cm.tolist(),
+        "confusion_matrix": [[int(c) for c in row] for row in m["confusion_matrix"]],
     }
 
 

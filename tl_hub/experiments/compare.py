@@ -49,12 +49,14 @@ from tl_hub.experiments.results import (
 from tl_hub.inference.evaluate import match_labels
 from tl_hub.metrics import summary
 from tl_hub.recipes import get_recipe
+from tl_hub.release.facts import load_facts
 from tl_hub.release.files import CARD_NAME, METRICS_NAME, write_json
 from tl_hub.release.load import from_pretrained
 from tl_hub.training.checkpoints import has_progress
 from tl_hub.training.engine import eval_loader, image_inputs, score
 from tl_hub.training.rundir import claim_run_dir
 from tl_hub.training.trainer import train
+from tl_hub.training.weights import release_start
 
 logger = logging.getLogger(__name__)
 
@@ -163,13 +165,9 @@ class Comparison:
             transfer=dataclasses.replace(base.transfer, strategy=arm, **transfer),
         )
 
-    def describe_init(self, arm: str, source: str | None) -> str:
-        if arm == "scratch":
-            return "random"
-        if source is not None:
-            return f"source model {source}"
-        pretrained = self.base.model.pretrained
-        return f"pretrained base {pretrained}" if pretrained else "random (no pretrained weights)"
+    def describe_init(self, source: str) -> str:
+        """The source-only arm's model, by its public name (trained arms' starts come from their facts)."""
+        return release_start(source).describe()
 
 
 def load_results(output_dir: Path, comparison: Comparison) -> dict[str, Any]:
@@ -218,8 +216,13 @@ def _train_or_resume(run: RunConfig, run_dir: Path, accelerator: Accelerator) ->
 def _run_entry(run_dir: Path, output_dir: Path) -> dict[str, Any]:
     """What results.json keeps of a finished run: read back from its release's metrics.json."""
     metrics = json.loads((run_dir / "model" / METRICS_NAME).read_text())
+    facts = load_facts(run_dir / "model")
     entry = {
         "run_dir": str(run_dir.relative_to(output_dir)),
+        # what the release itself records of its start, strategy and data (facts.json)
+        "strategy": facts.strategy if facts else None,
+        "init": facts.start.describe() if facts else "unknown",
+        "dataset": facts.dataset if facts else None,
         "counts": metrics["data"]["counts"],
         "validation_from": metrics["data"]["validation_from"],
         "fingerprints": metrics["data"].get("fingerprints", {}),
@@ -294,7 +297,7 @@ class _Runner:
             target = dataclasses.replace(
                 self.cmp.base, train=dataclasses.replace(self.cmp.base.train, seed=seed)
             )
-            entry |= {"strategy": None, "init": self.cmp.describe_init(arm, source), "train_size": 0}
+            entry |= {"strategy": None, "init": self.cmp.describe_init(source), "train_size": 0}
             return entry | score_source_only(source, target, self.accelerator)
         run = self.cmp.arm_run(arm, size, seed, num_classes, source)
         run_dir = self.out / "runs" / arm / f"size-{size}" / f"seed-{seed}"
@@ -302,8 +305,6 @@ class _Runner:
             _train_or_resume(run, run_dir, self.accelerator)
         t = run.train
         entry |= {
-            "strategy": run.transfer.strategy,
-            "init": self.cmp.describe_init(arm, source),
             "train_size": run.data.train_size,
             "epochs": t.epochs,
             "batch_size": t.batch_size,

@@ -203,6 +203,7 @@ def _introduction(view: _View) -> list[str]:
     ]
     if settings["source_dataset"] or settings["init_from"]:
         md.append(f"Source model: {_describe_source(results)}.")
+    md += ["", "Each arm's start, as its releases record it (`facts.json`):", "", *_starts(view), ""]
     first = results["results"][0] if results["results"] else None
     if first is not None:
         carve = re.sub(r"seed \d+", "the run's seed", first["validation_from"])
@@ -267,10 +268,35 @@ def _curves_table(view: _View) -> list[str]:
     return md
 
 
+def _starts(view: _View) -> list[str]:
+    """A line per arm: its strategy and initial weights, from the runs' facts (one per distinct start)."""
+    lines = []
+    for arm in view.arms:
+        entries = [e for e in view.results["results"] if e["arm"] == arm]
+        if arm == SOURCE_ONLY:
+            starts = sorted(
+                {f"{e.get('init', 'the source model')}, untrained on the target" for e in entries}
+            )
+        else:
+            starts = sorted(
+                {
+                    f"strategy `{e.get('strategy', arm)}` from {e.get('init', 'an unrecorded start')}"
+                    for e in entries
+                }
+            )
+        lines.append(f"- {arm}: {'; '.join(starts)}")
+    return lines
+
+
 def _describe_source(results: dict[str, Any]) -> str:
     settings = results["settings"]
     if settings["init_from"]:
-        return f"the release {settings['init_from']}, for every seed"
+        sources = {
+            e.get("init", "the release given by --init-from")
+            for e in results["results"]
+            if e["arm"] == SOURCE_ONLY
+        }
+        return f"{sources.pop() if len(sources) == 1 else 'the release given by --init-from'}, for every seed"
     scores = []
     for s in sorted(results["sources"], key=lambda s: s["seed"]):
         split = "test" if "test" in s else "validation"

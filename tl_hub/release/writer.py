@@ -12,7 +12,7 @@ from torch import nn
 from tl_hub.metrics import summary
 from tl_hub.release.card import render_model_card
 from tl_hub.release.config import ReleaseConfig
-from tl_hub.release.facts import Facts, save_facts
+from tl_hub.release.facts import Facts, load_facts, result_of, save_facts
 from tl_hub.release.files import (
     CARD_NAME,
     CONFUSION_NAME,
@@ -59,3 +59,32 @@ def write_release(
     scalars = ", ".join(f"{k}={v:.4f}" for k, v in summary(metrics[shown]).items() if k != "num_samples")
     logger.info("release written to %s (%s: %s)", directory, shown, scalars)
     return directory
+
+
+def record_result(directory: str | Path, metrics: dict[str, Any], split: str, dataset: str) -> Path:
+    """Add `metrics` (scripts/evaluate.py's, on `dataset[split]`) to the local release's facts.json and
+    render its card again; a later result for the same split and dataset replaces the earlier one.
+    `scripts/push.py` then uploads both."""
+    from tl_hub.config import DataConfig
+    from tl_hub.data.naming import dataset_name, is_hub_dataset_id
+    from tl_hub.errors import TLHubError
+    from tl_hub.release.files import release_dir
+
+    local = Path(directory).expanduser()
+    if not local.is_dir():
+        raise TLHubError(
+            f"--update-card {str(directory)!r}: not a local release directory; update a local copy "
+            "(OUTPUT_DIR/model), then upload it with scripts/push.py"
+        )
+    local = release_dir(local)
+    facts = load_facts(local)
+    if facts is None:
+        raise TLHubError(
+            f"{str(local)!r} has no facts.json (an older release): its card cannot record results"
+        )
+    name = dataset_name(DataConfig(dataset=dataset))
+    hub_id = dataset if is_hub_dataset_id(dataset) else None
+    save_facts(local, facts.with_result(result_of(metrics, split, name, hub_id, "scripts/evaluate.py")))
+    render_model_card(local, local_name=local_name(local)).save(local / CARD_NAME)
+    logger.info("%s: %s split of %s recorded in facts.json and the model card", local, split, name)
+    return local

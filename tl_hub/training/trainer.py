@@ -30,9 +30,8 @@ from tl_hub.data.streaming import prepare_streaming
 from tl_hub.data.transforms import BatchAugment
 from tl_hub.errors import ConfigError, TrainingDiverged
 from tl_hub.models import Architecture, create_model, get_architecture
-from tl_hub.recipes import recipe_text
 from tl_hub.release.config import ReleaseConfig
-from tl_hub.release.facts import StartWeights, public_run, run_facts
+from tl_hub.release.facts import StartWeights, public_run, recipe_text, run_facts
 from tl_hub.release.writer import write_release
 from tl_hub.training.checkpoints import (
     check_frozen,

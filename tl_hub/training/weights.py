@@ -134,21 +134,25 @@ def pretrained_model(
     return model
 
 
+def release_start(source: str | Path) -> StartWeights:
+    """A tl_hub release as a start: a Hub repo by its id, a local one by its directory's name (a run's
+    OUTPUT_DIR/model by the run's name) and its weights' sha256."""
+    local = Path(source).expanduser()
+    if not local.is_dir():
+        return StartWeights("release", str(source), hub_id=str(source))
+    local = local.resolve()
+    name = f"{local.parent.name}/model" if local.name == "model" and local.parent.name else local.name
+    sha = file_sha256(local / WEIGHTS_NAME) if (local / WEIGHTS_NAME).is_file() else None
+    return StartWeights("release", name, sha256=sha)
+
+
 def start_weights(run: RunConfig) -> StartWeights:
     """Where `run`'s weights start, by a public name: a timm tag or Hub repo as it is, a local file by its
     name and sha256, a local release by its directory's name; never a path of this machine."""
     if run.transfer.strategy == "scratch":
         return RANDOM
     if run.transfer.init_from is not None:
-        source = run.transfer.init_from
-        local = Path(source).expanduser()
-        if local.is_dir():
-            name = local.resolve().name
-            if name == "model" and local.resolve().parent.name:  # OUTPUT_DIR/model: the run's name
-                name = f"{local.resolve().parent.name}/model"
-            sha = file_sha256(local / WEIGHTS_NAME) if (local / WEIGHTS_NAME).is_file() else None
-            return StartWeights("release", name, sha256=sha)
-        return StartWeights("release", source, hub_id=source)
+        return release_start(run.transfer.init_from)
     source = run.model.pretrained
     if source is None:
         return RANDOM
