@@ -12,12 +12,17 @@ download them again:
   ``siblings``; sizes and blob ids with ``?blobs=true``).
 - ``GET  /api/{models,datasets,spaces}/NS/NAME/tree/REV[/PATH]``: ``list_repo_tree`` / ``list_repo_files``,
   and the file listing of ``snapshot_download``.
-- ``POST /api/{models,datasets,spaces}/NS/NAME/preupload/REV``: answers ``"uploadMode": "regular"`` for every
-  file, so file contents travel base64-encoded inside the commit: no LFS batch call, no Xet upload.
-- ``POST /api/{models,datasets,spaces}/NS/NAME/commit/REV``: the NDJSON commit (``file``, ``deletedFile``,
-  ``deletedFolder``; ``parentCommit`` is checked).
+- ``POST /api/{models,datasets,spaces}/NS/NAME/preupload/REV``: as the Hub, ``"uploadMode": "lfs"`` for a
+  file over ``FakeHub.lfs_threshold`` bytes (10 MB) and ``"regular"`` below it, whose contents travel
+  base64-encoded inside the commit.
+- ``POST /[datasets/|spaces/]NS/NAME.git/info/lfs/objects/batch``: the git-LFS batch API (basic transfer):
+  an upload and a verify action per object the server does not hold yet, none for one it holds.
+- ``PUT /lfs-objects/OID`` (the upload action; the body's sha256 must be OID) and ``POST /lfs-verify/OID``.
+- ``POST /api/{models,datasets,spaces}/NS/NAME/commit/REV``: the NDJSON commit (``file``, ``lfsFile`` of an
+  uploaded object, ``deletedFile``, ``deletedFolder``; ``parentCommit`` is checked).
 - ``HEAD/GET /[datasets/|spaces/]NS/NAME/resolve/REV/PATH``: ``hf_hub_download`` / ``file_exists``, with the
-  headers the client requires (``X-Repo-Commit``, ``ETag`` = git blob id, ``Content-Length``), no Xet headers.
+  headers the client requires (``X-Repo-Commit``, ``ETag`` = git blob id, ``Content-Length``; for an LFS file
+  ``X-Linked-Etag`` = its sha256 and ``X-Linked-Size``), no Xet headers.
 
 Only the ``main`` branch exists; a revision is ``main`` or (a prefix of) a commit sha. Like the real Hub, a
 new repo starts with an "initial commit" holding ``.gitattributes``. Errors follow the real Hub so that the
@@ -25,7 +30,8 @@ client raises the same exceptions: an unknown token gets 401 "Invalid credential
 (`HfHubHTTPError`); an unknown repo, a private repo read without a token, or a commit without a token gets
 401 (no token) or 404 (token) with ``X-Error-Code: RepoNotFound`` (`RepositoryNotFoundError`); an unknown file
 gets 404 ``EntryNotFound`` (`RemoteEntryNotFoundError`, an `EntryNotFoundError`); an unknown revision 404
-``RevisionNotFound``. A valid token may write to any namespace. Pull requests, LFS and Xet are not supported.
+``RevisionNotFound``. A valid token may write to any namespace. Pull requests, multipart LFS and Xet are not
+supported. ``FakeHub.lfs_uploads`` lists the sha256 of every object uploaded the LFS way.
 
 The `fake_hub` fixture starts a `FakeHub` and points huggingface_hub at it. huggingface_hub reads its
 environment once, at import, into `huggingface_hub.constants`, so setting environment variables is not enough:
@@ -87,6 +93,10 @@ _API_RE = re.compile(
     r"^/api/(?P<type>models|datasets|spaces)/(?P<ns>[^/]+)/(?P<name>[^/]+)"
     r"(?:/(?P<action>revision|tree|preupload|commit)/(?P<rev>[^/]+)(?P<path>/.*)?|/(?P<variables>variables))?$"
 )
+_LFS_BATCH_RE = re.compile(
+    r"^/(?:(?P<type>datasets|spaces)/)?(?P<ns>[^/]+)/(?P<name>[^/]+)\.git/info/lfs/objects/batch$"
+)
+_LFS_OBJECT_RE = re.compile(r"^/lfs-(?P<action>objects|verify)/(?P<oid>[0-9a-f]{64})$")
 _RESOLVE_RE = re.compile(
     r"^/(?:(?P<type>datasets|spaces)/)?(?P<ns>[^/]+)/(?P<name>[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"
 )
@@ -112,6 +122,7 @@ class Commit:
     description: str
     files: dict[str, bytes]
     date: datetime
+    lfs: frozenset[str] = frozenset()  # the paths stored the LFS way (a pointer in git, the object beside)
 
 
 @dataclass
@@ -138,13 +149,16 @@ class Repo:
             return next((c for c in reversed(self.commits) if c.sha.startswith(revision)), None)
         return None
 
-    def add_commit(self, files: dict[str, bytes], message: str, description: str = "") -> Commit:
-        """Append a commit holding `files` (the whole tree) and return it."""
+    def add_commit(
+        self, files: dict[str, bytes], message: str, description: str = "", lfs: frozenset[str] = frozenset()
+    ) -> Commit:
+        """Append a commit holding `files` (the whole tree; `lfs` the paths among them kept the LFS way)."""
         parent = self.commits[-1].sha if self.commits else ""
         tree = "".join(f"{path}\0{git_blob_id(data)}\n" for path, data in sorted(files.items()))
         moment = datetime.now(UTC)
         seed = f"{parent}\n{tree}\n{message}\n{description}\n{moment.isoformat()}\n{len(self.commits)}"
-        commit = Commit(hashlib.sha1(seed.encode()).hexdigest(), message, description, dict(files), moment)
+        sha = hashlib.sha1(seed.encode()).hexdigest()
+        commit = Commit(sha, message, description, dict(files), moment, frozenset(lfs) & files.keys())
         self.commits.append(commit)
         return commit
 
@@ -170,6 +184,9 @@ class FakeHub:
         self.username = USERNAME
         self.repos: dict[str, Repo] = {}
         self.requests: list[tuple[str, str]] = []
+        self.lfs_threshold = 10_000_000  # bytes: larger files go the LFS way, as on the Hub
+        self.lfs_objects: dict[str, bytes] = {}  # sha256 -> content, uploaded and verified
+        self.lfs_uploads: list[str] = []
         self.url = ""
         self._failures: list[int] = []
         self._lock = threading.Lock()
@@ -226,6 +243,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._handle("POST")
 
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
     # -- plumbing -----------------------------------------------------------------------------------------
 
     @property
@@ -236,8 +256,7 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         with self.hub._lock:
             self.hub.requests.append((method, split.path))
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self._body()
         query = {k: v[-1] for k, v in parse_qs(split.query).items()}
         try:
             self._route(method, split.path, query, body)
@@ -245,6 +264,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(method, e)
         except Exception as e:  # a bug of the fake: answer 500 rather than drop the connection
             self._error(method, _HubError(HTTPStatus.INTERNAL_SERVER_ERROR, f"FakeHub error: {e!r}"))
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":  # a streamed upload
+            chunks = []
+            while (size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)) > 0:
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline().strip():  # trailers, up to the blank line
+                pass
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
 
     def _error(self, method: str, e: _HubError) -> None:
         headers = {"X-Error-Message": e.message.encode("ascii", "replace").decode()}
@@ -299,6 +330,14 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._preupload(repo_type, repo_id, revision, json.loads(body))
             if method == "POST" and action == "commit":
                 return self._commit(repo_type, repo_id, revision, query, body)
+        if method == "POST" and (match := _LFS_BATCH_RE.match(path)):
+            repo_type = {"datasets": "dataset", "spaces": "space"}.get(match["type"], "model")
+            return self._lfs_batch(repo_type, f"{unquote(match['ns'])}/{unquote(match['name'])}", body)
+        if (match := _LFS_OBJECT_RE.match(path)) and (method, match["action"]) in (
+            ("PUT", "objects"),
+            ("POST", "verify"),
+        ):
+            return self._lfs_object(match["action"], match["oid"], body)
         if method in ("GET", "HEAD") and (match := _RESOLVE_RE.match(path)):
             repo_type = {"datasets": "dataset", "spaces": "space"}.get(match["type"], "model")
             repo_id = f"{unquote(match['ns'])}/{unquote(match['name'])}"
@@ -392,6 +431,8 @@ class _Handler(BaseHTTPRequestHandler):
             for sibling in siblings:
                 data = commit.files[sibling["rfilename"]]
                 sibling.update(size=len(data), blobId=git_blob_id(data))
+                if sibling["rfilename"] in commit.lfs:
+                    sibling["lfs"] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
         self._json(
             {
                 "_id": git_blob_id(repo_id.encode())[:24],
@@ -424,6 +465,9 @@ class _Handler(BaseHTTPRequestHandler):
                 entries[folder] = {"type": "directory", "oid": git_blob_id(folder.encode()), "path": folder}
             if recursive or len(parts) == 1:
                 entries[name] = {"type": "file", "oid": git_blob_id(data), "size": len(data), "path": name}
+                if name in commit.lfs:
+                    sha = hashlib.sha256(data).hexdigest()
+                    entries[name]["lfs"] = {"oid": sha, "size": len(data), "pointerSize": 134}
         if path and not entries:
             raise _HubError(HTTPStatus.NOT_FOUND, f"{path} does not exist on {revision}", "EntryNotFound")
         self._json([entries[key] for key in sorted(entries)])
@@ -434,7 +478,7 @@ class _Handler(BaseHTTPRequestHandler):
         files = [
             {
                 "path": item["path"],
-                "uploadMode": "regular",
+                "uploadMode": "lfs" if item["size"] > self.hub.lfs_threshold else "regular",
                 "shouldIgnore": False,
                 "oid": git_blob_id(commit.files[item["path"]]) if item["path"] in commit.files else None,
             }
@@ -461,10 +505,10 @@ class _Handler(BaseHTTPRequestHandler):
             if parent is not None and not head.sha.startswith(parent):
                 message = "A commit has happened since. Please refresh and try again."
                 raise _HubError(HTTPStatus.PRECONDITION_FAILED, message)
-            files = dict(head.files)
+            files, lfs = dict(head.files), set(head.lfs)
             for line in lines:
-                _apply(files, line["key"], line["value"])
-            commit = repo.add_commit(files, header["summary"], header.get("description", ""))
+                _apply(files, lfs, line["key"], line["value"], self.hub.lfs_objects)
+            commit = repo.add_commit(files, header["summary"], header.get("description", ""), frozenset(lfs))
         self._json(
             {
                 "success": True,
@@ -473,6 +517,36 @@ class _Handler(BaseHTTPRequestHandler):
                 "hookOutput": "",
             }
         )
+
+    def _lfs_batch(self, repo_type: str, repo_id: str, body: bytes) -> None:
+        self._writable_repo(repo_type, repo_id)
+        payload = json.loads(body)
+        if payload.get("operation") != "upload" or "basic" not in payload.get("transfers", ["basic"]):
+            raise _HubError(HTTPStatus.BAD_REQUEST, "FakeHub speaks the basic LFS upload transfer only")
+        objects = []
+        for item in payload["objects"]:
+            entry: dict[str, Any] = {"oid": item["oid"], "size": item["size"]}
+            if item["oid"] not in self.hub.lfs_objects:
+                entry["actions"] = {
+                    "upload": {"href": f"{self.hub.url}/lfs-objects/{item['oid']}", "header": {}},
+                    "verify": {"href": f"{self.hub.url}/lfs-verify/{item['oid']}"},
+                }
+            objects.append(entry)
+        self._json({"transfer": "basic", "objects": objects})
+
+    def _lfs_object(self, action: str, oid: str, body: bytes) -> None:
+        if action == "objects":  # the upload: the storage checks the content against its name
+            if hashlib.sha256(body).hexdigest() != oid:
+                raise _HubError(HTTPStatus.BAD_REQUEST, f"content does not hash to {oid}")
+            with self.hub._lock:
+                self.hub.lfs_objects[oid] = body
+                self.hub.lfs_uploads.append(oid)
+            return self._send(HTTPStatus.OK, b"", {})
+        if self._user() is None:
+            raise _HubError(HTTPStatus.UNAUTHORIZED, _NO_TOKEN)
+        if oid not in self.hub.lfs_objects:
+            raise _HubError(HTTPStatus.NOT_FOUND, f"LFS object {oid} not found")
+        self._json({"success": True})
 
     def _resolve(self, method: str, repo_type: str, repo_id: str, revision: str, path: str) -> None:
         commit = self._commit_at(self._readable_repo(repo_type, repo_id), revision)
@@ -484,16 +558,29 @@ class _Handler(BaseHTTPRequestHandler):
             "ETag": f'"{git_blob_id(data)}"',
             "X-Repo-Commit": commit.sha,
         }
+        if path in commit.lfs:
+            headers |= {
+                "X-Linked-Etag": f'"{hashlib.sha256(data).hexdigest()}"',
+                "X-Linked-Size": str(len(data)),
+            }
         self._send(HTTPStatus.OK, data, headers, head=method == "HEAD")
 
 
-def _apply(files: dict[str, bytes], key: str, value: dict[str, Any]) -> None:
+def _apply(
+    files: dict[str, bytes], lfs: set[str], key: str, value: dict[str, Any], objects: dict[str, bytes]
+) -> None:
     path = value.get("path", "")
     if key == "header":
         return
+    lfs.discard(path)
     if key == "file":
         content = value["content"]
         files[path] = base64.b64decode(content) if value.get("encoding") == "base64" else content.encode()
+    elif key == "lfsFile":
+        if value.get("algo") != "sha256" or value.get("oid") not in objects:
+            raise _HubError(HTTPStatus.UNPROCESSABLE_ENTITY, f"LFS object of {path} was not uploaded")
+        files[path] = objects[value["oid"]]
+        lfs.add(path)
     elif key == "deletedFile":
         if files.pop(path, None) is None:
             raise _HubError(

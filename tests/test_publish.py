@@ -159,3 +159,50 @@ def test_train_push_to_hub_end_to_end(fake_hub: FakeHub, tmp_path: Path, monkeyp
     head = fake_hub.repos["tester/trained"].head
     assert head.message.startswith("Upload lenet-gtsrb model: test accuracy ")
     assert head.files["config.json"] == (tmp_path / "run" / "model" / "config.json").read_bytes()
+
+
+def test_a_release_over_ten_megabytes_goes_the_lfs_way_and_loads_back(
+    fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    """An EfficientNet-Lite0 release (19 MB of weights) takes the path a real push takes: preupload says
+    `lfs`, the LFS batch endpoint hands out an upload, the commit names the object by its sha256."""
+    from huggingface_hub import hf_hub_download
+
+    from tl_hub.models.registry import create_model
+    from tl_hub.recipes import get_recipe
+
+    from .conftest import write_fake_release
+
+    run = get_recipe("timm-finetune").config
+    torch.manual_seed(0)
+    model = create_model("efficientnet_lite0", num_classes=2, in_chans=3, img_size=224, drop_rate=0.0)
+    release = write_fake_release(tmp_path / "run" / "model", model, run, ["cat", "dog"])
+    weights = (release / "model.safetensors").read_bytes()
+    assert len(weights) > fake_hub.lfs_threshold
+    push_to_hub(release, PushTarget("tester/lite0"))
+    head = fake_hub.repos["tester/lite0"].head
+    assert head.lfs == {"model.safetensors"}  # and only it: the card and JSON files are small
+    assert fake_hub.lfs_uploads == [hashlib.sha256(weights).hexdigest()]
+    assert ("POST", "/tester/lite0.git/info/lfs/objects/batch") in fake_hub.requests
+    downloaded = hf_hub_download("tester/lite0", "model.safetensors")
+    assert Path(downloaded).read_bytes() == weights
+    images = [torch.randint(0, 256, (64, 64, 3), dtype=torch.uint8).numpy() for _ in range(2)]
+    assert torch.equal(
+        Predictor.from_pretrained("tester/lite0").logits(images),
+        Predictor.from_pretrained(release).logits(images),
+    )
+    # Pushing the same weights again uploads nothing new: the Hub already holds the object.
+    push_to_hub(release, PushTarget("tester/lite0-again"))
+    assert len(fake_hub.lfs_uploads) == 1 and fake_hub.repos["tester/lite0-again"].head.lfs == {
+        "model.safetensors"
+    }
+
+
+def test_push_logs_no_line_per_http_request(fake_hub: FakeHub, release: Path) -> None:
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, str(PUSH), str(release), "tester/quiet"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "tester/quiet" in fake_hub.repos and "HTTP Request" not in result.stdout + result.stderr

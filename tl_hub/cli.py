@@ -64,7 +64,8 @@ def setup_logging() -> None:
         datefmt="%H:%M:%S",
         stream=sys.stdout,
     )
-    for noisy in ("httpx", "httpcore", "urllib3", "filelock", "fsspec", "accelerate"):
+    # httpx2: huggingface_hub's HTTP client, which logs every request of a push at INFO
+    for noisy in ("httpx", "httpx2", "httpcore", "urllib3", "filelock", "fsspec", "accelerate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
