@@ -54,6 +54,14 @@ def run_script(script: Path, args: list[str], monkeypatch: pytest.MonkeyPatch, c
             ["--no-pretrained", "--pretrained-file", "w.pth"],
             "--no-pretrained and --pretrained-file contradict",
         ),
+        (
+            ["--strategy", "scratch", "--pretrained-file", "w.pth"],
+            "--pretrained-file w.pth contradicts strategy scratch (random weights, the given's)",
+        ),
+        (
+            ["--recipe", "lenet-gtsrb", "--pretrained-file", "w.pth"],
+            "--pretrained-file w.pth contradicts strategy scratch (random weights, the recipe's)",
+        ),
         (["--train-size", "0"], "--train-size 0: expected a positive integer, or all"),
         (["--train-size", "some"], "argument --train-size: 'some' is neither an integer nor 'all'"),
         (["--val-size", "-3"], "--val-size -3: expected a positive integer, or all"),

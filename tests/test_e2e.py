@@ -301,3 +301,39 @@ def test_processes_that_accelerate_leaves_unconnected_are_refused(tmp_path: Path
     assert result.returncode != 0
     assert "error: 2 processes were launched but Accelerate runs each alone (no GPU)" in result.stderr
     assert not (tmp_path / "run" / "model").exists()
+
+
+def test_a_release_trained_from_a_local_file_holds_no_path_of_the_machine(tmp_path: Path) -> None:
+    """Trained as a user runs it, from weights under a long directory of this machine: the release names
+    the file by its name and sha256, and no file of it (card, config, metrics, facts) holds the path."""
+    import timm
+    from huggingface_hub import ModelCard
+    from safetensors.torch import save_file
+
+    machine = tmp_path / ("weights-of-this-machine-" + "y" * 60) / "deeper"
+    machine.mkdir(parents=True)
+    weights = machine / "model.safetensors"
+    save_file(timm.create_model("test_efficientnet", pretrained=False).state_dict(), weights)
+    args = ["--model", "test_efficientnet", "--pretrained-file", str(weights), "--input-size", "32"]
+    args += [*TINY[:4], "--epochs", "1", "--output-dir", "run"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    release = tmp_path / "run" / "model"
+    for path in release.iterdir():
+        if path.suffix in (".md", ".json"):
+            assert "weights-of-this-machine" not in path.read_text() and str(tmp_path) not in path.read_text()
+    card = ModelCard.load(release / "README.md")
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert f"| initial weights | the weights file model.safetensors (sha256 {digest[:16]}..." in card.text
+    assert card.data.library_name == "timm" and 'Predictor.from_pretrained("run/model")' in card.text
+    assert (
+        json.loads((release / "config.json").read_text())["training"]["model"]["pretrained"] == weights.name
+    )

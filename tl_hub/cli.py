@@ -120,7 +120,7 @@ def run_config_from_args(args: argparse.Namespace, ignore: tuple[str, ...] = ())
         for flag, value in given.items()
     }
     try:
-        return recipe.config.replace(changes)
+        run = recipe.config.replace(changes)
     except ConfigError as e:
         flag = next((f for f in given if e.field is not None and f.field.endswith("." + e.field)), None)
         if flag is None:
@@ -128,6 +128,13 @@ def run_config_from_args(args: argparse.Namespace, ignore: tuple[str, ...] = ())
         raise ConfigError(
             f"{flag.name} {given[flag]}: expected {e.expected}", e.field, e.value, e.expected
         ) from None
+    if "--pretrained-file" in names and run.transfer.strategy == "scratch":
+        raise ConfigError(
+            f"--pretrained-file {args.pretrained_file} contradicts strategy scratch (random weights, the "
+            f"{'given' if '--strategy' in names else 'recipe'}'s): pass --strategy feature-extract, "
+            "finetune-top or finetune-all, or leave out --pretrained-file"
+        )
+    return run
 
 
 def recipe_for(model: str) -> str:
