@@ -445,3 +445,33 @@ def test_source_classes_are_matched_by_name_or_else_by_position(caplog) -> None:
     assert "'00000' = 'Speed limit (20km/h)'" in caplog.text
     with pytest.raises(DatasetError, match="dataset labels unknown to the model: cat"):
         match_labels(["cat", "Stop", "dog"], gtsrb)
+
+
+def test_the_card_the_space_and_the_report_tell_the_same_start_and_strategy(compared: Path) -> None:
+    """Each arm's release read three ways: its model card, the Space's tab text, the comparison report."""
+    import importlib.util
+    import sys
+
+    from tl_hub import Predictor
+    from tl_hub.release.facts import load_facts
+
+    spec = importlib.util.spec_from_file_location("tl_hub_space_app", ROOT / "spaces" / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = app
+    spec.loader.exec_module(app)
+    report = (compared / "report.md").read_text()
+    for entry in results_of(compared)["results"]:
+        release = compared / entry["run_dir"] / "model"
+        facts = load_facts(release)
+        start = facts.start.describe()
+        card = (release / "README.md").read_text()
+        tab = app.model_summary(Predictor.from_pretrained(release), facts)
+        arm_line = next(line for line in report.splitlines() if line.startswith(f"- {entry['arm']}: "))
+        assert f"| initial weights | {start.replace('`', '')} |" in card
+        assert f"| strategy | {facts.strategy}:" in card
+        assert f"strategy `{facts.strategy}` from {start}" in tab
+        assert f"strategy `{facts.strategy}` from {start}" in arm_line
+        assert entry["init"] == start and entry["strategy"] == facts.strategy
+        headline = facts.headline()
+        assert f"{headline.accuracy:.1%} on {headline.num_samples} images" in tab
+        assert headline.accuracy == entry[headline.split]["accuracy"]
