@@ -262,5 +262,6 @@ def test_the_space_serves_a_generic_release_and_describes_it_from_its_config(
     assert app.explain(slot, str(photo)).size == (256, 256)  # Grad-CAM on its feature map
     summary = slot.summary()
     assert (
-        "`test_efficientnet`" in summary and "strategy `feature-extract` from `test_efficientnet`" in summary
+        "`test_efficientnet`" in summary
+        and "strategy `feature-extract` from the pretrained weights `test_efficientnet`" in summary
     )
