@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tl_hub.metrics import classification_metrics, summary
+from tl_hub.metrics import classification_metrics, scores, summary
 
 
 def reference_metrics(logits: np.ndarray, labels: np.ndarray, names: list[str]) -> dict:
@@ -168,5 +168,19 @@ def test_the_module_loads_offline_and_accumulates_batches_like_one_compute() -> 
     assert metric.compute(num_classes=12) == whole
     expected = reference_metrics(logits, labels, list("abcdefghijkl"))
     assert whole["accuracy"] == pytest.approx(expected["accuracy"])
+    assert whole == scores(logits, labels, 12)  # the library's own figures, through evaluate
     combined = evaluate.combine([evaluate.load(METRIC_PATH, keep_in_memory=True)])
     assert combined.compute(predictions=logits, references=labels)["macro_f1"] == whole["macro_f1"]
+
+
+def test_the_module_loads_where_a_file_called_evaluate_py_comes_first_on_the_path(tmp_path) -> None:
+    """As in scripts/, beside scripts/evaluate.py: load_metric() still finds the evaluate library."""
+    import subprocess
+    import sys
+
+    (tmp_path / "evaluate.py").write_text("raise SystemExit('the script was imported as the library')\n")
+    code = "from tl_hub.metrics import load_metric; m = load_metric(); "
+    code += "print(m.compute(predictions=[[0.2, 0.8], [0.9, 0.1]], references=[1, 1])['accuracy'])"
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "0.5"

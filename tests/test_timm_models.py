@@ -265,3 +265,41 @@ def test_the_space_serves_a_generic_release_and_describes_it_from_its_config(
         "`test_efficientnet`" in summary
         and "strategy `feature-extract` from the pretrained weights `test_efficientnet`" in summary
     )
+
+
+@pytest.mark.parametrize("name", ["test_efficientnet", "test_vit", "vgg16"])
+def test_transformers_pipeline_loads_a_timm_release_with_the_predictors_logits(
+    name: str, tmp_path: Path
+) -> None:
+    """`pipeline("image-classification", model=RELEASE_DIR)` (transformers' timm wrapper) reads the release's
+    config.json and weights: the same labels, and logits equal to Predictor's within float32 rounding."""
+    import numpy as np
+    from PIL import Image
+    from transformers import pipeline
+
+    from .conftest import write_fake_release
+
+    if name == "vgg16":  # the study's network at 32x32 (its head's input follows the image size)
+        recipe = get_recipe("vgg16-catsdogs").config
+        run = recipe.replace({"preprocess.input_size": 32, "model.pretrained": None})
+        torch.manual_seed(0)
+        model = create_model("vgg16", num_classes=3, in_chans=3, img_size=32, drop_rate=0.5)
+    else:
+        recipe = get_recipe("timm-finetune").config
+        run = recipe.replace({**model_changes(recipe, name), "preprocess.input_size": SIDE})
+        model = tiny(name)
+    release = write_fake_release(tmp_path / "model", model.eval(), run, ["cat", "dog", "bird"])
+    rng = np.random.default_rng(0)
+    photos = [Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)) for _ in range(3)]
+
+    classifier = pipeline("image-classification", model=str(release))
+    assert classifier.model.config.id2label == {0: "cat", 1: "dog", 2: "bird"}
+    with torch.no_grad():
+        theirs = classifier.model(**classifier.image_processor(photos, return_tensors="pt")).logits
+    ours = Predictor.from_pretrained(release).logits(photos)
+    torch.testing.assert_close(theirs, ours, rtol=1e-4, atol=1e-5)
+    top = classifier(photos[0], top_k=1)[0]
+    assert (
+        top["label"]
+        == max(Predictor.from_pretrained(release)(photos[0], top_k=3).items(), key=lambda kv: kv[1])[0]
+    )

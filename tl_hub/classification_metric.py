@@ -6,20 +6,18 @@
     metric.compute(num_classes=43)
 
 Predictions are each sample's logits (or any scores, one per class); references the true class indices.
-`compute` gives accuracy, macro-F1, top-5 accuracy, per-class recall and the confusion matrix, with
-scikit-learn's definitions (`tests/test_metrics.py` compares them): macro-F1 averages over the classes that
-occur as a label or a prediction; top-5 ranks tied scores as scikit-learn's stable sort does; with at most
-five classes top-5 is 1.0; with no samples every score is 0.0.
+`compute` gives accuracy, macro-F1, top-5 accuracy, per-class recall and the confusion matrix, computed by
+`tl_hub.metrics.scores` (scikit-learn's definitions; `tests/test_metrics.py` compares them).
 
 The Hub's metric scripts (`evaluate.load("accuracy")`) need the network; this one is a file of the package.
-It imports nothing from tl_hub: `evaluate` copies it into its module cache and imports it from there.
+`evaluate` copies it into its module cache and imports it from there, so it imports tl_hub absolutely.
 """
 
 import datasets
 import evaluate
 import numpy as np
 
-TOP_K = 5
+from tl_hub.metrics import scores
 
 _DESCRIPTION = "Accuracy, macro-F1, top-5 accuracy, per-class recall and the confusion matrix, from logits."
 _INPUTS = """
@@ -48,37 +46,7 @@ class ClassificationMetric(evaluate.Metric):
         )
 
     def _compute(self, predictions, references, num_classes: int | None = None) -> dict:
-        labels = np.asarray(references, dtype=np.int64)
-        scores = np.asarray(predictions, dtype=np.float64)
+        logits = np.asarray(predictions, dtype=np.float64)
         if num_classes is None:
-            num_classes = scores.shape[1] if scores.ndim == 2 else 0
-        scores = scores.reshape(len(labels), num_classes)
-        if len(labels) == 0:
-            cm = np.zeros((num_classes, num_classes), dtype=np.int64)
-            return _result(cm, 0.0, 0.0, 0.0, 0)
-        preds = scores.argmax(axis=1)
-        cm = np.bincount(labels * num_classes + preds, minlength=num_classes * num_classes)
-        cm = cm.reshape(num_classes, num_classes)  # cm[true, predicted]
-        support, predicted, hits = cm.sum(axis=1), cm.sum(axis=0), np.diag(cm)
-        present = (support + predicted) > 0  # a class absent from both is left out of the mean
-        f1 = 2 * hits[present] / (support[present] + predicted[present])
-        if num_classes > TOP_K:
-            # as scikit-learn's top_k_accuracy_score: a stable sort, reversed (ties: the higher index first)
-            ranked = np.argsort(scores, axis=1, kind="mergesort")[:, ::-1][:, :TOP_K]
-            top_k = float((ranked == labels[:, None]).any(axis=1).mean())
-        else:
-            top_k = 1.0
-        return _result(cm, float(hits.sum() / len(labels)), float(f1.mean()), top_k, len(labels))
-
-
-def _result(cm: np.ndarray, accuracy: float, macro_f1: float, top_k: float, n: int) -> dict:
-    support = cm.sum(axis=1)
-    recall = [float(cm[c, c] / support[c]) if support[c] else None for c in range(len(cm))]
-    return {
-        "accuracy": accuracy,
-        "macro_f1": macro_f1,
-        "top5_accuracy": top_k,
-        "num_samples": n,
-        "per_class_recall": recall,
-        "confusion_matrix": cm.tolist(),
-    }
+            num_classes = logits.shape[1] if logits.ndim == 2 else 0
+        return scores(logits, np.asarray(references, dtype=np.int64), num_classes)
