@@ -155,3 +155,18 @@ def test_a_lone_cpu_process_left_one_thread_by_accelerate_launch_is_told_how_to_
         torch.set_num_threads(threads)
     assert "accelerate launch gave this CPU process 1 thread of" in caplog.text
     assert "--num_cpu_threads_per_process" in caplog.text
+
+
+def test_pretrained_file_takes_a_directory_holding_model_safetensors(monkeypatch, capsys, tmp_path) -> None:
+    from tl_hub.cli import run_config_from_args
+
+    module = runpy.run_path(str(TRAIN))
+    weights = tmp_path / "vgg16.keras_in1k_conv"
+    weights.mkdir()
+    argv = ["--recipe", "vgg16-catsdogs", "--pretrained-file", str(weights)]
+    code, err = run_script(TRAIN, [*argv, "--output-dir", str(tmp_path / "run")], monkeypatch, capsys)
+    assert code == 2
+    assert f"'{weights}' is a directory without model.safetensors: give the weights file itself" in err
+    (weights / "model.safetensors").write_bytes(b"")
+    run = run_config_from_args(module["parse_args"](argv))
+    assert run.model.pretrained == str(weights / "model.safetensors")

@@ -368,6 +368,20 @@ def path(text: str) -> str:
     return text
 
 
+def weights_file(text: str) -> str:
+    """--pretrained-file: a weights file, or a directory holding model.safetensors (timm's and tl_hub's)."""
+    if not text.strip():
+        raise ArgumentTypeError(f"{text!r} is not a path: give a weights file")
+    directory = Path(text).expanduser()
+    if directory.is_dir():
+        if not (directory / "model.safetensors").is_file():
+            raise ArgumentTypeError(
+                f"{text!r} is a directory without model.safetensors: give the weights file itself"
+            )
+        return str(directory / "model.safetensors")
+    return text
+
+
 def size_or_all(text: str) -> int | str:
     """An integer (checked by the dataclass), or "all"."""
     if text == ALL:
@@ -467,7 +481,9 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "--pretrained-file",
         "model.pretrained",
-        "local weights of the convolutional base (.safetensors, or a torchvision/timm state dict)",
+        "local weights of the convolutional base (.safetensors, or a torchvision/timm state dict), or a "
+        "directory holding model.safetensors",
+        weights_file,
     ),
     Flag(
         "--no-pretrained",
