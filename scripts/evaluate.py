@@ -24,6 +24,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         help="images per step, all processes together (default: by input size, 512 at 32px, 64 at 224px)",
     )
+    p.add_argument(
+        "--label-map",
+        help="how the dataset's class names map to the model's when they differ: DATA=MODEL pairs "
+        "(c1=cat,c2=dog), a JSON file of them, or 'position' (in order)",
+    )
     p.add_argument("--output", type=Path, help="also write the metrics to this JSON file")
     p.add_argument(
         "--update-card",
@@ -44,6 +49,9 @@ def main() -> None:
             f"--update-card: {args.model!r} is not a local release directory; update a local copy "
             "(OUTPUT_DIR/model), then upload it with scripts/push.py"
         )
+    from tl_hub.data.labels import parse_label_map
+
+    label_map = parse_label_map(args.label_map) if args.label_map is not None else None
     setup_logging()
     from tl_hub.inference.evaluate import evaluate_release
     from tl_hub.release.files import write_json
@@ -58,6 +66,7 @@ def main() -> None:
         image_column=args.image_column,
         label_column=args.label_column,
         batch_size=args.batch_size,
+        label_map=label_map,
     )
     if accelerator.is_main_process:
         print(

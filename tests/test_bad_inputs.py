@@ -24,19 +24,21 @@ from tl_hub.release.files import write_json
 from tl_hub.training.rundir import RunLock
 
 from .conftest import ROOT, png_bytes
-from .test_cli import TRAIN, run_script
+from .test_cli import EVALUATE, TRAIN, run_script
 
 TINY = ["--dataset", "synthetic", "--synthetic-per-class", "4", "--batch-size", "32", "--epochs", "2"]
 
 
-def write_parquet(root: Path, labels: list[int], names: list[str] | None, split: str = "train") -> Path:
+def write_parquet(
+    root: Path, labels: list, names: list[str] | None, split: str = "train", dtype: str = "int64"
+) -> Path:
     """A parquet dataset of 8x8 images with these labels: ClassLabel `names` (declared in the schema, as any
-    writer may, whether or not the labels fit them), or bare integers."""
+    writer may, whether or not the labels fit them), or bare values of `dtype`."""
     import pyarrow.parquet as pq
 
     rng = np.random.default_rng(0)
     image = {"bytes": png_bytes(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)), "path": None}
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")})
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value(dtype)})
     (root / "data").mkdir(parents=True, exist_ok=True)
     path = root / "data" / f"{split}-00000-of-00001.parquet"
     datasets.Dataset.from_dict(
@@ -54,6 +56,16 @@ def one_class_folder(root: Path) -> Path:
     (root / "stop").mkdir(parents=True)
     for i in range(6):
         (root / "stop" / f"{i}.png").write_bytes(png_bytes(np.full((8, 8, 3), i * 20, dtype=np.uint8)))
+    return root
+
+
+def image_folder(root: Path, classes: dict[str, int]) -> Path:
+    """train/<class>/<n>.png with this many images per class (0: an empty class folder)."""
+    for name, n in classes.items():
+        (root / "train" / name).mkdir(parents=True)
+        for i in range(n):
+            image = np.full((8, 8, 3), 40 * i + 7 * len(name), dtype=np.uint8)
+            (root / "train" / name / f"{i}.png").write_bytes(png_bytes(image))
     return root
 
 
@@ -82,8 +94,73 @@ BALANCED = [i % 5 for i in range(40)]
             "the train split has one class only ('c3'): a classifier needs images of two or more classes",
         ),
         (one_class_folder, "an image folder needs one subfolder per class, two or more"),
+        (
+            lambda d: write_parquet(d, [*BALANCED[:5], None, *BALANCED[6:]], FIVE),
+            "column 'label': 1 train row has no label (row 5: null): every row needs a class number from 0 "
+            "to 4; fix or drop it",
+        ),
+        (
+            lambda d: write_parquet(d, [None] * 40, None),
+            "column 'label': 40 train rows have no label (row 0: null)",
+        ),
+        (
+            lambda d: write_parquet(d, [*map(float, BALANCED[:-1]), float("nan")], None, dtype="float64"),
+            "column 'label': 1 train row has a label that is not an integer (row 39: NaN): labels are class "
+            "numbers from 0 to the number of classes - 1; fix or drop it",
+        ),
+        (
+            lambda d: write_parquet(d, [2.5, *map(float, BALANCED[1:])], FIVE, dtype="float32"),
+            "column 'label': 1 train row has a label that is not an integer (row 0: 2.5)",
+        ),
+        (
+            lambda d: write_parquet(d, [*map(float, BALANCED[:-1]), float("inf")], None, dtype="float64"),
+            "column 'label': 1 train row has a label that is not an integer (row 39: inf)",
+        ),
+        (
+            lambda d: write_parquet(d, [*BALANCED[:-1], 2**63 - 1], None),
+            "column 'label': 1 train row has a label of 1,000,000 or more, more classes than any model has "
+            "(row 39: 9223372036854775807)",
+        ),
+        (
+            lambda d: write_parquet(d, [*BALANCED[:-1], 10**12], FIVE),
+            "column 'label': 1 train row has a label beyond the 5 label names (row 39: 1000000000000)",
+        ),
+        (
+            lambda d: write_parquet(d, [str(i) for i in BALANCED], None, dtype="string"),
+            "column 'label' holds Value('string'), not integer class labels; name the label column with "
+            "--label-column",
+        ),
+        (
+            lambda d: write_parquet(write_parquet(d, BALANCED, FIVE), [0, 1, None], FIVE, split="validation"),
+            "column 'label': 1 validation row has no label (row 2: null)",
+        ),
+        (lambda d: write_parquet(d, [], FIVE), "is empty: its parquet files hold no rows"),
+        (lambda d: write_parquet(d, [], None), "is empty: it has no rows"),
+        (
+            lambda d: image_folder(d, {"cat": 4, "dog": 4, "bird": 0}),
+            "class folder 'train/bird' holds no images: its class would be dropped without a word; add its "
+            "images, or remove the folder",
+        ),
     ],
-    ids=["label -1", "label past the names", "label 1000 of integers", "one class", "one-class folder"],
+    ids=[
+        "label -1",
+        "label past the names",
+        "label 1000 of integers",
+        "one class",
+        "one-class folder",
+        "a null label",
+        "all labels null",
+        "a NaN label",
+        "a fractional label",
+        "an infinite label",
+        "int64 max",
+        "label 10^12 past the names",
+        "string labels",
+        "a null validation label",
+        "no rows, ClassLabel",
+        "no rows, integers",
+        "an empty class folder",
+    ],
 )
 def test_unusable_labels_are_refused_and_leave_no_run_behind(make, message, monkeypatch, capsys, tmp_path):
     data = make(tmp_path / "data")
@@ -93,6 +170,184 @@ def test_unusable_labels_are_refused_and_leave_no_run_behind(make, message, monk
     )
     assert code == 2 and message in err
     assert not out.exists()
+
+
+# Runs an entry point after the heavy imports, and says how much its peak memory grew beyond them.
+MEASURED = """
+import resource, runpy, sys
+import tl_hub.data.loading, tl_hub.training.trainer
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    print(f"grew {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base} KiB", file=sys.stderr)
+"""
+
+
+def measured_run(script: Path, args: list[str], timeout: float = 120) -> tuple[int, str, int]:
+    """(exit code, the error line, peak memory growth in bytes) of `script` in a fresh process."""
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURED, str(script), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+    )
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    lines = done.stderr.replace("\r", "\n").splitlines()
+    errors = [line for line in lines if line.startswith("error")]
+    grew = int(next(line for line in lines if line.startswith("grew ")).split()[1]) * 1024
+    return done.returncode, errors[-1] if errors else "", grew
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [
+        (10**12, "(row 39: 1000000000000): labels must run from 0 to the number of classes - 1"),
+        (999_999, "integer labels up to 999999 with only 6 classes in use (999,994 numbers have no image"),
+    ],
+    ids=["10^12", "999,999"],
+)
+def test_a_huge_bare_integer_label_is_refused_in_bounded_memory_and_time(label, message, tmp_path) -> None:
+    """Without ClassLabel names the classes are 0..max: one huge label must not make max names (it took
+    14.8 GB for 10^12)."""
+    data = write_parquet(tmp_path / "data", [*BALANCED[:-1], label], None)
+    start = time.monotonic()
+    code, err, grew = measured_run(TRAIN, ["--dataset", str(data), "--output-dir", str(tmp_path / "run")])
+    assert code == 2 and message in err
+    assert grew < 2**30 and time.monotonic() - start < 120
+    assert not (tmp_path / "run").exists()
+
+
+def test_more_max_train_samples_than_images_trains_on_all_and_says_how_many(
+    monkeypatch, capsys, caplog, tmp_path
+) -> None:
+    data = write_parquet(tmp_path / "data", BALANCED[:16], FIVE)
+    args = ["--dataset", str(data), "--max-train-samples", "100000", "--epochs", "1"]
+    code, _ = run_script_ok(TRAIN, [*args, "--output-dir", str(tmp_path / "run")], monkeypatch, capsys)
+    assert code == 0
+    counts = json.loads((tmp_path / "run" / "model" / "metrics.json").read_text())["data"]["counts"]
+    assert (
+        f"train: {counts['train']} images, fewer than the 100000 asked for (--max-train-samples): the "
+        f"dataset has 16, of which validation took {counts['validation']}" in caplog.text
+    )
+
+
+def test_a_float_label_column_of_whole_numbers_trains(monkeypatch, capsys, tmp_path) -> None:
+    """pandas writes integer labels as floats once one is missing: whole-number floats are class numbers."""
+    data = write_parquet(tmp_path / "data", [float(v) for v in BALANCED], None, dtype="float64")
+    args = ["--dataset", str(data), "--epochs", "1", "--output-dir", str(tmp_path / "run")]
+    assert run_script_ok(TRAIN, args, monkeypatch, capsys)[0] == 0
+    config = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    assert config["label_names"] == ["0", "1", "2", "3", "4"]
+
+
+# -- evaluation: the dataset's labels against the release's ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pets_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tl_hub import LeNet5
+    from tl_hub.recipes import get_recipe
+
+    from .conftest import write_fake_release
+
+    directory = tmp_path_factory.mktemp("pets") / "model"
+    return write_fake_release(
+        directory, LeNet5(num_classes=2), get_recipe("lenet-gtsrb").config, ["cat", "dog"]
+    )
+
+
+@pytest.fixture(scope="module")
+def c1_c2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return image_folder(tmp_path_factory.mktemp("c1c2"), {"c1": 3, "c2": 3})
+
+
+@pytest.mark.parametrize(
+    ("label_map", "message"),
+    [
+        (
+            None,
+            "the dataset's classes 'c1', 'c2' are not among the model's ('cat', 'dog'): say which is which "
+            "with --label-map DATA=MODEL,... (e.g. --label-map c1=cat,c2=dog), a JSON file, or --label-map "
+            "position",
+        ),
+        ("c1=cat", "the dataset's classes 'c2' are not among the model's"),
+        ("c1=cat,c2=cow", "--label-map maps 'c2' to 'cow', which is not a class of the model"),
+        (
+            "c1=cat,c3=dog",
+            "--label-map maps 'c3', which is not a class of the dataset (its classes: 'c1', 'c2')",
+        ),
+        ("c1=cat,c2=cat", "the dataset's classes 'c1' and 'c2' both map to the model's 'cat'"),
+        ("c1=cat,c1=dog", "--label-map 'c1=cat,c1=dog' maps 'c1' twice"),
+        ("c1:cat", "--label-map 'c1:cat': 'c1:cat' is not DATA=MODEL"),
+        ("{tmp}/missing.json", "--label-map '{tmp}/missing.json': no such file"),
+        ("{tmp}/list.json", "expected a JSON object of dataset name -> model name"),
+    ],
+    ids=[
+        "no map",
+        "half a map",
+        "unknown model class",
+        "unknown data class",
+        "two to one",
+        "twice",
+        "no =",
+        "no file",
+        "a JSON list",
+    ],
+)
+def test_evaluation_refuses_other_class_names_unless_mapped(
+    pets_release, c1_c2, label_map, message, monkeypatch, capsys, tmp_path
+) -> None:
+    (tmp_path / "list.json").write_text('["cat", "dog"]')
+    args = [str(pets_release), "--dataset", str(c1_c2), "--split", "train"]
+    if label_map is not None:
+        args += ["--label-map", label_map.format(tmp=tmp_path)]
+    code, err = run_script(EVALUATE, args, monkeypatch, capsys)
+    assert code == 2 and message.format(tmp=tmp_path) in err
+
+
+@pytest.mark.parametrize("how", ["pairs", "json", "position"])
+def test_evaluation_maps_class_names_as_told(pets_release, c1_c2, how, monkeypatch, capsys, caplog, tmp_path):
+    (tmp_path / "map.json").write_text(json.dumps({"c1": "dog", "c2": "cat"}))
+    label_map = {"pairs": "c1=dog,c2=cat", "json": str(tmp_path / "map.json"), "position": "position"}[how]
+    args = [str(pets_release), "--dataset", str(c1_c2), "--split", "train", "--label-map", label_map]
+    code, _ = run_script_ok(EVALUATE, [*args, "--output", str(tmp_path / "m.json")], monkeypatch, capsys)
+    assert code == 0 and json.loads((tmp_path / "m.json").read_text())["num_samples"] == 6
+    if how == "position":
+        assert "--label-map position: the dataset's classes taken as the model's, in order" in caplog.text
+
+
+def test_evaluation_refuses_labels_past_the_names_before_decoding(release, monkeypatch, capsys, tmp_path):
+    from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
+
+    data = write_parquet(tmp_path / "data", [*BALANCED[:-1], 99], list(GTSRB_CLASS_NAMES))
+    code, err = run_script(
+        EVALUATE, [str(release), "--dataset", str(data), "--split", "train"], monkeypatch, capsys
+    )
+    assert code == 2
+    assert "column 'label': 1 train row has a label beyond the 43 label names (row 39: 99)" in err
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ([None] * 8, "split 'train' of dataset '{data}' has no labels (all -1 or null): it cannot be scored"),
+        ([-1] * 8, "split 'train' of dataset '{data}' has no labels (all -1 or null)"),
+        ([0, 1, None, 3], "column 'label': 1 train row has no label (row 2: null)"),
+        ([], "is empty: its parquet files hold no rows"),
+    ],
+    ids=["all null", "all -1", "a null", "no rows"],
+)
+def test_evaluation_refuses_a_split_without_labels(release, labels, message, monkeypatch, capsys, tmp_path):
+    from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
+
+    data = write_parquet(tmp_path / "data", labels, list(GTSRB_CLASS_NAMES))
+    code, err = run_script(
+        EVALUATE, [str(release), "--dataset", str(data), "--split", "train"], monkeypatch, capsys
+    )
+    assert code == 2 and message.format(data=data) in err
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,9 @@ def cache_root() -> Path:
 
 # Every epoch seeds numpy with seed * 1000 + epoch, which numpy needs below 2**32.
 MAX_SEED = 2**32 // 1000 - 2
+# More classes than any real classifier has (ImageNet-21k has 21,843): a label or a release beyond this is
+# a typo or an id, not a class count.
+MAX_CLASSES = 1_000_000
 
 
 def _check(condition: bool, name: str, value: Any, expected: str) -> None:
