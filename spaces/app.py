@@ -14,6 +14,7 @@ import base64
 import binascii
 import logging
 import os
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -109,9 +110,13 @@ class ModelSlot:
             return None
 
     def summary(self) -> str:
+        """What the tab serves, or why it serves nothing (the other tab is not affected)."""
         if self.empty:
             return f"**{self.missing}**"
-        return model_summary(self.get(), self.facts)
+        try:
+            return model_summary(self.get(), self.facts)
+        except gr.Error as e:
+            return f"**{e.message}**"
 
 
 def local_release(kind: str, roots: tuple[Path, ...] | None = None) -> Path | None:
@@ -470,7 +475,8 @@ def _load(slots: list[ModelSlot], strict: bool = False) -> None:
             slot.get()
         except gr.Error as e:
             if strict:
-                raise SystemExit(f"error: {e.message}") from None
+                print(f"error: {e.message}", file=sys.stderr)
+                raise SystemExit(2) from None
             logger.warning("%s", e.message)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
+import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
@@ -348,6 +349,53 @@ def test_evaluation_refuses_a_split_without_labels(release, labels, message, mon
         EVALUATE, [str(release), "--dataset", str(data), "--split", "train"], monkeypatch, capsys
     )
     assert code == 2 and message.format(data=data) in err
+
+
+# -- damaged releases at the entry points (each damage in detail: test_release.py) -------------------------
+
+
+def _deep(release: Path) -> None:
+    (release / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+
+
+def _repeated(release: Path) -> None:
+    config = json.loads((release / "config.json").read_text())
+    config["label_names"][-1] = config["label_names"][0]
+    (release / "config.json").write_text(json.dumps(config))
+
+
+def _int32(release: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = load_file(release / "model.safetensors")
+    save_file({k: v.to(torch.int32) for k, v in state.items()}, release / "model.safetensors")
+
+
+@pytest.mark.parametrize("script", ["evaluate.py", "push.py"])
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (_deep, "config.json of '{release}' nests deeper than 32 levels: is it a tl_hub release?"),
+        (_repeated, "config.json of '{release}': label_names repeat 'Speed limit (20km/h)'"),
+        (
+            _int32,
+            "weights in {release} do not fit LeNet5: wrong dtype: features.0.weight is int32, expected a ",
+        ),
+    ],
+    ids=["nested 100,000 deep", "a repeated label name", "int32 weights"],
+)
+def test_a_damaged_release_is_one_line_in_evaluate_and_push(
+    release, script, damage, message, monkeypatch, capsys, tmp_path
+) -> None:
+    bad = tmp_path / "model"
+    shutil.copytree(release, bad)
+    damage(bad)
+    args = {
+        "evaluate.py": [str(bad), "--dataset", "synthetic", "--split", "test"],
+        "push.py": [str(bad), "someone/signs", "--hub-token", "not-used"],
+    }[script]
+    code, err = run_script(ROOT / "scripts" / script, args, monkeypatch, capsys)
+    assert code == 2 and message.format(release=bad) in err
 
 
 @pytest.mark.parametrize(

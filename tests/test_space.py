@@ -339,6 +339,8 @@ def test_without_flags_each_tab_serves_the_newest_local_release_that_fits_it(
     config.write_text(config.read_text().replace('"Stop"', '"Halt"'))  # not GTSRB's labels: never chosen
     (runs / "damaged" / "model").mkdir(parents=True)
     (runs / "damaged" / "model" / "config.json").write_text("{not json")
+    shutil.copytree(release, runs / "deep" / "model")
+    (runs / "deep" / "model" / "config.json").write_text("[" * 100_000 + "]" * 100_000)  # no RecursionError
     monkeypatch.setattr(app, "RUNS_DIRS", (runs,))
     assert app.model_source(None, "sign") == (runs / "new-signs" / "model").resolve()
     assert app.model_source(None, "pet") == (runs / "pets" / "model").resolve()
@@ -362,6 +364,58 @@ def test_a_tab_without_a_model_says_how_to_get_one_and_the_other_tab_works(
         demo.close()
     slot = app.ModelSlot(None, missing=app.NO_MODEL["pet"])
     assert slot.summary() == f"**{app.NO_MODEL['pet']}**"  # the line the page shows under the tab
+
+
+def broken_copy(release: Path, directory: Path, change) -> Path:
+    shutil.copytree(release, directory)
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(change(config))
+    return directory
+
+
+BROKEN_CONFIGS = {
+    "nested 100,000 deep": (lambda c: "[" * 100_000 + "]" * 100_000, "nests deeper than 32 levels"),
+    "a repeated label": (
+        lambda c: json.dumps({**c, "label_names": ["cat", "cat"]}),
+        "label_names repeat 'cat': each output needs its own name",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_CONFIGS))
+def test_a_broken_release_in_one_tab_says_why_and_the_other_tab_serves(
+    app: ModuleType,
+    predictors: dict[str, Predictor],
+    pets_release: Path,
+    sign_file: Path,
+    tmp_path: Path,
+    case,
+) -> None:
+    change, message = BROKEN_CONFIGS[case]
+    broken = app.ModelSlot(broken_copy(pets_release, tmp_path / "pets", change))
+    demo = app.build_demo(predictors["sign"], broken, examples_dir=tmp_path / "ex")
+    url = app.serve(demo, "127.0.0.1", block=False)
+    try:
+        client = gradio_client.Client(url, verbose=False)
+        with pytest.raises(Exception, match=r"could not be loaded: config\.json of") as error:
+            client.predict(upload(sign_file), api_name="/classify_pet")
+        assert message in str(error.value) and len(str(error.value).strip().splitlines()) == 1
+        assert client.predict(upload(sign_file), api_name="/classify_sign")["label"]
+    finally:
+        demo.close()
+    summary = broken.summary()  # the line the page shows under the broken tab
+    assert summary.startswith("**The model ") and message in summary
+
+
+def test_preloading_a_broken_release_is_one_line_and_exit_2(
+    pets_release: Path, release: Path, monkeypatch, capsys, tmp_path: Path
+) -> None:
+    change, message = BROKEN_CONFIGS["nested 100,000 deep"]
+    broken = broken_copy(pets_release, tmp_path / "pets", change)
+    args = ["--signs-model", str(release), "--pets-model", str(broken), "--preload", "--no-compile"]
+    code, _, err = run_entry_point(ROOT / "spaces" / "app.py", args, monkeypatch, capsys)
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("error: The model ") and message in err
 
 
 # pyproject's core dependencies that only training, evaluation and release need: the Space installs the rest.
