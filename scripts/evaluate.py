@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from tl_hub.cli import ArgumentParser, run_main, setup_logging
+from tl_hub.config import MAX_BATCH_SIZE, integer
 from tl_hub.errors import ConfigError
 
 
@@ -21,7 +22,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--label-column", help="label column (default: found automatically)")
     p.add_argument(
         "--batch-size",
-        type=int,
+        type=integer,
         help="images per step, all processes together (default: by input size, 512 at 32px, 64 at 224px)",
     )
     p.add_argument(
@@ -40,8 +41,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if args.batch_size is not None and args.batch_size <= 0:
-        raise ConfigError(f"--batch-size {args.batch_size}: expected a positive integer")
+    if args.batch_size is not None and not 0 < args.batch_size <= MAX_BATCH_SIZE:
+        raise ConfigError(
+            f"--batch-size {args.batch_size}: expected a positive integer (at most {MAX_BATCH_SIZE:,})"
+        )
     if args.output is not None and (args.output.is_dir() or not args.output.parent.is_dir()):
         raise ConfigError(f"--output {str(args.output)!r}: expected a file path in an existing directory")
     if args.update_card and not Path(args.model).expanduser().is_dir():

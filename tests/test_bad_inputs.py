@@ -18,6 +18,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 
@@ -667,3 +668,147 @@ def test_a_run_that_ends_releases_its_lock_for_the_next(tmp_path: Path) -> None:
         time.sleep(0.05)
     assert lock.fd is not None
     lock.release()
+
+
+# -- the Python API's inputs: Predictor and explain --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def predictor(release: Path):
+    from tl_hub import Predictor
+
+    return Predictor.from_pretrained(release, device="cpu")
+
+
+def _special_path(kind: str, tmp_path: Path) -> str:
+    if kind == "directory":
+        return str(tmp_path)
+    if kind == "missing":
+        return str(tmp_path / "missing.png")
+    if kind == "empty":
+        (tmp_path / "empty.png").write_bytes(b"")
+        return str(tmp_path / "empty.png")
+    return kind  # a device
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        (None, "no image was given"),
+        (3.5, "cannot read an image from a float: pass a path, a PIL image, encoded bytes, a numpy HxWxC"),
+        ({"image": 1}, "cannot read an image from a dict"),
+        ([np.zeros((8, 8, 3), np.uint8)], "cannot read an image from a list"),
+        (b"", "no image was given"),
+        (b"<html>404</html>", "the file is not a readable image (UnidentifiedImageError)"),
+        (np.zeros((0, 0, 3), np.uint8), "the image is 0x0x3: it has no pixels to classify"),
+        (np.zeros((5, 0), np.uint8), "the image is 5x0: it has no pixels to classify"),
+        (Image.new("RGB", (0, 0)), "the image is 0x0 pixels: it has no pixels to classify"),
+        (np.full((8, 8, 3), 2.0), "a float64 image array must hold values in [0, 1] (this one: 2.0 to 2.0)"),
+        (np.full((8, 8, 3), np.nan, np.float32), "a float32 image array must hold values in [0, 1]"),
+        (np.full((8, 8, 3), -0.5, np.float32), "(this one: -0.5 to -0.5): scale it, or pass uint8 (0-255)"),
+        (np.zeros((8, 8, 3), np.int64), "image arrays of dtype int64 are not supported: pass uint8 (0-255)"),
+        (np.zeros((8, 8, 3), bool), "image arrays of dtype bool are not supported"),
+        (
+            np.zeros((2, 8, 8, 3), np.uint8),
+            "an array of shape 2x8x8x3 is not an image: expected HxW or HxWxC",
+        ),
+        (np.zeros((8, 8, 5), np.uint8), "an array of shape 8x8x5 is not an image"),
+        (np.zeros(8, np.uint8), "an array of shape 8 is not an image"),
+        (torch.zeros(1, 3, 8, 8), "a tensor of shape (1, 3, 8, 8) is not an image: expected CxHxW"),
+        (torch.zeros(8, 8, 3), "a tensor of shape (8, 8, 3) is not an image"),
+        (torch.zeros(3, 8, 8, dtype=torch.int64), "image tensors of dtype torch.int64 are not supported"),
+        (torch.full((3, 8, 8), 3.0), "a float32 image array must hold values in [0, 1]"),
+        ("directory", "is a directory, not an image file"),
+        ("missing", "missing.png' (No such file or directory)"),
+        ("empty", "the file is empty (0 bytes)"),
+        ("/dev/null", "'/dev/null' is a character device, not an image file"),
+        ("/dev/zero", "'/dev/zero' is a character device, not an image file"),
+    ],
+    ids=lambda v: None if not isinstance(v, np.ndarray | torch.Tensor) else f"{v.dtype} {tuple(v.shape)}",
+)
+def test_predictor_refuses_what_is_not_an_image_by_name(predictor, given, message, tmp_path) -> None:
+    from tl_hub.errors import ImageError
+
+    if isinstance(given, str):
+        given = _special_path(given, tmp_path)
+    for call in (
+        lambda: predictor(given),
+        lambda: predictor.predict([given]),
+        lambda: predictor.explain(given),
+    ):
+        with pytest.raises(ImageError) as error:
+            call()
+        assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_named_pipe_is_refused_without_opening_it(release: Path, tmp_path: Path) -> None:
+    """Opening a pipe for reading waits for a writer: Image.open blocked forever on one."""
+    import os
+
+    pipe = tmp_path / "pipe.png"
+    os.mkfifo(pipe)
+    code = (
+        "import sys; from tl_hub import Predictor; from tl_hub.errors import ImageError\n"
+        "p = Predictor.from_pretrained(sys.argv[1], device='cpu')\n"
+        "try:\n    p(sys.argv[2])\nexcept ImageError as e:\n    print(e)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(release), str(pipe)], capture_output=True, text=True, timeout=60
+    )
+    assert f"{str(pipe)!r} is a named pipe, not an image file" in done.stdout, done.stderr[-2000:]
+
+
+def test_predictor_accepts_every_documented_kind_of_image_alike(predictor, tmp_path: Path) -> None:
+    from .conftest import png_bytes
+
+    pixels = np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    (tmp_path / "a.png").write_bytes(png_bytes(pixels))
+    same = [
+        pixels,
+        pixels / 255.0,
+        (pixels / 255.0).astype(np.float32),
+        torch.from_numpy(pixels).permute(2, 0, 1),
+        torch.from_numpy(pixels).permute(2, 0, 1) / 255.0,
+        Image.fromarray(pixels),
+        png_bytes(pixels),
+        bytearray(png_bytes(pixels)),
+        str(tmp_path / "a.png"),
+        tmp_path / "a.png",
+    ]
+    expected = predictor.logits([pixels])
+    for given in same:
+        assert torch.allclose(predictor.logits([given]), expected, atol=1e-5), type(given)
+    gray = pixels[:, :, 0]
+    assert torch.equal(predictor.logits([gray[:, :, None]]), predictor.logits([gray]))
+    assert len(predictor(np.dstack([pixels, np.full((20, 24), 255, np.uint8)]), top_k=3)) == 3  # RGBA
+    assert predictor.predict([]) == [] and predictor.logits([]).shape == (0, 43)
+    assert len(predictor(pixels, top_k=np.int64(2))) == 2 and len(predictor(pixels, top_k=1000)) == 43
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda p, x: p(x, top_k=-1), "top_k=-1 is invalid: expected a positive integer"),
+        (lambda p, x: p(x, top_k=0), "top_k=0 is invalid"),
+        (lambda p, x: p(x, top_k="5"), "top_k='5' is invalid"),
+        (lambda p, x: p(x, top_k=True), "top_k=True is invalid"),
+        (lambda p, x: p(x, top_k=2.0), "top_k=2.0 is invalid"),
+        (lambda p, x: p(x, top_k=None), "top_k=None is invalid"),
+        (
+            lambda p, x: p.explain(x, class_index=999),
+            "class_index=999 is invalid: expected a class index from 0 ",
+        ),
+        (lambda p, x: p.explain(x, class_index=-1), "class_index=-1 is invalid"),
+        (lambda p, x: p.explain(x, class_index=True), "class_index=True is invalid"),
+        (lambda p, x: p.explain(x, class_index="3"), "class_index='3' is invalid"),
+        (lambda p, x: p.explain(x, size=0), "size=0 is invalid: expected an integer from 8 to 4096"),
+        (lambda p, x: p.explain(x, size=10**6), "size=1000000 is invalid"),
+        (lambda p, x: p.predict(x), "images: expected a list of images, got a ndarray"),
+        (lambda p, x: p.predict("a.png"), "images: expected a list of images, got a str"),
+    ],
+    ids=lambda v: None,
+)
+def test_predictor_arguments_out_of_range_are_a_value_error_naming_them(predictor, call, message) -> None:
+    with pytest.raises(ValueError) as error:
+        call(predictor, np.zeros((8, 8, 3), np.uint8))
+    assert message in str(error.value)
