@@ -236,6 +236,15 @@ def test_more_max_train_samples_than_images_trains_on_all_and_says_how_many(
     )
 
 
+def test_images_and_empty_folders_beside_parquet_files_are_not_an_image_folder(
+    monkeypatch, capsys, tmp_path
+) -> None:
+    data = write_parquet(tmp_path / "data", BALANCED, FIVE)
+    image_folder(data / "docs", {"figures": 1, "empty": 0})
+    args = ["--dataset", str(data), "--epochs", "1", "--output-dir", str(tmp_path / "run")]
+    assert run_script_ok(TRAIN, args, monkeypatch, capsys)[0] == 0
+
+
 def test_a_float_label_column_of_whole_numbers_trains(monkeypatch, capsys, tmp_path) -> None:
     """pandas writes integer labels as floats once one is missing: whole-number floats are class numbers."""
     data = write_parquet(tmp_path / "data", [float(v) for v in BALANCED], None, dtype="float64")

@@ -202,12 +202,18 @@ def check_class_folders(path: Path) -> None:
     from PIL import Image
 
     extensions = set(Image.registered_extensions())
+    tables = {".parquet", ".arrow", ".csv", ".json", ".jsonl"}  # data files, or an image folder's metadata
     direct: dict[Path, bool] = {}  # holds image files itself
     anywhere: dict[Path, bool] = {}  # holds image files at any depth
     children: dict[Path, list[Path]] = {}
-    for directory, subdirs, files in os.walk(path, topdown=False):
-        d = Path(directory)
-        children[d] = [d / sub for sub in subdirs if not sub.startswith(".")]
+    walked = []
+    for directory, subdirs, files in os.walk(path):
+        if any(Path(f).suffix.lower() in tables for f in files):
+            return  # labels come from those files, not from folder names
+        subdirs[:] = [sub for sub in subdirs if not sub.startswith(".")]
+        walked.append((Path(directory), list(subdirs), files))
+    for d, subdirs, files in reversed(walked):  # every folder after its subfolders
+        children[d] = [d / sub for sub in subdirs]
         direct[d] = any(Path(f).suffix.lower() in extensions for f in files)
         anywhere[d] = direct[d] or any(anywhere.get(c, False) for c in children[d])
     if not anywhere.get(path, False):
