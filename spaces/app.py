@@ -119,9 +119,14 @@ class ModelSlot:
         if self.empty:
             return f"**{self.missing}**"
         try:
-            return model_summary(self.get(), self.facts)
+            predictor = self.get()
         except gr.Error as e:
             return f"**{e.message}**"
+        try:
+            return model_summary(predictor, self.facts)
+        except (TypeError, ValueError, AttributeError) as e:  # facts.json of the wrong types
+            logger.warning("%s: facts.json does not read as facts (%s): summary without them", self.source, e)
+            return model_summary(predictor, None)
 
 
 def local_release(kind: str, roots: tuple[Path, ...] | None = None) -> Path | None:

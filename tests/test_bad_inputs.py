@@ -449,6 +449,14 @@ def test_a_train_size_the_dataset_cannot_give_is_said(monkeypatch, capsys, caplo
     assert "train: 30 images, fewer than the 100 asked for (--train-size): the dataset has 40" in caplog.text
 
 
+def test_a_val_size_the_dataset_cannot_give_is_said(monkeypatch, capsys, caplog, tmp_path) -> None:
+    data = write_parquet(tmp_path / "data", BALANCED, FIVE)
+    write_parquet(data, BALANCED[:10], FIVE, split="validation")
+    args = ["--dataset", str(data), "--val-size", "100", "--epochs", "1"]
+    code, _ = run_script_ok(TRAIN, [*args, "--output-dir", str(tmp_path / "run")], monkeypatch, capsys)
+    assert code == 0 and "validation: 10 images, fewer than the 100 asked for (--val-size)" in caplog.text
+
+
 def test_compare_checks_its_output_dir_the_same_way(monkeypatch, capsys, tmp_path) -> None:
     (tmp_path / "a_file").write_text("keep me")
     args = [

@@ -486,6 +486,18 @@ def test_a_broken_release_in_one_tab_says_why_and_the_other_tab_serves(
     assert summary.startswith("**The model ") and message in summary
 
 
+def test_facts_of_the_wrong_types_leave_the_summary_without_them(
+    app: ModuleType, release: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(release, copy)
+    facts = json.loads((copy / "facts.json").read_text())
+    facts["results"][0]["accuracy"] = "high"
+    (copy / "facts.json").write_text(json.dumps(facts))
+    summary = app.ModelSlot(copy).summary()
+    assert "`lenet5`, 43 classes" in summary and "records no training facts" in summary
+
+
 def test_preloading_a_broken_release_is_one_line_and_exit_2(
     pets_release: Path, release: Path, monkeypatch, capsys, tmp_path: Path
 ) -> None:

@@ -473,6 +473,10 @@ def prepare_data(cfg: DataConfig, preprocess: PreprocessConfig, seed: int) -> Pr
         validation = train.select(val_idx)
         train, labels = train.select(train_idx), labels[train_idx]
     logger.info("validation: %s (%d images)", validation_from, len(validation))
+    if cfg.val_size is not None and len(validation) < cfg.val_size:  # said, then validated on all there is
+        logger.warning(
+            "validation: %d images, fewer than the %d asked for (--val-size)", len(validation), cfg.val_size
+        )
     if cfg.train_size is not None and cfg.train_size < len(train):
         keep = balanced_sample(labels, cfg.train_size, seed + 1)
         train, labels = train.select(keep), labels[keep]
