@@ -19,14 +19,18 @@ logger = logging.getLogger(__name__)
 
 
 def match_labels(
-    data_labels: list[str], model_labels: list[str], label_map: dict[str, str] | str | None = None
+    data_labels: list[str],
+    model_labels: list[str],
+    label_map: dict[str, str] | str | None = None,
+    fix: str | None = None,
 ) -> list[int]:
     """The model's output index for each of the dataset's classes.
 
     By name when the model knows every name; else as `label_map` says (dataset name -> model name, or
     "position": the dataset's classes taken as the model's, in order). Class names that are numbers ("7",
     GTSRB's "00007" folders) name the model's class of that number. Anything else is refused: matching by
-    position is never assumed.
+    position is never assumed. `fix` says what to do about names that do not match (default: evaluate.py's
+    --label-map).
     """
     index = {name: i for i, name in enumerate(model_labels)}
     if label_map == BY_POSITION:
@@ -63,10 +67,13 @@ def match_labels(
     if unknown:
         at = [(name, data_labels.index(name)) for name in unknown[:2]]
         example = ",".join(f"{d}={model_labels[i % len(model_labels)]}" for d, i in at)
+        fix = fix or (
+            f"say which is which with --label-map DATA=MODEL,... (e.g. --label-map {shlex.quote(example)}), "
+            "a JSON file, or --label-map position"
+        )
         raise DatasetError(
-            f"the dataset's classes {_names(unknown)} are not among the model's ({_names(model_labels)}): "
-            f"say which is which with --label-map DATA=MODEL,... (e.g. --label-map "
-            f"{shlex.quote(example)}), a JSON file, or --label-map position"
+            f"the dataset's classes {_names(unknown)} are not among the model's "
+            f"({_names(model_labels)}): {fix}"
         )
     taken: dict[str, str] = {}
     for data, target in zip(data_labels, resolved, strict=True):
