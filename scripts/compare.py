@@ -18,7 +18,7 @@ from tl_hub.cli import (
     run_main,
     setup_logging,
 )
-from tl_hub.config import ALL, integer
+from tl_hub.config import ALL, MAX_SAMPLES, integer
 from tl_hub.experiments.results import ARMS, SOURCE_ONLY, TRANSFER_ARMS
 
 # What every arm shares comes from the training flags; what varies between arms (the seed, the strategy,
@@ -34,8 +34,8 @@ def size(text: str) -> int | str:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is neither a positive integer nor 'all'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be a positive integer")
+    if not 0 < value <= MAX_SAMPLES:
+        raise argparse.ArgumentTypeError(f"{text} must be a positive integer (at most {MAX_SAMPLES:,})")
     return value
 
 

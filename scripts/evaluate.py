@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from tl_hub.cli import ArgumentParser, run_main, setup_logging
+from tl_hub.config import MAX_BATCH_SIZE, integer
 from tl_hub.errors import ConfigError
 
 
@@ -21,8 +22,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--label-column", help="label column (default: found automatically)")
     p.add_argument(
         "--batch-size",
-        type=int,
+        type=integer,
         help="images per step, all processes together (default: by input size, 512 at 32px, 64 at 224px)",
+    )
+    p.add_argument(
+        "--label-map",
+        help="how the dataset's class names map to the model's when they differ: DATA=MODEL pairs "
+        "(c1=cat,c2=dog), a JSON file of them, or 'position' (in order)",
     )
     p.add_argument("--output", type=Path, help="also write the metrics to this JSON file")
     p.add_argument(
@@ -35,8 +41,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if args.batch_size is not None and args.batch_size <= 0:
-        raise ConfigError(f"--batch-size {args.batch_size}: expected a positive integer")
+    if args.batch_size is not None and not 0 < args.batch_size <= MAX_BATCH_SIZE:
+        raise ConfigError(
+            f"--batch-size {args.batch_size}: expected a positive integer (at most {MAX_BATCH_SIZE:,})"
+        )
     if args.output is not None and (args.output.is_dir() or not args.output.parent.is_dir()):
         raise ConfigError(f"--output {str(args.output)!r}: expected a file path in an existing directory")
     if args.update_card and not Path(args.model).expanduser().is_dir():
@@ -44,6 +52,9 @@ def main() -> None:
             f"--update-card: {args.model!r} is not a local release directory; update a local copy "
             "(OUTPUT_DIR/model), then upload it with scripts/push.py"
         )
+    from tl_hub.data.labels import parse_label_map
+
+    label_map = parse_label_map(args.label_map) if args.label_map is not None else None
     setup_logging()
     from tl_hub.inference.evaluate import evaluate_release
     from tl_hub.release.files import write_json
@@ -58,6 +69,7 @@ def main() -> None:
         image_column=args.image_column,
         label_column=args.label_column,
         batch_size=args.batch_size,
+        label_map=label_map,
     )
     if accelerator.is_main_process:
         print(

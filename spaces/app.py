@@ -14,6 +14,8 @@ import base64
 import binascii
 import logging
 import os
+import socket
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -22,8 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import pydantic
+from fastapi.responses import JSONResponse
+from gradio.route_utils import FnIndexInferError
 from PIL import Image
 
+from tl_hub.cli import ArgumentParser
 from tl_hub.config import cache_root
 from tl_hub.data.transforms import read_image
 from tl_hub.errors import TLHubError
@@ -109,9 +115,18 @@ class ModelSlot:
             return None
 
     def summary(self) -> str:
+        """What the tab serves, or why it serves nothing (the other tab is not affected)."""
         if self.empty:
             return f"**{self.missing}**"
-        return model_summary(self.get(), self.facts)
+        try:
+            predictor = self.get()
+        except gr.Error as e:
+            return f"**{e.message}**"
+        try:
+            return model_summary(predictor, self.facts)
+        except (TypeError, ValueError, AttributeError) as e:  # facts.json of the wrong types
+            logger.warning("%s: facts.json does not read as facts (%s): summary without them", self.source, e)
+            return model_summary(predictor, None)
 
 
 def local_release(kind: str, roots: tuple[Path, ...] | None = None) -> Path | None:
@@ -244,6 +259,48 @@ def _heatmap(predictor: Predictor, image: Image.Image) -> Image.Image | None:
     except TLHubError as e:
         logger.info("no heatmap: %s", e)
         return None
+
+
+class SpaceBlocks(gr.Blocks):
+    """gr.Blocks whose events refuse a malformed API payload (too few values, a value that is not a file) with
+    one line, as they refuse a bad upload, instead of gradio's multi-line validation error and a server-side
+    traceback. (`preprocess_data` is where gradio checks the payload, with `preprocess=False` too.)"""
+
+    async def preprocess_data(
+        self, block_fn: Any, inputs: list[Any], state: Any, explicit_call: bool = False
+    ):
+        endpoint = f"/{block_fn.api_name}" if block_fn.api_name else "this event"
+        if not isinstance(inputs, list) or len(inputs) < len(block_fn.inputs):
+            given = len(inputs) if isinstance(inputs, list) else type(inputs).__name__
+            raise refusal(
+                f"The request holds {given} input value(s); {endpoint} takes {len(block_fn.inputs)}, an "
+                'image file: send {"data": [FILE]}, e.g. with gradio_client.handle_file(PATH_OR_URL).'
+            )
+        try:
+            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+        except pydantic.ValidationError as e:
+            first = e.errors()[0]
+            raise refusal(
+                f"The request's input to {endpoint} is not an image file ({first['msg']}; given: "
+                f"{type(first.get('input')).__name__}): send one with gradio_client.handle_file(PATH_OR_URL)."
+            ) from None
+
+
+def _unknown_endpoint(demo: gr.Blocks) -> Any:
+    """The HTTP answer to a call of an endpoint this app does not have: 404 and the ones it has, one line in
+    the log (gradio answers 500, with a traceback in the server log)."""
+    names = ", ".join(
+        f"/{fn.api_name}" for fn in demo.fns.values() if fn.api_name and fn.api_visibility == "public"
+    )
+
+    async def answer(request: Any, error: Exception) -> JSONResponse:
+        message = (
+            f"The request names no endpoint of this app ({request.url.path}): its endpoints are {names}."
+        )
+        logger.info("refused: %s", message)
+        return JSONResponse({"error": message}, status_code=404)
+
+    return answer
 
 
 @dataclass(frozen=True)
@@ -412,7 +469,7 @@ def build_demo(
             pets_slot,
         ),
     ]
-    with gr.Blocks(title="tl_hub: transfer learning demo") as demo:
+    with SpaceBlocks(title="tl_hub: transfer learning demo") as demo:
         gr.Markdown(
             "# tl_hub: traffic signs and cats & dogs\n"
             "Image classifiers trained by transfer learning with tl_hub. "
@@ -423,8 +480,19 @@ def build_demo(
     return demo.queue(max_size=QUEUE_SIZE)
 
 
+def port_number(text: str) -> int:
+    """--port: a TCP port, 1 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number: expected 1 to 65535")
+    return port
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Serve tl_hub's traffic-sign and cats & dogs classifiers.")
+    p = ArgumentParser(description="Serve tl_hub's traffic-sign and cats & dogs classifiers.")
     p.add_argument(
         "--signs-model",
         default=os.environ.get(SIGNS_MODEL_ENV),
@@ -438,7 +506,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "runs/*/model)",
     )
     p.add_argument("--host", default=None, help="address to listen on (default: gradio's, 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="port (default: gradio's, 7860)")
+    p.add_argument("--port", type=port_number, default=None, help="port (default: gradio's, 7860)")
     p.add_argument(
         "--no-compile", action="store_true", help="run the pets model eagerly instead of with torch.compile"
     )
@@ -446,8 +514,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def port_problem(host: str | None, port: int) -> str | None:
+    """Why the app could not listen on (host, port), or None: checked before anything loads, so that a port
+    in use is one line and exit code 2, not gradio's traceback after the models have started loading."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or "127.0.0.1", port, type=socket.SOCK_STREAM
+        )[0]
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+            s.bind(address)
+    except OSError as e:
+        reason = e.strerror or str(e)
+        return f"cannot listen on {host or '127.0.0.1'}:{port} ({reason}): choose another --port or --host"
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.port is not None and (problem := port_problem(args.host, args.port)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signs = ModelSlot(model_source(args.signs_model, "sign"), missing=NO_MODEL["sign"])
     pets = ModelSlot(
@@ -470,7 +557,8 @@ def _load(slots: list[ModelSlot], strict: bool = False) -> None:
             slot.get()
         except gr.Error as e:
             if strict:
-                raise SystemExit(f"error: {e.message}") from None
+                print(f"error: {e.message}", file=sys.stderr)
+                raise SystemExit(2) from None
             logger.warning("%s", e.message)
 
 
@@ -479,14 +567,22 @@ def serve(demo: gr.Blocks, host: str | None = None, port: int | None = None, blo
 
     `block=False` returns once the server is up, for tests and benchmarks; `demo.close()` stops it.
     """
-    _, url, _ = demo.launch(
-        server_name=host,
-        server_port=port,
-        max_file_size=MAX_FILE_BYTES,
-        show_error=True,  # an error's message reaches API callers too, not only the page
-        prevent_thread_lock=not block,
-        quiet=not block,
-    )
+    refuse = _unknown_endpoint(demo)
+    try:
+        _, url, _ = demo.launch(
+            server_name=host,
+            server_port=port,
+            max_file_size=MAX_FILE_BYTES,
+            show_error=True,  # an error's message reaches API callers too, not only the page
+            prevent_thread_lock=not block,
+            quiet=not block,
+            app_kwargs={"exception_handlers": {FnIndexInferError: refuse, KeyError: refuse}},
+        )
+    except OSError as e:  # taken between port_problem's look and now
+        print(
+            f"error: cannot serve on port {port or 'from 7860'} ({str(e).splitlines()[0]})", file=sys.stderr
+        )
+        raise SystemExit(2) from None
     return url
 
 

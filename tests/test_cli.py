@@ -69,6 +69,29 @@ def run_script(script: Path, args: list[str], monkeypatch: pytest.MonkeyPatch, c
         (["--cache-views", "-2"], "--cache-views -2: expected 0 or more"),
         (["--push-to-hub", "--hub-model-id", "just-a-name"], "'just-a-name' is not of the form USER/NAME"),
         (["--push-to-hub", "--hub-model-id", "me/m"], "HF_HUB_OFFLINE is set: unset it to push"),
+        (
+            ["--epochs", "99999999999999999999999"],
+            "--epochs 99999999999999999999999: expected a positive integer (at most 10,000)",
+        ),
+        (["--epochs", "10001"], "--epochs 10001: expected a positive integer (at most 10,000)"),
+        (["--batch-size", "1000000"], "--batch-size 1000000: expected a positive integer (at most 65,536)"),
+        (
+            ["--max-train-samples", "100000000000"],
+            "--max-train-samples 100000000000: expected a positive integer, or all (at most 10,000,000,000)",
+        ),
+        (["--train-size", "1" + "0" * 30], "expected a positive integer, or all (at most 10,000,000,000)"),
+        (
+            ["--val-size", "99999999999"],
+            "--val-size 99999999999: expected a positive integer, or all (at most",
+        ),
+        (
+            ["--synthetic-per-class", "1000000"],
+            "--synthetic-per-class 1000000: expected a positive integer (at most 20,000)",
+        ),
+        (["--cache-views", "1000"], "--cache-views 1000: expected 0 or more (at most 64)"),
+        (["--input-size", "100000"], "--input-size 100000: expected an integer from 8 to 4096"),
+        (["--mean", "nan"], "--mean (nan,): expected finite values"),
+        (["--std", "inf"], "--std (inf,): expected positive values"),
     ],
 )
 def test_train_rejects_bad_input_in_one_line(args, message, monkeypatch, capsys, tmp_path) -> None:
@@ -109,6 +132,26 @@ def test_an_existing_run_is_not_overwritten_without_resume(monkeypatch, capsys, 
 def test_evaluate_names_a_missing_model(monkeypatch, capsys, tmp_path) -> None:
     code, err = run_script(EVALUATE, [str(tmp_path), "--dataset", "synthetic"], monkeypatch, capsys)
     assert code == 2 and "config.json not found in" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch-size", "0"], "--batch-size 0: expected a positive integer (at most 65,536)"),
+        (["--batch-size", "99999999999999999999"], "--batch-size 99999999999999999999: expected a positive"),
+        (["--batch-size", "8.5"], "argument --batch-size: '8.5' is not an integer"),
+        (["--label-map", "c1"], "--label-map 'c1': 'c1' is not DATA=MODEL; e.g. --label-map c1=cat,c2=dog"),
+    ],
+)
+def test_evaluate_rejects_bad_flags_in_one_line(args, message, monkeypatch, capsys, tmp_path) -> None:
+    code, err = run_script(EVALUATE, [str(tmp_path), "--dataset", "synthetic", *args], monkeypatch, capsys)
+    assert code == 2 and message in err
+
+
+def test_compare_bounds_its_sizes(monkeypatch, capsys, tmp_path) -> None:
+    args = ["--dataset", "synthetic", "--sizes", "10,99999999999", "--output-dir", str(tmp_path / "c")]
+    code, err = run_script(ROOT / "scripts" / "compare.py", args, monkeypatch, capsys)
+    assert code == 2 and "99999999999 must be a positive integer (at most 10,000,000,000)" in err
 
 
 def test_a_real_process_exits_2_without_traceback(tmp_path) -> None:

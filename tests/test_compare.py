@@ -437,14 +437,21 @@ def test_vgg16_catsdogs_compares_scratch_with_feature_extract(
     assert "## Final test accuracy" in report and "| feature-extract |" in report
 
 
-def test_source_classes_are_matched_by_name_or_else_by_position(caplog) -> None:
+def test_source_classes_are_matched_by_name_or_by_number_never_by_position(caplog) -> None:
     gtsrb = ["Speed limit (20km/h)", "Speed limit (30km/h)", "Stop"]
     assert match_labels(["Stop", "Speed limit (20km/h)"], gtsrb) == [2, 0]
     with caplog.at_level(logging.WARNING):
         assert match_labels(["00000", "00001", "00002"], gtsrb) == [0, 1, 2]  # GTSRB's folder names
+        assert match_labels(["2", "0"], gtsrb) == [2, 0]
     assert "'00000' = 'Speed limit (20km/h)'" in caplog.text
-    with pytest.raises(DatasetError, match="dataset labels unknown to the model: cat"):
+    with pytest.raises(DatasetError, match="the dataset's classes 'cat', 'dog' are not among the model's"):
         match_labels(["cat", "Stop", "dog"], gtsrb)
+    with pytest.raises(DatasetError, match="the dataset's classes 'a', 'b', 'c' are not among the model's"):
+        match_labels(["a", "b", "c"], gtsrb)  # as many classes, other names: no guess
+    with pytest.raises(DatasetError, match="the dataset's classes '0', '3' are not among"):
+        match_labels(["0", "3"], gtsrb)  # no class 3
+    assert match_labels(["a", "b", "c"], gtsrb, "position") == [0, 1, 2]
+    assert match_labels(["a", "Stop"], gtsrb, {"a": "Speed limit (30km/h)"}) == [1, 2]
 
 
 def test_the_card_the_space_and_the_report_tell_the_same_start_and_strategy(compared: Path) -> None:

@@ -1,6 +1,6 @@
 import pytest
 
-from tl_hub.config import AugConfig, DataConfig, PreprocessConfig, RunConfig, TrainConfig
+from tl_hub.config import AugConfig, DataConfig, PreprocessConfig, RunConfig, TrainConfig, TransferConfig
 from tl_hub.errors import ConfigError
 from tl_hub.recipes import RECIPES, get_recipe
 
@@ -30,6 +30,27 @@ from tl_hub.recipes import RECIPES, get_recipe
             "equalize='yes' is invalid: expected one of none, global, clahe",
         ),
         (lambda: PreprocessConfig(grayscale=True, mean=(0.5, 0.5, 0.5)), "mean=.* expected 1 values"),
+        (
+            lambda: TrainConfig(epochs=10**23),
+            r"epochs=10+ is invalid: expected a positive integer \(at most 10,000\)",
+        ),
+        (lambda: TrainConfig(batch_size=2**20), r"batch_size=1048576 is invalid: .*\(at most 65,536\)"),
+        (
+            lambda: TrainConfig(weight_decay=float("inf")),
+            "weight_decay=inf is invalid: expected a non-negative",
+        ),
+        (lambda: DataConfig(val_size=10**11), r"val_size=100000000000 is invalid: .*at most 10,000,000,000"),
+        (lambda: DataConfig(synthetic_per_class=10**6), r"synthetic_per_class=1000000 .*at most 20,000"),
+        (
+            lambda: TransferConfig(warmup_epochs=2.5),
+            r"warmup_epochs=2.5 is invalid: expected a non-negative integer",
+        ),
+        (lambda: TransferConfig(warmup_epochs=10**6), "warmup_epochs=1000000 is invalid"),
+        (
+            lambda: TransferConfig(cache_views=65),
+            r"cache_views=65 is invalid: expected 0 or more \(at most 64\)",
+        ),
+        (lambda: PreprocessConfig(mean=(0.5, float("nan"), 0.5)), "mean=.* expected finite values"),
     ],
 )
 def test_invalid_values_name_the_field_and_the_expectation(make, message: str) -> None:

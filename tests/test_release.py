@@ -129,6 +129,17 @@ def _damage_config(config: dict, case: str):
         "input_size huge": {**config, "preprocess": {**config["preprocess"], "input_size": 100000}},
         "unknown preprocess key": {**config, "preprocess": {**config["preprocess"], "sharpen": True}},
         "unknown model arg": {**config, "model_args": {"drop_rate": 0.3, "depth": 50}},
+        "nested 100,000 deep": "[" * 100_000 + "]" * 100_000,
+        "nested 40 deep": json.dumps({**config, "extra": json.loads("[" * 40 + "]" * 40)}),
+        "over 32 MB": json.dumps({**config, "extra": "x" * (33 * 2**20)}),
+        "a repeated name": {**config, "label_names": ["Stop", *config["label_names"][1:-1], "Stop"]},
+        "an empty name": {**config, "label_names": ["", *config["label_names"][1:]]},
+        "num_classes a string": {**config, "num_classes": "43"},
+        "num_classes true": {**config, "label_names": ["a"], "num_classes": True},
+        "drop_rate a string": {**config, "model_args": {"drop_rate": "0.3"}},
+        "drop_rate 2": {**config, "model_args": {"drop_rate": 2}},
+        "architecture a list": {**config, "architecture": ["lenet5"]},
+        "preprocess a list": {**config, "preprocess": [32]},
     }[case]
     return damaged if isinstance(damaged, str) else json.dumps(damaged)
 
@@ -166,6 +177,20 @@ def test_an_unreadable_training_record_does_not_stop_the_model_from_loading(
         ),
         ("unknown preprocess key", "preprocess is invalid .*sharpen"),
         ("unknown model arg", "model_args = .* is not a subset of \\['drop_rate'\\]"),
+        ("nested 100,000 deep", "config.json of .* nests deeper than 32 levels: is it a tl_hub release?"),
+        ("nested 40 deep", "config.json of .* nests deeper than 32 levels"),
+        ("over 32 MB", "config.json of .* is 33 MB, over the 32 MB a release's JSON file may have"),
+        ("a repeated name", "label_names repeat 'Stop': each output needs its own name"),
+        ("an empty name", "label_names = .* is not a non-empty list of names"),
+        ("num_classes a string", "num_classes = '43' differs from the 43 label_names"),
+        ("num_classes true", "num_classes = True differs from the 1 label_names"),
+        (
+            "drop_rate a string",
+            "model_args.drop_rate = '0.3' is invalid: expected a probability in \\[0, 1\\)",
+        ),
+        ("drop_rate 2", "model_args.drop_rate = '2' is invalid"),
+        ("architecture a list", "architecture "),
+        ("preprocess a list", "preprocess is invalid"),
     ],
 )
 def test_a_damaged_config_is_one_clear_error_before_any_model_is_built(
@@ -206,6 +231,48 @@ def test_weights_that_are_not_finite_are_refused(release: Path, tmp_path: Path) 
         TLHubError, match=r"are not finite \(NaN or infinite\) in 1 of .* tensors, fc.bias first"
     ):
         Predictor.from_pretrained(bad)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda s: s.update({"fc.weight": s["fc.weight"].to(torch.int32)}),
+            "wrong dtype: fc.weight is int32",
+        ),
+        (
+            lambda s: s.update({"fc.bias": s["fc.bias"].to(torch.bool)}),
+            "fc.bias is bool, expected a floating",
+        ),
+        (lambda s: s.update({"fc.bias": s["fc.bias"].to(torch.complex64)}), "fc.bias is complex64"),
+        (lambda s: s.update({"fc.bias": s["fc.bias"][:-1]}), "shape mismatch (file vs model): fc.bias (42,)"),
+    ],
+    ids=["int32 weights", "bool bias", "complex bias", "short bias"],
+)
+def test_weights_of_another_dtype_or_shape_are_refused_not_cast(
+    release: Path, tmp_path: Path, change, message: str
+) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text((release / "config.json").read_text())
+    state = load_file(release / "model.safetensors")
+    change(state)
+    save_file(state, bad / "model.safetensors")
+    with pytest.raises(TLHubError) as error:
+        from_pretrained(bad)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_half_precision_weights_load(release: Path, tmp_path: Path) -> None:
+    """A float16 or bfloat16 release is a floating-point one: it loads (cast to the model's float32)."""
+    bad = tmp_path / "half"
+    bad.mkdir()
+    (bad / "config.json").write_text((release / "config.json").read_text())
+    save_file(
+        {k: v.half() for k, v in load_file(release / "model.safetensors").items()}, bad / "model.safetensors"
+    )
+    model, _ = from_pretrained(bad)
+    assert model.fc.weight.dtype == torch.float32
 
 
 @pytest.mark.parametrize(("name", "shown"), [(None, "my-signs"), ("GTSRB (official training set)", None)])

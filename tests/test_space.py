@@ -244,8 +244,30 @@ def data_url(data: bytes) -> dict:
         ),
         (lambda: "/etc/hostname", "Input should be a valid dictionary"),
         (lambda: 5, "Input should be a valid dictionary"),
+        (
+            lambda: [1, 2],
+            "The request's input to /classify_sign is not an image file (Input should be a valid dictionary "
+            "or instance of ImageData; given: list): send one with gradio_client.handle_file(PATH_OR_URL).",
+        ),
+        (lambda: True, "is not an image file (Input should be a valid dictionary"),
+        (
+            lambda: {"path": 5, "meta": {"_type": "gradio.FileData"}},
+            "is not an image file (Input should be a valid string; given: int)",
+        ),
+        (lambda: {"url": ["x"], "meta": {"_type": "gradio.FileData"}}, "is not an image file"),
     ],
-    ids=["20 MB data URL", "bad base64", "remote URL", "server path", "bare path", "a number"],
+    ids=[
+        "20 MB data URL",
+        "bad base64",
+        "remote URL",
+        "server path",
+        "bare path",
+        "a number",
+        "a list",
+        "a bool",
+        "a numeric path",
+        "a list URL",
+    ],
 )
 def test_the_raw_api_refuses_with_a_message_and_serves_the_next(served, payload, message: str) -> None:
     url, _ = served
@@ -255,6 +277,63 @@ def test_the_raw_api_refuses_with_a_message_and_serves_the_next(served, payload,
     render_sign(14, np.random.default_rng(5), 64).save(png, "PNG")
     event, data = raw_call(url, "classify_sign", data_url(png.getvalue()))  # inline images within the limit
     assert event == "complete" and data[0]["label"] in GTSRB_CLASS_NAMES
+
+
+def test_malformed_calls_get_one_line_and_no_server_traceback(served, sign_file: Path, capfd) -> None:
+    import httpx
+
+    url, client = served
+    capfd.readouterr()
+    for path in ("gradio_api/call/classify_dog", "gradio_api/run/nope", "gradio_api/api/predict"):
+        answer = httpx.post(f"{url}{path}", json={"data": [None]}, timeout=60)
+        assert answer.status_code == 404
+        assert answer.json()["error"] == (
+            f"The request names no endpoint of this app (/{path}): its endpoints are /classify_sign, "
+            "/explain_sign, /classify_pet, /explain_pet."
+        )
+    answer = httpx.post(
+        f"{url}gradio_api/queue/join", json={"fn_index": 999, "data": [], "session_hash": "x"}
+    )
+    assert answer.status_code == 404
+    started = httpx.post(f"{url}gradio_api/call/classify_sign", json={"data": []}, timeout=60).json()
+    stream = httpx.get(f"{url}gradio_api/call/classify_sign/{started['event_id']}", timeout=60).text
+    assert "The request holds 0 input value(s); /classify_sign takes 1, an image file" in stream
+    with pytest.raises(Exception, match="Cannot find a function with `api_name`: /classify_dog"):
+        client.predict(upload(sign_file), api_name="/classify_dog")  # gradio_client's own check
+    assert client.predict(upload(sign_file), api_name="/classify_sign")["label"] in GTSRB_CLASS_NAMES
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Checked before any model loads: gradio's OSError came after the loading had started, and the process
+    aborted (exit -6)."""
+    import socket
+
+    env = {**os.environ, "TL_HUB_SIGNS_MODEL": str(tmp_path), "TL_HUB_PETS_MODEL": str(tmp_path)}
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "spaces" / "app.py"), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port} (Address already in use): choose another --port or --host"
+    ]
+    for args, message in [
+        (["--port", "70000"], "error: argument --port: 70000 is not a port number: expected 1 to 65535"),
+        (["--port", "http"], "error: argument --port: 'http' is not a port number"),
+        (
+            ["--port", "8080", "--host", "no.such.host.invalid"],
+            "error: cannot listen on no.such.host.invalid:8080",
+        ),
+    ]:
+        code, _, err = run_entry_point(ROOT / "spaces" / "app.py", args, monkeypatch, capsys)
+        assert code == 2 and err.strip().splitlines() == [err.strip()] and message in err
 
 
 def test_a_user_error_logs_one_line_not_a_traceback(served, photos, tmp_path: Path, caplog, capfd) -> None:
@@ -339,6 +418,8 @@ def test_without_flags_each_tab_serves_the_newest_local_release_that_fits_it(
     config.write_text(config.read_text().replace('"Stop"', '"Halt"'))  # not GTSRB's labels: never chosen
     (runs / "damaged" / "model").mkdir(parents=True)
     (runs / "damaged" / "model" / "config.json").write_text("{not json")
+    shutil.copytree(release, runs / "deep" / "model")
+    (runs / "deep" / "model" / "config.json").write_text("[" * 100_000 + "]" * 100_000)  # no RecursionError
     monkeypatch.setattr(app, "RUNS_DIRS", (runs,))
     assert app.model_source(None, "sign") == (runs / "new-signs" / "model").resolve()
     assert app.model_source(None, "pet") == (runs / "pets" / "model").resolve()
@@ -362,6 +443,71 @@ def test_a_tab_without_a_model_says_how_to_get_one_and_the_other_tab_works(
         demo.close()
     slot = app.ModelSlot(None, missing=app.NO_MODEL["pet"])
     assert slot.summary() == f"**{app.NO_MODEL['pet']}**"  # the line the page shows under the tab
+
+
+def broken_copy(release: Path, directory: Path, change) -> Path:
+    shutil.copytree(release, directory)
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(change(config))
+    return directory
+
+
+BROKEN_CONFIGS = {
+    "nested 100,000 deep": (lambda c: "[" * 100_000 + "]" * 100_000, "nests deeper than 32 levels"),
+    "a repeated label": (
+        lambda c: json.dumps({**c, "label_names": ["cat", "cat"]}),
+        "label_names repeat 'cat': each output needs its own name",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_CONFIGS))
+def test_a_broken_release_in_one_tab_says_why_and_the_other_tab_serves(
+    app: ModuleType,
+    predictors: dict[str, Predictor],
+    pets_release: Path,
+    sign_file: Path,
+    tmp_path: Path,
+    case,
+) -> None:
+    change, message = BROKEN_CONFIGS[case]
+    broken = app.ModelSlot(broken_copy(pets_release, tmp_path / "pets", change))
+    demo = app.build_demo(predictors["sign"], broken, examples_dir=tmp_path / "ex")
+    url = app.serve(demo, "127.0.0.1", block=False)
+    try:
+        client = gradio_client.Client(url, verbose=False)
+        with pytest.raises(Exception, match=r"could not be loaded: config\.json of") as error:
+            client.predict(upload(sign_file), api_name="/classify_pet")
+        assert message in str(error.value) and len(str(error.value).strip().splitlines()) == 1
+        assert client.predict(upload(sign_file), api_name="/classify_sign")["label"]
+    finally:
+        demo.close()
+    summary = broken.summary()  # the line the page shows under the broken tab
+    assert summary.startswith("**The model ") and message in summary
+
+
+def test_facts_of_the_wrong_types_leave_the_summary_without_them(
+    app: ModuleType, release: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(release, copy)
+    facts = json.loads((copy / "facts.json").read_text())
+    for result in facts["results"]:
+        result["accuracy"] = "high"
+    (copy / "facts.json").write_text(json.dumps(facts))
+    summary = app.ModelSlot(copy).summary()
+    assert "`lenet5`, 43 classes" in summary and "records no training facts" in summary
+
+
+def test_preloading_a_broken_release_is_one_line_and_exit_2(
+    pets_release: Path, release: Path, monkeypatch, capsys, tmp_path: Path
+) -> None:
+    change, message = BROKEN_CONFIGS["nested 100,000 deep"]
+    broken = broken_copy(pets_release, tmp_path / "pets", change)
+    args = ["--signs-model", str(release), "--pets-model", str(broken), "--preload", "--no-compile"]
+    code, _, err = run_entry_point(ROOT / "spaces" / "app.py", args, monkeypatch, capsys)
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("error: The model ") and message in err
 
 
 # pyproject's core dependencies that only training, evaluation and release need: the Space installs the rest.

@@ -36,6 +36,16 @@ def cache_root() -> Path:
 
 # Every epoch seeds numpy with seed * 1000 + epoch, which numpy needs below 2**32.
 MAX_SEED = 2**32 // 1000 - 2
+# More classes than any real classifier has (ImageNet-21k has 21,843): a label or a release beyond this is
+# a typo or an id, not a class count.
+MAX_CLASSES = 1_000_000
+# Upper bounds beyond every real use, so that a typo (an extra zero, a pasted id) is an error, not a run that
+# never ends or a machine out of memory. The flags' help and the errors state them.
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 65_536  # the largest published global batches (CLIP's 32,768) fit
+MAX_SAMPLES = 10_000_000_000  # images in a sample; LAION-5B has 5.85 billion
+MAX_SYNTHETIC_PER_CLASS = 20_000  # 860,000 rendered signs, 2.6 GB at 32x32: more than any study used
+MAX_CACHE_VIEWS = 64
 
 
 def _check(condition: bool, name: str, value: Any, expected: str) -> None:
@@ -47,8 +57,8 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_positive(name: str, value: Any) -> None:
-    _check(_is_int(value) and value > 0, name, value, "a positive integer")
+def _check_positive(name: str, value: Any, top: int) -> None:
+    _check(_is_int(value) and 0 < value <= top, name, value, f"a positive integer (at most {top:,})")
 
 
 def _check_pair(name: str, pair: tuple[float, float], top: float | None = None) -> None:
@@ -58,7 +68,8 @@ def _check_pair(name: str, pair: tuple[float, float], top: float | None = None) 
 
 def _check_size(name: str, value: int | None) -> None:
     if value is not None:
-        _check(_is_int(value) and value > 0, name, value, "a positive integer, or all")
+        ok = _is_int(value) and 0 < value <= MAX_SAMPLES
+        _check(ok, name, value, f"a positive integer, or all (at most {MAX_SAMPLES:,})")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -97,7 +108,8 @@ class PreprocessConfig:
         _check(1 <= self.clahe_grid <= self.input_size, "clahe_grid", self.clahe_grid, "1 to input_size")
         _check(len(self.mean) == self.channels, "mean", self.mean, f"{self.channels} values")
         _check(len(self.std) == self.channels, "std", self.std, f"{self.channels} values")
-        _check(all(s > 0 for s in self.std), "std", self.std, "positive values")
+        _check(all(math.isfinite(m) for m in self.mean), "mean", self.mean, "finite values")
+        _check(all(0 < s < math.inf for s in self.std), "std", self.std, "positive values")
         if self.crop_pct is not None:
             _check(0 < self.crop_pct <= 1, "crop_pct", self.crop_pct, "a value in (0, 1] or None")
 
@@ -190,7 +202,7 @@ class DataConfig:
         _check_size("max_train_samples", self.max_train_samples)
         _check_size("train_size", self.train_size)
         _check_size("val_size", self.val_size)
-        _check_positive("synthetic_per_class", self.synthetic_per_class)
+        _check_positive("synthetic_per_class", self.synthetic_per_class, MAX_SYNTHETIC_PER_CLASS)
         _check_choice("image_cache", self.image_cache, IMAGE_CACHES)
 
 
@@ -210,12 +222,17 @@ class TrainConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        _check_positive("epochs", self.epochs)
-        _check_positive("batch_size", self.batch_size)
+        _check_positive("epochs", self.epochs, MAX_EPOCHS)
+        _check_positive("batch_size", self.batch_size, MAX_BATCH_SIZE)
         _check(math.isfinite(self.lr) and self.lr > 0, "lr", self.lr, "a positive finite number")
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check(0 <= self.momentum < 1, "momentum", self.momentum, "a value in [0, 1)")
-        _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "a non-negative number")
+        _check(
+            0 <= self.weight_decay < math.inf,
+            "weight_decay",
+            self.weight_decay,
+            "a non-negative finite number",
+        )
         _check_choice("scheduler", self.scheduler, SCHEDULERS)
         _check(
             0 <= self.lr_warmup_epochs <= self.epochs,
@@ -264,9 +281,17 @@ class TransferConfig:
         _check_choice("strategy", self.strategy, STRATEGIES)
         _check(0 < self.top_lr_scale <= 1, "top_lr_scale", self.top_lr_scale, "a value in (0, 1]")
         _check(0 < self.base_lr_scale <= 1, "base_lr_scale", self.base_lr_scale, "a value in (0, 1]")
-        _check(self.warmup_epochs >= 0, "warmup_epochs", self.warmup_epochs, "a non-negative integer")
         _check(
-            _is_int(self.cache_views) and self.cache_views >= 0, "cache_views", self.cache_views, "0 or more"
+            _is_int(self.warmup_epochs) and 0 <= self.warmup_epochs <= MAX_EPOCHS,
+            "warmup_epochs",
+            self.warmup_epochs,
+            f"a non-negative integer (at most {MAX_EPOCHS:,})",
+        )
+        _check(
+            _is_int(self.cache_views) and 0 <= self.cache_views <= MAX_CACHE_VIEWS,
+            "cache_views",
+            self.cache_views,
+            f"0 or more (at most {MAX_CACHE_VIEWS})",
         )
         if self.strategy == "scratch" and self.init_from is not None:
             raise ConfigError(
@@ -419,15 +444,20 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "--input-size",
         "preprocess.input_size",
-        "the model's input side in pixels (default: the model's)",
+        "the model's input side in pixels, 8 to 4096 (default: the model's)",
         integer,
     ),
     Flag("--mean", "preprocess.mean", "per-channel normalization mean, comma-separated", numbers),
     Flag("--std", "preprocess.std", "per-channel normalization std, comma-separated", numbers),
     Flag("--crop-pct", "preprocess.crop_pct", "the center crop's share of the resized image", number),
     Flag("--interpolation", "preprocess.interpolation", f"resize interpolation: {', '.join(INTERPOLATIONS)}"),
-    Flag("--epochs", "train.epochs", "passes over the training images", integer),
-    Flag("--batch-size", "train.batch_size", "the global batch, split across processes", integer),
+    Flag("--epochs", "train.epochs", f"passes over the training images (1 to {MAX_EPOCHS:,})", integer),
+    Flag(
+        "--batch-size",
+        "train.batch_size",
+        f"the global batch, split across processes (1 to {MAX_BATCH_SIZE:,})",
+        integer,
+    ),
     Flag("--lr", "train.lr", "the learning rate", number),
     Flag(
         "--seed",
@@ -438,19 +468,20 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "--max-train-samples",
         "data.max_train_samples",
-        "train on a seeded, class-stratified sample of exactly N images",
+        "train on a seeded, class-stratified sample of N images, or 'all' (all of them, with a warning, when "
+        f"the split has fewer; at most {MAX_SAMPLES:,})",
         size_or_all,
     ),
     Flag(
         "--train-size",
         "data.train_size",
-        "a seeded, class-balanced training sample of N images, or 'all'",
+        f"a seeded, class-balanced training sample of N images, or 'all' (at most {MAX_SAMPLES:,})",
         size_or_all,
     ),
     Flag(
         "--val-size",
         "data.val_size",
-        "a seeded, class-balanced validation sample of N images, or 'all'",
+        f"a seeded, class-balanced validation sample of N images, or 'all' (at most {MAX_SAMPLES:,})",
         size_or_all,
     ),
     Flag(
@@ -469,7 +500,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "--synthetic-per-class",
         "data.synthetic_per_class",
-        "training images per class for --dataset synthetic",
+        f"training images per class for --dataset synthetic (1 to {MAX_SYNTHETIC_PER_CLASS:,})",
         integer,
     ),
     Flag(
@@ -495,7 +526,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "--cache-views",
         "transfer.cache_views",
-        "feature-extract: augmented views per image in the feature cache",
+        f"feature-extract: augmented views per image in the feature cache (0 to {MAX_CACHE_VIEWS})",
         integer,
     ),
     Flag(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 
 from tl_hub.config import DataConfig, PreprocessConfig
 from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
+from tl_hub.data.labels import class_names, label_feature_is_numeric, read_labels, unlabelled
 from tl_hub.data.naming import SYNTHETIC, looks_local
 from tl_hub.data.splits import balanced_sample, stratified_group_split, stratified_sample
 from tl_hub.data.store import ImageStore, StoreDataset, build_store, collate, memory_budget
@@ -143,8 +145,17 @@ def open_dataset(name: str, synthetic_per_class: int = 200) -> datasets.DatasetD
                     "is it empty or damaged?"
                 ) from None
             return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict(train=loaded)
+        check_class_folders(path)
         try:
             return datasets.load_dataset(str(path))
+        except datasets.exceptions.DatasetGenerationError as e:
+            if parquet_rows(path) == 0:
+                raise DatasetError(f"dataset {name!r} is empty: its parquet files hold no rows") from None
+            cause = e.__cause__ or e
+            raise DatasetError(
+                f"cannot load the dataset in {name!r} ({type(cause).__name__}: {str(cause)[:200]}): "
+                "is a file damaged?"
+            ) from None
         except datasets.data_files.EmptyDatasetError:
             raise DatasetError(
                 f"directory {name!r} holds no data files: expected parquet files, an image folder with one "
@@ -174,6 +185,59 @@ def open_dataset(name: str, synthetic_per_class: int = 200) -> datasets.DatasetD
         ) from None
 
 
+def parquet_rows(path: Path) -> int | None:
+    """Rows in the parquet files under `path`, from their footers (None: no parquet file, or unreadable)."""
+    import pyarrow.parquet as pq
+
+    files = list(path.rglob("*.parquet"))
+    try:
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in files) if files else None
+    except Exception:  # a damaged file: the caller reports the loading error
+        return None
+
+
+def check_class_folders(path: Path) -> None:
+    """Refuse an image folder with a class folder that holds no image in any split: `datasets` would drop
+    that class without a word, and the model would have one class fewer than the folders say."""
+    from PIL import Image
+
+    extensions = set(Image.registered_extensions())
+    tables = {".parquet", ".arrow", ".csv", ".json", ".jsonl"}  # data files, or an image folder's metadata
+    direct: dict[Path, bool] = {}  # holds image files itself
+    anywhere: dict[Path, bool] = {}  # holds image files at any depth
+    children: dict[Path, list[Path]] = {}
+    walked = []
+    for directory, subdirs, files in os.walk(path):
+        if any(Path(f).suffix.lower() in tables for f in files):
+            return  # labels come from those files, not from folder names
+        subdirs[:] = [sub for sub in subdirs if not sub.startswith(".")]
+        walked.append((Path(directory), list(subdirs), files))
+    for d, subdirs, files in reversed(walked):  # every folder after its subfolders
+        children[d] = [d / sub for sub in subdirs]
+        direct[d] = any(Path(f).suffix.lower() in extensions for f in files)
+        anywhere[d] = direct[d] or any(anywhere.get(c, False) for c in children[d])
+    if not anywhere.get(path, False):
+        return  # not an image folder: datasets says what it is missing
+    with_images: set[str] = set()
+    empty: dict[str, Path] = {}
+    for subs in children.values():
+        if not any(direct.get(sub, False) for sub in subs):
+            continue  # not a folder of class folders
+        for sub in subs:
+            if anywhere.get(sub, False):
+                with_images.add(sub.name)
+            else:
+                empty.setdefault(sub.name, sub)
+    dropped = sorted(set(empty) - with_images)
+    if dropped:
+        first = empty[dropped[0]].relative_to(path)
+        raise DatasetError(
+            f"class folder {str(first)!r} holds no images"
+            + (f" ({len(dropped)} empty class folders: {', '.join(dropped[:5])})" if len(dropped) > 1 else "")
+            + ": its class would be dropped without a word; add its images, or remove the folder"
+        )
+
+
 def dataset_label_names(cfg: DataConfig) -> list[str]:
     """The class names of `cfg.dataset`'s train split, without decoding any image."""
     if cfg.dataset == SYNTHETIC:
@@ -185,7 +249,7 @@ def dataset_label_names(cfg: DataConfig) -> list[str]:
         )
     train = dsd["train"]
     _, label_col = resolve_columns(train.features, cfg.image_column, cfg.label_column)
-    return label_names_of(train.features[label_col], np.asarray(train[label_col], dtype=np.int64))
+    return class_names(train.features[label_col], read_labels(train, label_col, "train"), label_col)
 
 
 def resolve_columns(
@@ -224,7 +288,7 @@ def resolve_columns(
             f"name the image column with --image-column (columns: {listing})"
         )
     f = features[label]
-    if not (isinstance(f, datasets.ClassLabel) or (isinstance(f, datasets.Value) and "int" in f.dtype)):
+    if not label_feature_is_numeric(f):
         raise DatasetError(
             f"column {label!r} holds {f!r}, not integer class labels; "
             f"name the label column with --label-column (columns: {listing})"
@@ -232,33 +296,22 @@ def resolve_columns(
     return image, label
 
 
-def label_names_of(feature: datasets.ClassLabel | datasets.Value, labels: np.ndarray) -> list[str]:
-    if isinstance(feature, datasets.ClassLabel):
-        return list(feature.names)
-    num_classes = int(labels.max()) + 1 if len(labels) else 0
-    if num_classes == len(GTSRB_CLASS_NAMES):
-        logger.info("integer labels with 43 classes and no names: using the GTSRB class names")
-        return list(GTSRB_CLASS_NAMES)
-    return [str(i) for i in range(num_classes)]
-
-
-def check_labels(labels: np.ndarray, label_names: list[str], split: str, named: bool) -> None:
-    """Refuse labels a classifier cannot learn from: negative, beyond the label names, or one class only.
+def check_labels(labels: np.ndarray, label_names: list[str], split: str, named: bool, column: str) -> None:
+    """Refuse labels (already read by `read_labels`) that a classifier cannot learn from: beyond the train
+    split's label names, or of one class only.
 
     `named` says whether the names come from the dataset (a ClassLabel); integer labels without names take
-    0..max as the classes, so a stray large label shows as classes with no image at all.
+    0..max as the classes (`class_names`), so a class number without images is said.
     """
     num = len(label_names)
-    for bad, rule in (
-        (labels < 0, "a negative label"),
-        (labels >= num, f"a label beyond the {num} label names"),
-    ):
-        if bad.any():
-            n, row = int(bad.sum()), int(np.flatnonzero(bad)[0])
-            raise DatasetError(
-                f"{n} {split} {'row has' if n == 1 else 'rows have'} {rule} (row {row}: {int(labels[row])}): "
-                f"labels must run from 0 to {num - 1}; fix or drop {'it' if n == 1 else 'them'}"
-            )
+    bad = (labels < 0) | (labels >= num)
+    if bad.any():
+        n, row = int(bad.sum()), int(np.flatnonzero(bad)[0])
+        raise DatasetError(
+            f"column {column!r}: {n} {split} {'row has' if n == 1 else 'rows have'} a label beyond the "
+            f"{num} label names (row {row}: {int(labels[row])}): labels must run from 0 to {num - 1}; fix or "
+            f"drop {'it' if n == 1 else 'them'}"
+        )
     present = np.unique(labels)
     if split == "train" and len(present) < 2:
         only = label_names[int(present[0])] if len(present) else "none"
@@ -266,13 +319,7 @@ def check_labels(labels: np.ndarray, label_names: list[str], split: str, named: 
             f"the train split has one class only ({only!r}): a classifier needs images of two or more classes"
         )
     if split == "train" and not named and len(present) < num:
-        missing = sorted(set(range(num)) - set(present.tolist()))
-        if len(missing) > len(present):
-            raise DatasetError(
-                f"integer labels up to {num - 1} with only {len(present)} classes in use ({len(missing)} "
-                f"numbers have no image, {missing[0]} first): is {num - 1} a stray label? labels must run "
-                "from 0 to the number of classes - 1"
-            )
+        missing = sorted(set(range(num)) - set(present.tolist()))  # class_names bounds num by 2 x present
         logger.warning(
             "%d classes have no training image: %s", len(missing), ", ".join(map(str, missing[:10]))
         )
@@ -284,11 +331,10 @@ def labelled_test(
     """`test`, if there is one and it has labels (the Hub marks an unlabelled one with -1s)."""
     if test is None:
         return None
-    labels = np.asarray(test[label_col], dtype=np.int64)
-    if len(labels) and (labels == -1).all():
+    if unlabelled(test, label_col):
         logger.warning("the test split has no labels (all -1): it is not scored")
         return None
-    check_labels(labels, label_names, "test", named)
+    check_labels(read_labels(test, label_col, "test"), label_names, "test", named, label_col)
     return test
 
 
@@ -397,18 +443,20 @@ def prepare_data(cfg: DataConfig, preprocess: PreprocessConfig, seed: int) -> Pr
     if len(train) == 0:
         raise DatasetError(f"dataset {cfg.dataset!r} is empty: its train split has no rows")
     image_col, label_col = resolve_columns(train.features, cfg.image_column, cfg.label_column)
-    labels = np.asarray(train[label_col], dtype=np.int64)
-    label_names = label_names_of(train.features[label_col], labels)
+    labels = read_labels(train, label_col, "train")
+    label_names = class_names(train.features[label_col], labels, label_col)
     named = isinstance(train.features[label_col], datasets.ClassLabel)
-    check_labels(labels, label_names, "train", named)
+    check_labels(labels, label_names, "train", named, label_col)
 
     val_name = next((s for s in VALIDATION_SPLITS if s in dsd), None)
     if val_name is not None:
         validation = dsd[val_name]
-        check_labels(np.asarray(validation[label_col], dtype=np.int64), label_names, val_name, named)
+        if len(validation) == 0:
+            raise DatasetError(f"dataset {cfg.dataset!r}: its {val_name!r} split has no rows")
+        val_labels = read_labels(validation, label_col, val_name)
+        check_labels(val_labels, label_names, val_name, named, label_col)
         validation_from = f"the dataset's '{val_name}' split"
         if cfg.val_size is not None and cfg.val_size < len(validation):
-            val_labels = np.asarray(validation[label_col], dtype=np.int64)
             validation = validation.select(balanced_sample(val_labels, cfg.val_size, seed))
             validation_from += f", a class-balanced sample of {cfg.val_size}"
     else:
@@ -425,19 +473,25 @@ def prepare_data(cfg: DataConfig, preprocess: PreprocessConfig, seed: int) -> Pr
         validation = train.select(val_idx)
         train, labels = train.select(train_idx), labels[train_idx]
     logger.info("validation: %s (%d images)", validation_from, len(validation))
+    if cfg.val_size is not None and len(validation) < cfg.val_size:  # said, then validated on all there is
+        logger.warning(
+            "validation: %d images, fewer than the %d asked for (--val-size)", len(validation), cfg.val_size
+        )
     if cfg.train_size is not None and cfg.train_size < len(train):
         keep = balanced_sample(labels, cfg.train_size, seed + 1)
         train, labels = train.select(keep), labels[keep]
         logger.info("train: a class-balanced sample of %d images, seed %d", len(keep), seed + 1)
-    if cfg.train_size is not None and len(train) < cfg.train_size:
-        logger.warning(
-            "train: %d images, fewer than the %d asked for (--train-size): the dataset has %d, of which "
-            "validation took %d",
-            len(train),
-            cfg.train_size,
-            len(dsd["train"]),
-            len(validation) if val_name is None else 0,
-        )
+    for asked, flag in ((cfg.train_size, "--train-size"), (cfg.max_train_samples, "--max-train-samples")):
+        if asked is not None and len(train) < asked:  # said, then trained on all there is
+            logger.warning(
+                "train: %d images, fewer than the %d asked for (%s): the dataset has %d, of which "
+                "validation took %d",
+                len(train),
+                asked,
+                flag,
+                len(dsd["train"]),
+                len(validation) if val_name is None else 0,
+            )
     if cfg.max_train_samples is not None and cfg.max_train_samples < len(train):
         keep = stratified_sample(labels, cfg.max_train_samples, seed + 2)  # not the validation's draws
         train = train.select(keep)

@@ -25,11 +25,13 @@ from typing import Any
 
 import datasets
 import numpy as np
+import pyarrow as pa
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 from tqdm.auto import tqdm
 
 from tl_hub.config import DataConfig, PreprocessConfig
+from tl_hub.data.labels import checked_labels, read_labels
 from tl_hub.data.loading import (
     VALIDATION_SPLITS,
     PreparedData,
@@ -196,14 +198,11 @@ def _decode_rows(
     """One batch of streamed rows decoded (in a worker process); unreadable images are skipped."""
     image_column, label_column = columns
     side = storage_size(preprocess)
+    # The same check as a whole split's, on this batch (its rows counted from the batch's first)
+    values = pa.array([row[label_column] for row in rows])
+    labels = checked_labels(values, label_column, f"streamed train (batch {index})", num_classes)
     out = []
-    for row in rows:
-        label = int(row[label_column])
-        if not 0 <= label < num_classes:
-            raise DatasetError(
-                f"a streamed train row has label {label}: labels must run from 0 to {num_classes - 1}; "
-                "fix or drop it"
-            )
+    for row, label in zip(rows, labels.tolist(), strict=True):
         try:
             image = load_image(row[image_column], draft=decoded_side(preprocess))
             out.append((preprocess_image(image, preprocess, side), label))
@@ -262,8 +261,8 @@ def prepare_streaming(cfg: DataConfig, preprocess: PreprocessConfig, seed: int) 
             f"({fraction:.1%}), which training skips"
         )
     logger.info("validation: %s (streaming; --val-size sets how many)", validation_from)
-    validation_labels = np.asarray(evaluation["validation"][columns[1]], dtype=np.int64)
-    check_labels(validation_labels, label_names, "validation", True)
+    validation_labels = read_labels(evaluation["validation"], columns[1], "validation")
+    check_labels(validation_labels, label_names, "validation", True, columns[1])
     if "test" in streams:
         test = eval_rows(streams["test"], count, columns[0])
         evaluation["test"] = labelled_test(test, columns[1], label_names, True)

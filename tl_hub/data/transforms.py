@@ -13,6 +13,7 @@ import io
 import math
 import os
 import re
+import stat
 from collections.abc import Callable, Sequence
 from os import PathLike
 from typing import Any, NamedTuple
@@ -35,7 +36,9 @@ _RESAMPLE = {
 
 FORMATS = "JPEG, PNG, WebP, GIF, BMP or TIFF"  # what read_image's errors suggest
 
-ImageInput = Image.Image | str | PathLike | bytes | np.ndarray | dict
+ImageInput = Image.Image | str | PathLike | bytes | np.ndarray | torch.Tensor | dict
+# What an image may be given as, in the words of read_image's errors.
+IMAGE_KINDS = "a path, a PIL image, encoded bytes, a numpy HxWxC array or a torch CHW tensor"
 Uniform = Callable[[float, float], torch.Tensor]  # per-image draws in [low, high)
 
 
@@ -49,10 +52,12 @@ def load_image(obj: ImageInput, max_pixels: int | None = None, draft: int | None
     """
     if isinstance(obj, dict):  # datasets' undecoded Image feature: {"bytes": ..., "path": ...}
         obj = obj["bytes"] if obj.get("bytes") is not None else obj["path"]
-    if isinstance(obj, bytes):
+    if isinstance(obj, bytes | bytearray | memoryview):
         obj = io.BytesIO(obj)
+    if isinstance(obj, torch.Tensor):
+        obj = tensor_array(obj)
     if isinstance(obj, Image.Image | np.ndarray):
-        image = obj if isinstance(obj, Image.Image) else Image.fromarray(obj)
+        image = obj if isinstance(obj, Image.Image) else array_image(obj)
         _check_pixels(image, max_pixels)
         return image
     image = Image.open(obj)
@@ -63,18 +68,107 @@ def load_image(obj: ImageInput, max_pixels: int | None = None, draft: int | None
     return image
 
 
+def array_image(a: np.ndarray) -> Image.Image:
+    """An HxW or HxWxC (C = 1, 3 or 4) array as a PIL image: uint8 as it is, floats in [0, 1] scaled to 0-255.
+    Anything else is an `ImageError` naming the dtype or the shape."""
+    shape = "x".join(map(str, a.shape))
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (1, 3, 4))):
+        raise ImageError(
+            f"an array of shape {shape} is not an image: expected HxW or HxWxC with C = 1, 3 or 4 (one "
+            "image; for several, pass a list)"
+        )
+    if a.size == 0:
+        raise ImageError(f"the image is {shape}: it has no pixels to classify")
+    if a.dtype.kind == "f":
+        if not (np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1):
+            raise ImageError(
+                f"a {a.dtype} image array must hold values in [0, 1] (this one: {a.min()} to {a.max()}): "
+                "scale it, or pass uint8 (0-255)"
+            )
+        a = np.rint(a * 255).astype(np.uint8)
+    elif a.dtype != np.uint8:
+        raise ImageError(
+            f"image arrays of dtype {a.dtype} are not supported: pass uint8 (0-255) or floats in [0, 1]"
+        )
+    return Image.fromarray(a[:, :, 0] if a.ndim == 3 and a.shape[2] == 1 else np.ascontiguousarray(a))
+
+
+def tensor_array(t: torch.Tensor) -> np.ndarray:
+    """A CHW (or HW) torch tensor as the HWC array `array_image` reads: uint8, or floats in [0, 1]."""
+    if t.ndim not in (2, 3) or (t.ndim == 3 and t.shape[0] not in (1, 3, 4)):
+        raise ImageError(
+            f"a tensor of shape {tuple(t.shape)} is not an image: expected CxHxW with C = 1, 3 or 4 (one "
+            "image; for several, pass a list)"
+        )
+    if not (t.dtype == torch.uint8 or t.is_floating_point()):
+        raise ImageError(
+            f"image tensors of dtype {t.dtype} are not supported: pass uint8 (0-255) or floats in [0, 1]"
+        )
+    t = t.detach().cpu()
+    if t.dtype in (torch.float16, torch.bfloat16):
+        t = t.float()  # numpy has no bfloat16
+    return t.permute(1, 2, 0).numpy() if t.ndim == 3 else t.numpy()
+
+
+def open_image_file(path: str | PathLike) -> io.BufferedReader:
+    """A path opened for reading, if it is a regular, non-empty file; `ImageError` for a missing file, a
+    directory, a named pipe, a device or a socket. Checked before opening (opening a pipe would wait for a
+    writer), and again on the descriptor, opened without blocking."""
+    name = os.fspath(path)
+    try:
+        mode, size = (st := os.stat(name)).st_mode, st.st_size
+    except OSError as e:
+        raise ImageError(f"cannot open {name!r} ({e.strerror or type(e).__name__})") from None
+    if not stat.S_ISREG(mode):
+        raise ImageError(f"{name!r} is {_file_kind(mode)}, not an image file: pass the path of a {FORMATS}")
+    if size == 0:
+        raise ImageError(f"the file is empty (0 bytes): upload a photo ({FORMATS})")
+    try:
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise ImageError(f"cannot open {name!r} ({e.strerror or type(e).__name__})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between the two looks
+        os.close(fd)
+        raise ImageError(f"{name!r} is not a regular file: pass the path of a {FORMATS}")
+    return os.fdopen(fd, "rb")
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
 def read_image(obj: ImageInput, max_pixels: int | None = None) -> Image.Image:
     """`load_image` for untrusted input: any failure becomes an `ImageError` with a one-line reason.
 
+    Accepts what `ImageInput` says, and refuses anything else by name: a path (a regular file only, never a
+    pipe or a device), a PIL image, encoded bytes, a numpy HxW(xC) array (uint8, or floats in [0, 1]), a torch
+    CxHxW tensor (the same dtypes) or datasets' {"bytes", "path"} dict; an image without pixels is refused.
     `max_pixels` bounds width x height, checked from the header before any pixel is decoded, so a
     decompression bomb (a few KB that decode to gigabytes) is refused without being expanded.
     """
-    if obj is None or (isinstance(obj, bytes | str) and len(obj) == 0):
+    if obj is None or (isinstance(obj, bytes | bytearray | memoryview | str) and len(obj) == 0):
         raise ImageError(f"no image was given: upload a photo ({FORMATS})")
-    if isinstance(obj, str | PathLike) and os.path.isfile(obj) and os.path.getsize(obj) == 0:
-        raise ImageError(f"the file is empty (0 bytes): upload a photo ({FORMATS})")
+    if isinstance(obj, dict) and isinstance(obj.get("bytes") or obj.get("path"), bytes | str):
+        obj = obj["bytes"] if obj.get("bytes") else obj["path"]
+    if not isinstance(
+        obj, Image.Image | str | PathLike | bytes | bytearray | memoryview | np.ndarray | torch.Tensor
+    ):
+        raise ImageError(f"cannot read an image from a {type(obj).__name__}: pass {IMAGE_KINDS}")
     try:
-        image = load_image(obj, max_pixels)
+        if isinstance(obj, str | PathLike):
+            with open_image_file(obj) as f:
+                image = load_image(f, max_pixels)
+        else:
+            image = load_image(obj, max_pixels)
     except ImageError:
         raise
     except Image.DecompressionBombError as e:  # PIL's own limit, when it is below `max_pixels`

@@ -245,7 +245,12 @@ def score_source_only(model_dir: str | Path, run: RunConfig, accelerator: Accele
         data = prepare_data(data_cfg, config.preprocess, run.train.seed)
     # The model's logits for the target's classes, in the target's order: it chooses among those only,
     # as every trained arm does.
-    columns = match_labels(data.label_names, list(config.label_names))
+    columns = match_labels(
+        data.label_names,
+        list(config.label_names),
+        fix="the source-only arm scores the source model on the target's classes, so it needs the same class "
+        "names (or class numbers): drop source-only from --arms",
+    )
     model = model.to(accelerator.device).eval()
     prepare = image_inputs(config.preprocess)
     entry: dict[str, Any] = {

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
-from tl_hub.data.transforms import ImageInput, load_image, model_input
+from tl_hub.data.transforms import ImageInput, model_input, read_image
+from tl_hub.errors import ConfigError
 from tl_hub.release.config import ReleaseConfig
 from tl_hub.release.load import from_pretrained
 
@@ -62,8 +64,18 @@ class Predictor:
         return predictor
 
     def inputs(self, images: list[ImageInput]) -> torch.Tensor:
-        """The normalized batch (B, C, H, W) the model eats, on the model's device."""
-        return model_input(images, self.preprocess).to(self.device)
+        """The normalized batch (B, C, H, W) the model eats, on the model's device.
+
+        Each image is read by `tl_hub.data.transforms.read_image`: a path (regular files only), a PIL image,
+        encoded bytes, a numpy HxW(xC) array (uint8, or floats in [0, 1]) or a torch CxHxW tensor; anything
+        else, or an image without pixels, is an `ImageError` saying what was given.
+        """
+        if not isinstance(images, list | tuple):
+            raise ConfigError(
+                f"images: expected a list of images, got a {type(images).__name__} (for one image, call the "
+                "predictor itself: predictor(image))"
+            )
+        return model_input([read_image(image) for image in images], self.preprocess).to(self.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of a prepared batch `x` (B, C, H, W), through the fast path when compiled."""
@@ -80,7 +92,9 @@ class Predictor:
 
     @torch.inference_mode()
     def logits(self, images: list[ImageInput]) -> torch.Tensor:
-        """Raw logits (B, num_classes) for a list of images (PIL, paths, bytes or HWC arrays)."""
+        """Raw logits (B, num_classes) for a list of images (see `inputs`); (0, num_classes) for none."""
+        if isinstance(images, list | tuple) and not images:
+            return torch.empty(0, len(self.label_names))
         return self.forward(self.inputs(images)).float().cpu()
 
     def warmup(self) -> None:
@@ -88,9 +102,11 @@ class Predictor:
         self.logits([Image.new("RGB", (self.preprocess.input_size,) * 2)])
 
     def predict(self, images: list[ImageInput], top_k: int = 5) -> list[dict[str, float]]:
-        """Top-k {label: probability} per image, most probable first."""
+        """Top-k {label: probability} per image, most probable first (k at most the number of classes); an
+        empty list for an empty list."""
+        _check_index("top_k", top_k, 1, None, "a positive integer")
         probs = self.logits(images).softmax(dim=1)
-        k = min(top_k, probs.shape[1])
+        k = min(int(top_k), probs.shape[1])
         values, indices = probs.topk(k, dim=1)
         return [
             {self.label_names[i]: float(p) for p, i in zip(row_p.tolist(), row_i.tolist(), strict=True)}
@@ -101,9 +117,21 @@ class Predictor:
         return self.predict([image], top_k)[0]
 
     def explain(self, image: ImageInput, class_index: int | None = None, size: int = 256) -> Image.Image:
-        """A Grad-CAM heatmap of `class_index` (default: the top-1 class) over the region the model saw."""
+        """A Grad-CAM heatmap of `class_index` (default: the top-1 class) over the region the model saw,
+        `size` pixels square."""
         from tl_hub.inference.explain import grad_cam, overlay
 
-        image = load_image(image)
+        n = len(self.label_names)
+        if class_index is not None:
+            _check_index("class_index", class_index, 0, n - 1, f"a class index from 0 to {n - 1}, or None")
+        _check_index("size", size, 8, 4096, "an integer from 8 to 4096")
+        image = read_image(image)
         cam, _ = grad_cam(self.model, self.inputs([image]), class_index)
         return overlay(image, cam, self.preprocess, size)
+
+
+def _check_index(name: str, value: object, low: int, high: int | None, expected: str) -> None:
+    """A ConfigError (a ValueError) unless `value` is an integer (not a bool) from `low` to `high`."""
+    ok = isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+    if not (ok and low <= value and (high is None or value <= high)):  # type: ignore[operator]
+        raise ConfigError(f"{name}={value!r} is invalid: expected {expected}", name, value, expected)

@@ -3,7 +3,6 @@ scored), config.json (preprocessing, hyperparameters) and metrics.json (the per-
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from tl_hub.config import RunConfig
 from tl_hub.errors import TLHubError
 from tl_hub.release.facts import STRATEGY_WORDS, Facts, load_facts
-from tl_hub.release.files import METRICS_NAME
+from tl_hub.release.files import METRICS_NAME, read_json
 from tl_hub.release.load import load_config
 
 
@@ -77,7 +76,7 @@ def render_model_card(
             "card to write; train it again with this version of tl_hub"
         )
     run = config.training
-    metrics = json.loads((directory / METRICS_NAME).read_text())
+    metrics = read_json(directory / METRICS_NAME, str(directory))
     template = resources.files("tl_hub.model_cards").joinpath("model_card.md").read_text()
     recipe = facts.recipe
     return ModelCard.from_template(

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from tl_hub import __version__
-from tl_hub.config import PreprocessConfig, RunConfig
+from tl_hub.config import MAX_CLASSES, PreprocessConfig, RunConfig
 from tl_hub.errors import ConfigError, TLHubError
 from tl_hub.models import get_architecture
 
@@ -83,14 +84,25 @@ class ReleaseConfig:
         except (ConfigError, TypeError) as e:
             raise bad("architecture", str(e)) from None
         labels = d["label_names"]
-        if not (isinstance(labels, list) and labels and all(isinstance(n, str) for n in labels)):
+        if not (isinstance(labels, list) and labels and all(isinstance(n, str) and n for n in labels)):
             raise bad("label_names", f"= {str(labels)[:60]!r} is not a non-empty list of names")
-        if d.get("num_classes", len(labels)) != len(labels):
-            raise bad("num_classes", f"= {d['num_classes']!r} differs from the {len(labels)} label_names")
+        if len(labels) > MAX_CLASSES:
+            raise bad(
+                "label_names", f"has {len(labels):,} names, more than the {MAX_CLASSES:,} a model may have"
+            )
+        repeated = [name for name, n in Counter(labels).items() if n > 1]
+        if repeated:
+            raise bad("label_names", f"repeat {repeated[0][:60]!r}: each output needs its own name")
+        num_classes = d.get("num_classes", len(labels))
+        if not (type(num_classes) is int and num_classes == len(labels)):
+            raise bad("num_classes", f"= {num_classes!r} differs from the {len(labels)} label_names")
         args = d.get("model_args", {})
-        allowed = set(arch.model_args(0.0, 0))
-        if not isinstance(args, dict) or set(args) - allowed:
-            raise bad("model_args", f"= {args!r} is not a subset of {sorted(allowed)}")
+        allowed = arch.model_args(0.0, 8)
+        if not isinstance(args, dict) or set(args) - set(allowed):
+            raise bad("model_args", f"= {str(args)[:80]!r} is not a subset of {sorted(allowed)}")
+        for key, value in args.items():
+            if (problem := _arg_problem(key, value, allowed[key])) is not None:
+                raise bad(f"model_args.{key}", f"= {str(value)[:40]!r} is invalid: expected {problem}")
         try:
             preprocess = PreprocessConfig.from_dict(d["preprocess"])
         except (ConfigError, TypeError, ValueError, KeyError, AttributeError) as e:
@@ -115,6 +127,29 @@ class ReleaseConfig:
             training=training,
             tl_hub_version=str(d.get("tl_hub_version", "unknown")),
         )
+
+
+# Bounds of a model constructor's numbers in config.json: beyond them a model would not fit in memory.
+MAX_ARG = 65536
+MAX_ARG_ITEMS = 64
+
+
+def _arg_problem(key: str, value: Any, default: Any) -> str | None:
+    """What a model_args value should be, when it is not of its default's kind and within reason."""
+    if key == "drop_rate":
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1
+        return None if ok else "a probability in [0, 1)"
+    if key == "img_size":
+        ok = type(value) is int and 8 <= value <= 4096
+        return None if ok else "an integer from 8 to 4096"
+    if isinstance(default, list | tuple):
+        ok = isinstance(value, list) and 0 < len(value) <= MAX_ARG_ITEMS
+        ok = ok and all(_arg_problem(key, v, default[0]) is None for v in value)
+        return None if ok else f"a list of 1 to {MAX_ARG_ITEMS} numbers like {list(default)}"
+    if type(default) is int:
+        return None if type(value) is int and 0 < value <= MAX_ARG else f"an integer from 1 to {MAX_ARG}"
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= MAX_ARG
+    return None if ok else f"a number in (0, {MAX_ARG}]"
 
 
 def timm_pretrained_cfg(p: PreprocessConfig, num_classes: int) -> dict[str, Any]:

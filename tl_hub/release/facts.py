@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from tl_hub.data.naming import dataset_name
 from tl_hub.errors import TLHubError
 from tl_hub.models import get_architecture
 from tl_hub.recipes import RECIPES
-from tl_hub.release.files import FACTS_NAME, write_json
+from tl_hub.release.files import FACTS_NAME, read_json, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -255,13 +254,7 @@ def load_facts(repo_or_dir: str | Path) -> Facts | None:
     except TLHubError as e:
         logger.warning("no facts for %s: %s", source, e)
         return None
-    try:
-        d = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise TLHubError(
-            f"{FACTS_NAME} of {source!r} is not valid JSON ({e}): is the release damaged?"
-        ) from None
-    return Facts.from_dict(d, source)
+    return Facts.from_dict(read_json(path, source), source)
 
 
 def recipe_text(run: RunConfig) -> RecipeText:

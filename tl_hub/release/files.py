@@ -30,6 +30,49 @@ CURVES_NAME = "training_curves.png"
 CONFUSION_NAME = "confusion_matrix.png"
 CARD_NAME = "README.md"  # the model card; written last, so its presence marks a complete release
 RELEASE_FILES = (WEIGHTS_NAME, CONFIG_NAME, METRICS_NAME, FACTS_NAME, CURVES_NAME, CONFUSION_NAME, CARD_NAME)
+# Limits on a release's JSON files, which may come from anyone's Hub repo: a config.json of a million label
+# names is about 20 MB, and tl_hub's own files nest 5 deep.
+MAX_JSON_BYTES = 32 * 2**20
+MAX_JSON_DEPTH = 32
+
+
+def read_json(path: Path, source: str) -> Any:
+    """A release's JSON file, parsed within limits (size, nesting depth); a TLHubError naming the file and
+    what is wrong otherwise, never a RecursionError or a parse of gigabytes."""
+    too_deep = TLHubError(
+        f"{path.name} of {source!r} nests deeper than {MAX_JSON_DEPTH} levels: is it a tl_hub release?"
+    )
+    try:
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise TLHubError(
+                f"{path.name} of {source!r} is {size / 2**20:.0f} MB, over the {MAX_JSON_BYTES // 2**20} MB "
+                "a release's JSON file may have: is it a tl_hub release?"
+            )
+        data = json.loads(path.read_bytes())
+    except RecursionError:
+        raise too_deep from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise TLHubError(
+            f"{path.name} of {source!r} is not valid JSON ({e}): is the release damaged?"
+        ) from None
+    except OSError as e:
+        raise TLHubError(f"{path.name} of {source!r} cannot be read ({e.strerror or e})") from None
+    if _depth_over(data, MAX_JSON_DEPTH):
+        raise too_deep
+    return data
+
+
+def _depth_over(data: Any, limit: int) -> bool:
+    """Whether `data` nests lists and objects more than `limit` deep (walked without recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return False
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -71,6 +114,18 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], sou
         for k, v in expected.items()
         if k in state and state[k].shape != v.shape
     ]
+    # A float tensor stored as integers (or the reverse) would be cast on loading, silently: refused.
+    mistyped = [
+        f"{k} is {str(state[k].dtype).removeprefix('torch.')}, expected "
+        + ("a floating-point type" if v.is_floating_point() else str(v.dtype).removeprefix("torch."))
+        for k, v in expected.items()
+        if k in state
+        and (
+            state[k].is_floating_point() != v.is_floating_point()
+            or state[k].is_complex()
+            or (not v.is_floating_point() and state[k].dtype != v.dtype)
+        )
+    ]
     problems = []
     if missing:
         problems.append(f"missing tensors: {', '.join(missing[:5])}")
@@ -78,6 +133,8 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], sou
         problems.append(f"unexpected tensors: {', '.join(unexpected[:5])}")
     if misshapen:
         problems.append(f"shape mismatch (file vs model): {', '.join(misshapen[:5])}")
+    if mistyped:
+        problems.append(f"wrong dtype: {', '.join(mistyped[:5])}")
     if problems:
         raise TLHubError(f"weights in {source} do not fit {type(model).__name__}: " + "; ".join(problems))
     broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]

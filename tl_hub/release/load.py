@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,31 +13,22 @@ from torch import nn
 from tl_hub.errors import TLHubError
 from tl_hub.models import create_model
 from tl_hub.release.config import ReleaseConfig
-from tl_hub.release.files import CONFIG_NAME, METRICS_NAME, WEIGHTS_NAME, load_state_dict_strict
+from tl_hub.release.files import CONFIG_NAME, METRICS_NAME, WEIGHTS_NAME, load_state_dict_strict, read_json
 from tl_hub.release.hub import fetch
 
 logger = logging.getLogger(__name__)
 
 
-def _read_json(path: Path, source: str) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise TLHubError(
-            f"{path.name} of {source!r} is not valid JSON ({e}): is the release damaged?"
-        ) from None
-
-
 def load_config(repo_or_dir: str | Path) -> ReleaseConfig:
     """The release's config.json, parsed and checked."""
     source = str(repo_or_dir)
-    return ReleaseConfig.from_dict(_read_json(fetch(repo_or_dir, CONFIG_NAME), source), source)
+    return ReleaseConfig.from_dict(read_json(fetch(repo_or_dir, CONFIG_NAME), source), source)
 
 
 def load_metrics(repo_or_dir: str | Path) -> dict[str, Any] | None:
     """The release's metrics.json, or None when the release has none (or it cannot be fetched)."""
     try:
-        return _read_json(fetch(repo_or_dir, METRICS_NAME), str(repo_or_dir))
+        return read_json(fetch(repo_or_dir, METRICS_NAME), str(repo_or_dir))
     except TLHubError as e:
         logger.warning("no metrics for %s: %s", repo_or_dir, e)
         return None
@@ -47,13 +37,21 @@ def load_metrics(repo_or_dir: str | Path) -> dict[str, Any] | None:
 def model_from_config(config: ReleaseConfig) -> nn.Module:
     """A randomly initialized model with the architecture and shapes that `config` describes."""
     args = dict(config.model_args)
-    return create_model(
-        config.architecture,
-        num_classes=config.num_classes,
-        in_chans=config.preprocess.channels,
-        img_size=args.pop("img_size", config.preprocess.input_size),  # what a fixed-size model was built for
-        **args,
-    )
+    try:
+        return create_model(
+            config.architecture,
+            num_classes=config.num_classes,
+            in_chans=config.preprocess.channels,
+            img_size=args.pop(
+                "img_size", config.preprocess.input_size
+            ),  # what a fixed-size model was built for
+            **args,
+        )
+    except (TypeError, ValueError, RuntimeError, AssertionError) as e:  # arguments that check out one by one
+        raise TLHubError(
+            f"config.json describes a {config.architecture} that cannot be built ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:120] if str(e) else ''}): is the release damaged?"
+        ) from None
 
 
 def from_pretrained(

@@ -12,6 +12,7 @@ from tl_hub.errors import TLHubError
 from tl_hub.release.card import render_model_card
 from tl_hub.release.facts import load_facts
 from tl_hub.release.files import CARD_NAME, RELEASE_FILES, release_dir
+from tl_hub.release.load import from_pretrained
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +51,12 @@ def commit_message(directory: Path) -> str:
 def push_to_hub(path: str | Path, target: PushTarget) -> str:
     """Upload the release files of `path` to `target.repo_id` (created if missing); returns the repo URL.
 
-    Only the release files go up, never resume state; the model card is rendered for the repo id. A failure
-    leaves the local directory as it was, and the error says how to retry.
+    Only the release files go up, never resume state; the model card is rendered for the repo id. The
+    release must load (config.json and weights, as `from_pretrained` checks them). A failure leaves the local
+    directory as it was, and the error says how to retry.
     """
     directory = release_dir(path)
+    from_pretrained(directory)  # a release that would not load is refused here, not by its users
     token = check_can_push(target)
     card = render_model_card(directory, repo_id=target.repo_id)
     operations = [
