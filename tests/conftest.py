@@ -147,8 +147,9 @@ def write_fake_release(directory: Path, model, run, label_names: list[str]) -> P
     from tl_hub.data.naming import dataset_name
     from tl_hub.metrics import classification_metrics
     from tl_hub.release.config import ReleaseConfig
-    from tl_hub.release.facts import public_run, recipe_text, run_facts
+    from tl_hub.release.facts import public_run, run_facts
     from tl_hub.release.writer import write_release
+    from tl_hub.training.provenance import recipe_text
     from tl_hub.training.weights import start_weights
 
     n = len(label_names)

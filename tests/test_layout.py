@@ -79,3 +79,15 @@ def test_importing_the_package_loads_no_heavy_library() -> None:
     code = "import sys, tl_hub; print(sorted(m for m in ('torch', 'timm', 'datasets') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_release_never_reads_the_recipe_table() -> None:
+    """A release renders from its own files (facts.json): release code does not import tl_hub.recipes."""
+    readers = [
+        f"{a} -> {b}"
+        for a, targets in imports().items()
+        if a.startswith("tl_hub.release")
+        for b in targets
+        if b == "tl_hub.recipes" or b.startswith("tl_hub.recipes.")
+    ]
+    assert readers == []

@@ -31,7 +31,7 @@ from tl_hub.data.transforms import BatchAugment
 from tl_hub.errors import ConfigError, TrainingDiverged
 from tl_hub.models import Architecture, create_model, get_architecture
 from tl_hub.release.config import ReleaseConfig
-from tl_hub.release.facts import StartWeights, public_run, recipe_text, run_facts
+from tl_hub.release.facts import StartWeights, public_run, run_facts
 from tl_hub.release.writer import write_release
 from tl_hub.training.checkpoints import (
     check_frozen,
@@ -45,6 +45,7 @@ from tl_hub.training.checkpoints import (
 )
 from tl_hub.training.engine import Prepare, eval_loader, feature_inputs, image_inputs, score, train_one_epoch
 from tl_hub.training.features import cached_features
+from tl_hub.training.provenance import recipe_text
 from tl_hub.training.rundir import claim_run_dir
 from tl_hub.training.strategies import TransferPlan
 from tl_hub.training.weights import init_from_release, pretrained_model, start_weights
