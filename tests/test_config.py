@@ -42,10 +42,10 @@ from tl_hub.recipes import RECIPES, get_recipe
         (lambda: DataConfig(val_size=10**11), r"val_size=100000000000 is invalid: .*at most 10,000,000,000"),
         (lambda: DataConfig(synthetic_per_class=10**6), r"synthetic_per_class=1000000 .*at most 20,000"),
         (
-            lambda: TransferConfig(warmup_epochs=2.5),
-            r"warmup_epochs=2.5 is invalid: expected a non-negative integer",
+            lambda: TransferConfig(head_epochs=2.5),
+            r"head_epochs=2.5 is invalid: expected a non-negative integer",
         ),
-        (lambda: TransferConfig(warmup_epochs=10**6), "warmup_epochs=1000000 is invalid"),
+        (lambda: TransferConfig(head_epochs=10**6), "head_epochs=1000000 is invalid"),
         (
             lambda: TransferConfig(cache_views=65),
             r"cache_views=65 is invalid: expected 0 or more \(at most 64\)",

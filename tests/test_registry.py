@@ -80,7 +80,7 @@ def test_a_new_family_trains_releases_and_serves_from_its_record_alone(
     accelerator = make_accelerator()
     train(run, start, accelerator)  # a source model of the new family
     run = run.replace({"transfer.strategy": strategy, "transfer.init_from": str(start / "model")})
-    run = run.replace({"transfer.warmup_epochs": 1})
+    run = run.replace({"transfer.head_epochs": 1})
     metrics = train(run, tmp_path / "run", accelerator)
     accelerator.end_training()
 

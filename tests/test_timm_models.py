@@ -40,7 +40,7 @@ def tiny(name: str) -> torch.nn.Module:
 def test_frozen_tensors_stay_bit_identical_and_the_strategys_ones_train(name: str, strategy: str) -> None:
     model = tiny(name)
     groups = parameter_groups(model, None)
-    plan = TransferPlan(model, None, TransferConfig(strategy=strategy, warmup_epochs=1), lr=0.1)
+    plan = TransferPlan(model, None, TransferConfig(strategy=strategy, head_epochs=1), lr=0.1)
     plan.start_epoch(model, 2)  # finetune-top: after the head-only epoch
     before = {k: v.clone() for k, v in model.state_dict().items()}
     optimizer = torch.optim.SGD(plan.groups, lr=0.1)

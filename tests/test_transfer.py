@@ -58,7 +58,7 @@ def test_frozen_tensors_stay_bit_identical_and_trainable_ones_move(
     torch.manual_seed(0)
     model = create_model(architecture, num_classes=2, in_chans=in_chans, img_size=32, drop_rate=0.5)
     base = get_architecture(architecture).base
-    plan = TransferPlan(model, base, TransferConfig(strategy=strategy, warmup_epochs=2), lr=0.1)
+    plan = TransferPlan(model, base, TransferConfig(strategy=strategy, head_epochs=2), lr=0.1)
     before = step(model, plan, epoch, in_chans)
     for name, p in model.named_parameters():
         if any(name.startswith(prefix + ".") for prefix in trains):
@@ -180,3 +180,65 @@ def test_feature_cache_hits_on_rerun_and_misses_when_weights_or_preprocessing_ch
     )
     assert views.shape[0] == 30 and torch.equal(view_labels, labels.repeat(3))
     assert len(list(tmp_path.glob("features/*.safetensors"))) == 4
+
+
+def test_a_new_strategy_is_one_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LP-FT (the head alone, then every layer at a lower rate) as one entry of the strategy table: the
+    plan's trainable sets, optimizer groups, unfreezing epoch and checkpoint skips follow from it alone."""
+    import tl_hub.strategies as strategies
+    from tl_hub.strategies import Stage, Strategy
+
+    lp_ft = Strategy(
+        "lp-ft",
+        "a new head trained alone, then every layer fine-tuned with it",
+        (Stage(("head",)), Stage(("top", "rest"), lr_scale="base_lr_scale", after="head_epochs")),
+    )
+    monkeypatch.setitem(strategies.STRATEGIES, "lp-ft", lp_ft)
+    monkeypatch.setattr("tl_hub.config.STRATEGIES", (*strategies.STRATEGY_NAMES, "lp-ft"))
+    model = create_model("vgg16", num_classes=2, in_chans=3, img_size=32, drop_rate=0.5)
+    cfg = TransferConfig(strategy="lp-ft", head_epochs=2, base_lr_scale=0.1)
+    plan = TransferPlan(model, "features", cfg, lr=1e-3)
+    head = {id(p) for p in plan.head}
+    assert {id(p) for p in model.get_classifier().parameters()} <= head
+    assert [g["lr"] for g in plan.groups] == [1e-3, pytest.approx(1e-4)] and plan.group_names == [
+        "head",
+        "base",
+    ]
+    assert {id(p) for p in plan.trainable(2)} == head
+    everything = {id(p) for p in plan.head + plan.top + plan.rest}
+    assert plan.top and plan.rest
+    assert {id(p) for p in plan.trainable(3)} == everything
+    assert [e for e in range(1, 6) if plan.unfreezes(e)] == [3]
+    assert plan.never_trained() == plan.fixed
+    assert not cfg.spec.caches_features and cfg.spec.pretrained
+
+
+@pytest.mark.parametrize(
+    ("strategy", "names", "scales"),
+    [
+        ("scratch", ["all"], [1.0]),
+        ("feature-extract", ["head"], [1.0]),
+        ("finetune-top", ["head", "top"], [1.0, 0.1]),
+        ("finetune-all", ["all"], [1.0]),
+    ],
+)
+def test_each_strategys_optimizer_groups(strategy: str, names: list[str], scales: list[float]) -> None:
+    model = create_model("vgg16", num_classes=2, in_chans=3, img_size=32, drop_rate=0.5)
+    plan = TransferPlan(model, "features", TransferConfig(strategy=strategy), lr=1.0)
+    assert plan.group_names == names and [g["lr"] for g in plan.groups] == pytest.approx(scales)
+    grouped = [id(p) for g in plan.groups for p in g["params"]]
+    assert len(grouped) == len(set(grouped))  # no parameter in two groups
+
+
+def test_a_config_written_with_warmup_epochs_loads_as_head_epochs(caplog: pytest.LogCaptureFixture) -> None:
+    import dataclasses
+
+    from tl_hub.config import RunConfig
+    from tl_hub.recipes import get_recipe
+
+    d = dataclasses.asdict(get_recipe("timm-finetune").config)
+    d["transfer"]["warmup_epochs"] = d["transfer"].pop("head_epochs") + 2
+    with caplog.at_level(logging.WARNING):
+        run = RunConfig.from_dict(d)
+    assert run.transfer.head_epochs == 3
+    assert "warmup_epochs is now called head_epochs" in caplog.text

@@ -128,7 +128,7 @@ def run_config_from_args(args: argparse.Namespace, ignore: tuple[str, ...] = ())
         raise ConfigError(
             f"{flag.name} {given[flag]}: expected {e.expected}", e.field, e.value, e.expected
         ) from None
-    if "--pretrained-file" in names and run.transfer.strategy == "scratch":
+    if "--pretrained-file" in names and not run.transfer.spec.pretrained:
         raise ConfigError(
             f"--pretrained-file {args.pretrained_file} contradicts strategy scratch (random weights, the "
             f"{'given' if '--strategy' in names else 'recipe'}'s): pass --strategy feature-extract, "

@@ -10,6 +10,7 @@ command-line flag sets which field, and the scripts build their parsers from it.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 from argparse import ArgumentTypeError
@@ -19,11 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from tl_hub.errors import ConfigError
+from tl_hub.strategies import STRATEGY_NAMES as STRATEGIES
+from tl_hub.strategies import Strategy, get_strategy
+
+logger = logging.getLogger(__name__)
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("constant", "cosine")
-STRATEGIES = ("scratch", "feature-extract", "finetune-top", "finetune-all")
 EQUALIZATIONS = ("none", "global", "clahe")
 IMAGE_CACHES = ("auto", "memory", "disk")
 
@@ -271,20 +275,27 @@ class TransferConfig:
     init_from: str | None = None  # a tl_hub release directory or Hub repo to start from
     top_lr_scale: float = 0.1  # finetune-top: the last conv block's lr, relative to the head's
     base_lr_scale: float = 1.0  # finetune-all: the pretrained layers' lr, relative to the head's
-    warmup_epochs: int = 5  # finetune-top: head-only epochs before the last conv block unfreezes
+    head_epochs: int = (
+        5  # finetune-top: head-only epochs before the last conv block joins (was warmup_epochs)
+    )
     feature_cache: bool = True  # feature-extract: run the frozen base once per image, cache on disk
     cache_views: int = 0  # feature-extract: augmented views per image in the cache (0: one clean view)
     fast_base: bool = True  # feature extraction in bf16 autocast where the hardware has native bf16
     compile: bool = False  # torch.compile the model
+
+    @property
+    def spec(self) -> Strategy:
+        """The strategy's record: which groups train when, whether it starts pretrained, caches features."""
+        return get_strategy(self.strategy)
 
     def __post_init__(self) -> None:
         _check_choice("strategy", self.strategy, STRATEGIES)
         _check(0 < self.top_lr_scale <= 1, "top_lr_scale", self.top_lr_scale, "a value in (0, 1]")
         _check(0 < self.base_lr_scale <= 1, "base_lr_scale", self.base_lr_scale, "a value in (0, 1]")
         _check(
-            _is_int(self.warmup_epochs) and 0 <= self.warmup_epochs <= MAX_EPOCHS,
-            "warmup_epochs",
-            self.warmup_epochs,
+            _is_int(self.head_epochs) and 0 <= self.head_epochs <= MAX_EPOCHS,
+            "head_epochs",
+            self.head_epochs,
             f"a non-negative integer (at most {MAX_EPOCHS:,})",
         )
         _check(
@@ -293,7 +304,7 @@ class TransferConfig:
             self.cache_views,
             f"0 or more (at most {MAX_CACHE_VIEWS})",
         )
-        if self.strategy == "scratch" and self.init_from is not None:
+        if not self.spec.pretrained and self.init_from is not None:
             raise ConfigError(
                 f"init_from={self.init_from!r} contradicts strategy='scratch' (random init): choose "
                 "feature-extract, finetune-top or finetune-all"
@@ -339,8 +350,21 @@ class RunConfig:
             aug=AugConfig(**aug),
             data=DataConfig(**d["data"]),
             train=TrainConfig(**d["train"]),
-            transfer=TransferConfig(**d.get("transfer", {})),
+            transfer=TransferConfig(**_renamed(d.get("transfer", {}), RENAMED_FIELDS["transfer"])),
         )
+
+
+# Fields renamed since a release: a run_config.json or config.json written before still loads, with a warning.
+RENAMED_FIELDS = {"transfer": {"warmup_epochs": "head_epochs"}}
+
+
+def _renamed(section: dict[str, Any], renames: dict[str, str]) -> dict[str, Any]:
+    section = dict(section)
+    for old, new in renames.items():
+        if old in section and new not in section:
+            logger.warning("%s is now called %s (read from a config written by an earlier tl_hub)", old, new)
+            section[new] = section.pop(old)
+    return section
 
 
 @dataclass(frozen=True)

@@ -305,7 +305,7 @@ RECIPES: dict[str, Recipe] = {
                 # A small photo set close to ImageNet: the frozen backbone's features, cached once, with a
                 # linear head (the quadrant's first cell); finetune-top / finetune-all with --strategy.
                 strategy="feature-extract",
-                warmup_epochs=1,  # finetune-top: one head-only epoch before the last stage joins
+                head_epochs=1,  # finetune-top: one head-only epoch before the last stage joins
                 top_lr_scale=0.1,
                 base_lr_scale=0.1,  # finetune-all: pretrained layers at a tenth of the head's rate
             ),

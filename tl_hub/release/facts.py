@@ -24,16 +24,12 @@ from tl_hub.data.naming import dataset_name
 from tl_hub.errors import TLHubError
 from tl_hub.models import get_architecture
 from tl_hub.release.files import FACTS_NAME, read_json, write_json
+from tl_hub.strategies import STRATEGIES
 
 logger = logging.getLogger(__name__)
 
 # What each strategy trains, in a reader's words.
-STRATEGY_WORDS = {
-    "scratch": "every layer trained from random weights",
-    "feature-extract": "the pretrained base frozen (feature extraction), a new head trained",
-    "finetune-top": "a new head trained, then the base's last block fine-tuned with it; the rest frozen",
-    "finetune-all": "every layer fine-tuned, with a new head",
-}
+STRATEGY_WORDS = {name: s.words for name, s in STRATEGIES.items()}
 START_KINDS = ("random", "pretrained", "file", "release")
 SCORED_IN_TRAINING = "training"
 

@@ -55,8 +55,6 @@ def recipe_text(run: RunConfig) -> RecipeText:
 
 
 def _start_kind(run: RunConfig) -> str:
-    if run.transfer.strategy == "scratch" or (
-        run.model.pretrained is None and run.transfer.init_from is None
-    ):
+    if not run.transfer.spec.pretrained or (run.model.pretrained is None and run.transfer.init_from is None):
         return "random weights"
     return "a tl_hub release" if run.transfer.init_from is not None else "pretrained weights"

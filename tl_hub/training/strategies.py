@@ -1,15 +1,10 @@
-"""The study's transfer strategies: which parameters train, at which learning rate, in which mode.
+"""The study's transfer strategies, applied: which parameters train, at which learning rate, in which mode.
 
-- scratch: every layer trains from random weights.
-- feature-extract: the base is frozen (and in eval mode); only the head trains.
-- finetune-top: the head trains alone for `warmup_epochs`, then the base's last stage joins it at
-  `top_lr_scale` times the learning rate (Chollet's two-stage fine-tuning); the rest of the base stays frozen.
-- finetune-all: every layer trains, starting from the pretrained weights; the pretrained layers at
-  `base_lr_scale` times the head's learning rate.
-
-Strategies are "which groups train", written once for every architecture: the groups (head, last stage,
-the rest) are read from the model by `tl_hub.models.anatomy`. Parameters a model freezes by design (VGG16's
-identity embedding) never train. Frozen modules run in eval mode, so BatchNorm keeps its running statistics.
+The strategies themselves are records in `tl_hub.strategies` (scratch, feature-extract, finetune-top,
+finetune-all): which groups train from which epoch at which learning-rate scale. `TransferPlan` applies one
+to a model, for every architecture: the groups (head, last stage, the rest) are read from the model by
+`tl_hub.models.anatomy`. Parameters a model freezes by design (VGG16's identity embedding) never train.
+Frozen modules run in eval mode, so BatchNorm keeps its running statistics.
 """
 
 from __future__ import annotations
@@ -21,6 +16,7 @@ from torch import nn
 
 from tl_hub.config import TransferConfig
 from tl_hub.models.anatomy import parameter_groups
+from tl_hub.strategies import GROUPS, Stage, get_strategy
 
 logger = logging.getLogger(__name__)
 
@@ -30,24 +26,35 @@ class TransferPlan:
 
     def __init__(self, model: nn.Module, base: str | None, cfg: TransferConfig, lr: float):
         self.cfg = cfg
+        self.strategy = get_strategy(cfg.strategy)
         self.base = base
         groups = parameter_groups(model, base)
         named = dict(model.named_parameters())
-        self.head = [named[n] for n in groups.head]
-        self.top = [named[n] for n in groups.top]
-        self.rest = [named[n] for n in groups.rest]
+        self.params = {name: [named[n] for n in getattr(groups, name)] for name in GROUPS}
+        self.head, self.top, self.rest = (self.params[name] for name in GROUPS)
         self.fixed = [named[n] for n in groups.fixed]
         self.top_start = groups.top_start
         self.head_names = set(groups.head)
-        if cfg.strategy == "feature-extract":
-            self.groups = [{"params": self.head, "lr": lr}]
-        elif cfg.strategy == "finetune-top":
-            self.groups = [{"params": self.head, "lr": lr}, {"params": self.top, "lr": lr * cfg.top_lr_scale}]
-        elif cfg.strategy == "finetune-all" and cfg.base_lr_scale != 1:
-            base_lr = lr * cfg.base_lr_scale
-            self.groups = [{"params": self.head, "lr": lr}, {"params": self.top + self.rest, "lr": base_lr}]
-        else:
-            self.groups = [{"params": self.head + self.top + self.rest, "lr": lr}]
+        # The optimizer's parameter groups, one per (start, learning rate): stages that start together at the
+        # same rate share one; and their names in the trackers' learning-rate curves.
+        merged: list[tuple[int, float, list[str]]] = []
+        for stage in self.strategy.stages:
+            start, stage_lr = self.first_epoch(stage), lr * self._scale(stage)
+            if merged and merged[-1][:2] == (start, stage_lr):
+                merged[-1][2].extend(stage.groups)
+            else:
+                merged.append((start, stage_lr, list(stage.groups)))
+        self.groups = [
+            {"params": [p for g in names for p in self.params[g]], "lr": r} for _, r, names in merged
+        ]
+        self.group_names = [_group_name(names) for _, _, names in merged]
+
+    def _scale(self, stage: Stage) -> float:
+        return 1.0 if stage.lr_scale is None else float(getattr(self.cfg, stage.lr_scale))
+
+    def first_epoch(self, stage: Stage) -> int:
+        """The 1-based epoch from which `stage` trains."""
+        return 1 if stage.after is None else int(getattr(self.cfg, stage.after)) + 1
 
     def frozen_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
         """Every weight and buffer but the head's: what the head's input depends on when only it trains."""
@@ -55,25 +62,19 @@ class TransferPlan:
 
     def trainable(self, epoch: int) -> list[nn.Parameter]:
         """The parameters that train in `epoch` (1-based)."""
-        s = self.cfg.strategy
-        if s == "feature-extract" or (s == "finetune-top" and epoch <= self.cfg.warmup_epochs):
-            return self.head
-        if s == "finetune-top":
-            return self.head + self.top
-        return self.head + self.top + self.rest
+        training = {
+            g for stage in self.strategy.stages if self.first_epoch(stage) <= epoch for g in stage.groups
+        }
+        return [p for name in GROUPS if name in training for p in self.params[name]]
 
     def never_trained(self) -> list[nn.Parameter]:
         """The parameters no epoch trains: checkpoints need not hold them."""
-        s = self.cfg.strategy
-        if s == "feature-extract":
-            return self.top + self.rest + self.fixed
-        if s == "finetune-top":
-            return self.rest + self.fixed
-        return self.fixed
+        trained = self.strategy.trained_groups
+        return [p for name in GROUPS if name not in trained for p in self.params[name]] + self.fixed
 
     def unfreezes(self, epoch: int) -> bool:
-        """Whether more parameters train in `epoch` than in the one before (finetune-top after warm-up)."""
-        return self.cfg.strategy == "finetune-top" and epoch == self.cfg.warmup_epochs + 1 and epoch > 1
+        """Whether more parameters train in `epoch` than in the one before (a stage joins after epoch 1)."""
+        return epoch > 1 and any(self.first_epoch(stage) == epoch for stage in self.strategy.stages)
 
     def start_epoch(self, model: nn.Module, epoch: int) -> None:
         """Set requires_grad and train/eval modes for `epoch`: frozen base modules stay in eval mode, so
@@ -105,3 +106,11 @@ class TransferPlan:
             f"{trainable:,}",
             f"{total - trainable:,}",
         )
+
+
+def _group_name(groups: list[str]) -> str:
+    if set(groups) == set(GROUPS):
+        return "all"
+    if set(groups) == {"top", "rest"}:
+        return "base"
+    return "+".join(groups)

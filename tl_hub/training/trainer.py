@@ -130,7 +130,7 @@ def set_up(run: RunConfig, output_dir: Path, accelerator: Accelerator, resume: b
     if accelerator.is_main_process:
         write_run_config(output_dir, run)
     set_seed(run.train.seed)
-    if run.data.streaming and run.transfer.strategy == "feature-extract" and run.transfer.feature_cache:
+    if run.data.streaming and run.transfer.spec.caches_features and run.transfer.feature_cache:
         raise ConfigError(
             "feature-extract caches every image's features, which --streaming never holds: "
             "add --no-feature-cache, or drop --streaming"
@@ -163,7 +163,7 @@ def build_model(run: RunConfig, arch: Architecture, label_names: list[str]) -> n
         "img_size": run.preprocess.input_size,
         "drop_rate": run.model.drop_rate,
     }
-    transfer = run.transfer.strategy != "scratch"
+    transfer = run.transfer.spec.pretrained
     if transfer and run.transfer.init_from is None and run.model.pretrained is not None:
         return pretrained_model(arch, run.model.pretrained, **shape)
     model = create_model(arch.name, **shape)
@@ -204,7 +204,7 @@ def build_inputs(job: Job) -> Inputs:
     schedule, all prepared by Accelerate."""
     run, accelerator, data = job.run, job.accelerator, job.data
     splits = data.splits()
-    if run.transfer.strategy == "feature-extract" and run.transfer.feature_cache:
+    if run.transfer.spec.caches_features and run.transfer.feature_cache:
         tensors = _cached_features(job, splits)
         trainee: nn.Module = HeadOnly(job.model, job.arch)
         train_prepare = eval_prepare = feature_inputs

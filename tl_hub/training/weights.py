@@ -149,7 +149,7 @@ def release_start(source: str | Path) -> StartWeights:
 def start_weights(run: RunConfig) -> StartWeights:
     """Where `run`'s weights start, by a public name: a timm tag or Hub repo as it is, a local file by its
     name and sha256, a local release by its directory's name; never a path of this machine."""
-    if run.transfer.strategy == "scratch":
+    if not run.transfer.spec.pretrained:
         return RANDOM
     if run.transfer.init_from is not None:
         return release_start(run.transfer.init_from)

@@ -1,0 +1,75 @@
+"""The transfer strategies as data: which parameter groups train, from which epoch, at which learning rate.
+
+A strategy is one record. The groups are read from the model by `tl_hub.models.anatomy` (the head; the
+base's last stage, "top"; the rest of the base), so one record serves every architecture. The trainer's
+optimizer groups, the epochs at which groups join, what checkpoints may skip and whether the head's input
+may be cached all follow from the record (`tl_hub.training.strategies.TransferPlan`); a new strategy is a
+new entry in `STRATEGIES`, with no branch to add anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GROUPS = ("head", "top", "rest")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Groups that train together: from the epoch after `after` epochs (a TransferConfig field, or none: from
+    the first epoch), at the head's learning rate times `lr_scale` (a TransferConfig field, or 1)."""
+
+    groups: tuple[str, ...]
+    lr_scale: str | None = None  # e.g. "top_lr_scale"
+    after: str | None = None  # e.g. "head_epochs"
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    words: str  # what it trains, in a reader's words (the model card, the report)
+    stages: tuple[Stage, ...]
+    pretrained: bool = True  # starts from pretrained weights (scratch: random)
+
+    @property
+    def trained_groups(self) -> frozenset[str]:
+        return frozenset(g for stage in self.stages for g in stage.groups)
+
+    @property
+    def caches_features(self) -> bool:
+        """Only the head ever trains, so the base's output per image never changes and may be cached."""
+        return self.trained_groups == {"head"}
+
+
+STRATEGIES: dict[str, Strategy] = {
+    s.name: s
+    for s in (
+        Strategy(
+            "scratch",
+            "every layer trained from random weights",
+            (Stage(GROUPS),),
+            pretrained=False,
+        ),
+        Strategy(
+            "feature-extract",
+            "the pretrained base frozen (feature extraction), a new head trained",
+            (Stage(("head",)),),
+        ),
+        Strategy(
+            "finetune-top",
+            "a new head trained, then the base's last block fine-tuned with it; the rest frozen",
+            (Stage(("head",)), Stage(("top",), lr_scale="top_lr_scale", after="head_epochs")),
+        ),
+        Strategy(
+            "finetune-all",
+            "every layer fine-tuned, with a new head",
+            (Stage(("head",)), Stage(("top", "rest"), lr_scale="base_lr_scale")),
+        ),
+    )
+}
+STRATEGY_NAMES = tuple(STRATEGIES)
+
+
+def get_strategy(name: str) -> Strategy:
+    """The strategy called `name` (a TransferConfig has checked it is one)."""
+    return STRATEGIES[name]
