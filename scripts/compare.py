@@ -23,7 +23,7 @@ from tl_hub.experiments.results import ARMS, SOURCE_ONLY, TRANSFER_ARMS
 
 # What every arm shares comes from the training flags; what varies between arms (the seed, the strategy,
 # the training-set size) has flags of its own here.
-VARIED = ("--seed", "--strategy", "--train-size", "--max-train-samples", "--resume")
+VARIED = ("--seed", "--strategy", "--train-size", "--max-train-samples", "--train-sample", "--resume")
 
 
 def size(text: str) -> int | str:

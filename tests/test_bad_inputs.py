@@ -222,16 +222,16 @@ def test_a_huge_bare_integer_label_is_refused_in_bounded_memory_and_time(label, 
     assert not (tmp_path / "run").exists()
 
 
-def test_more_max_train_samples_than_images_trains_on_all_and_says_how_many(
+def test_a_train_size_beyond_the_images_trains_on_all_and_says_how_many(
     monkeypatch, capsys, caplog, tmp_path
 ) -> None:
     data = write_parquet(tmp_path / "data", BALANCED[:16], FIVE)
-    args = ["--dataset", str(data), "--max-train-samples", "100000", "--epochs", "1"]
+    args = ["--dataset", str(data), "--train-size", "100000", "--epochs", "1"]
     code, _ = run_script_ok(TRAIN, [*args, "--output-dir", str(tmp_path / "run")], monkeypatch, capsys)
     assert code == 0
     counts = json.loads((tmp_path / "run" / "model" / "metrics.json").read_text())["data"]["counts"]
     assert (
-        f"train: {counts['train']} images, fewer than the 100000 asked for (--max-train-samples): the "
+        f"train: {counts['train']} images, fewer than the 100000 asked for (--train-size): the "
         f"dataset has 16, of which validation took {counts['validation']}" in caplog.text
     )
 

@@ -42,6 +42,11 @@ def run_script(script: Path, args: list[str], monkeypatch: pytest.MonkeyPatch, c
         (["--seed", "4294968"], "--seed 4294968: expected an integer from 0 to 4294965"),
         (["--seed", "99999999999"], "--seed 99999999999: expected an integer from 0 to 4294965"),
         (["--max-train-samples", "-1"], "--max-train-samples -1: expected a positive integer, or all"),
+        (["--train-sample", "random"], "--train-sample random: expected one of balanced, stratified"),
+        (
+            ["--train-size", "5", "--max-train-samples", "5"],
+            "--train-size and --max-train-samples say the same thing: pass --train-size",
+        ),
         (["--colour", "red"], "unrecognized arguments: --colour red"),
         (["--output-dir", ""], "argument --output-dir: '' is not a path: give a directory"),
         (["--push-to-hub"], "--push-to-hub needs --hub-model-id USER/NAME"),
@@ -213,3 +218,17 @@ def test_pretrained_file_takes_a_directory_holding_model_safetensors(monkeypatch
     (weights / "model.safetensors").write_bytes(b"")
     run = run_config_from_args(module["parse_args"](argv))
     assert run.model.pretrained == str(weights / "model.safetensors")
+
+
+def test_max_train_samples_still_works_for_one_release_and_says_what_to_write(caplog) -> None:
+    import logging
+
+    from tl_hub.cli import run_config_from_args
+
+    parse = runpy.run_path(str(TRAIN))["parse_args"]
+    with caplog.at_level(logging.WARNING):
+        old = run_config_from_args(parse(["--max-train-samples", "300"]))
+    assert (
+        "--max-train-samples is deprecated and goes in the next release: write --train-size N " in caplog.text
+    )
+    assert old == run_config_from_args(parse(["--train-size", "300", "--train-sample", "stratified"]))

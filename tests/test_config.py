@@ -24,7 +24,11 @@ from tl_hub.recipes import RECIPES, get_recipe
         (lambda: AugConfig(rotation=-5), "rotation=-5 is invalid"),
         (lambda: AugConfig(blur_prob=1.5), "blur_prob=1.5 is invalid"),
         (lambda: DataConfig(val_fraction=1.0), "val_fraction=1.0 is invalid"),
-        (lambda: DataConfig(max_train_samples=0), "max_train_samples=0 is invalid"),
+        (lambda: DataConfig(train_size=0), "train_size=0 is invalid"),
+        (
+            lambda: DataConfig(train_sample="random"),
+            "train_sample='random' is invalid: expected one of balanced",
+        ),
         (
             lambda: PreprocessConfig(equalize="yes"),
             "equalize='yes' is invalid: expected one of none, global, clahe",
@@ -65,8 +69,12 @@ def test_unknown_recipe_lists_the_valid_ones() -> None:
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_recipe_configs_round_trip_through_dicts(name: str) -> None:
+    import json
+
     config = RECIPES[name].config
     assert RunConfig.from_dict(config.to_dict()) == config
+    # ... and through JSON (run_config.json, config.json), where tuples come back as lists
+    assert RunConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
 
 
 def test_lenet_gtsrb_holds_the_study_protocol() -> None:

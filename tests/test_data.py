@@ -70,16 +70,16 @@ def test_save_to_disk_with_other_column_names_and_its_own_validation_split(disk_
     assert len(data.validation) == 15
 
 
-def test_max_train_samples_takes_a_class_stratified_subset(
+def test_a_stratified_train_sample_keeps_each_class_share(
     parquet_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("INFO", logger="tl_hub.data.loading")
-    data = _prepare(parquet_dir, max_train_samples=20)
+    data = _prepare(parquet_dir, train_size=20, train_sample="stratified")
     assert len(data.train) == 20
     assert np.bincount(data.train.labels.numpy()).tolist() == [4] * NUM_CLASSES  # 9 of each class left
     assert "train: a class-stratified sample of 20 images, seed 2" in caplog.text
     for n in (1, NUM_CLASSES - 1, 44):  # 45 training images after the validation split
-        assert len(_prepare(parquet_dir, max_train_samples=n).train) == n
+        assert len(_prepare(parquet_dir, train_size=n, train_sample="stratified").train) == n
 
 
 SKEWED = np.repeat(np.arange(6), [500, 200, 150, 90, 45, 15])  # 1000 labels, class-ordered

@@ -108,6 +108,13 @@ def run_config_from_args(args: argparse.Namespace, ignore: tuple[str, ...] = ())
         if flag.field is not None and flag.name not in ignore and value is not None and value is not False:
             given[flag] = value
     names = {flag.name for flag in given}
+    for flag in given:
+        if flag.deprecated is not None:
+            logging.getLogger(__name__).warning(
+                "%s is deprecated and goes in the next release: write %s", flag.name, flag.deprecated
+            )
+    if {"--train-size", "--max-train-samples"} <= names:
+        raise ConfigError("--train-size and --max-train-samples say the same thing: pass --train-size")
     if {"--no-pretrained", "--pretrained-file"} <= names:
         raise ConfigError("--no-pretrained and --pretrained-file contradict each other: pass one")
     model = getattr(args, "model", None) if "--model" not in ignore else None
@@ -119,6 +126,8 @@ def run_config_from_args(args: argparse.Namespace, ignore: tuple[str, ...] = ())
         flag.field: flag.const if flag.parse is None else (None if value == ALL else value)
         for flag, value in given.items()
     }
+    for flag in given:
+        changes |= dict(flag.also)
     try:
         run = recipe.config.replace(changes)
     except ConfigError as e:

@@ -30,6 +30,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("constant", "cosine")
 EQUALIZATIONS = ("none", "global", "clahe")
 IMAGE_CACHES = ("auto", "memory", "disk")
+TRAIN_SAMPLES = ("balanced", "stratified")  # how a --train-size sample is drawn
 
 
 def cache_root() -> Path:
@@ -123,9 +124,7 @@ class PreprocessConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PreprocessConfig:
-        d = dict(d)
-        d["mean"], d["std"] = tuple(d["mean"]), tuple(d["std"])
-        return cls(**d)
+        return cls(**_with_tuples(cls, d))
 
 
 @dataclass(frozen=True)
@@ -186,10 +185,12 @@ class DataConfig:
     image_column: str | None = None  # None: found automatically
     label_column: str | None = None
     val_fraction: float = 0.1  # carved from train, stratified by class, when there is no validation split
-    max_train_samples: int | None = None
-    # Class-balanced sample sizes (None: all images). val_size carves validation from train when the
+    # Sample sizes (None: all images). val_size (class-balanced) carves validation from train when the
     # dataset has no validation split; it replaces val_fraction then.
     train_size: int | None = None
+    # How the training sample is drawn: "balanced" (as equal a share per class as the data allows) or
+    # "stratified" (each class keeps its share of the split).
+    train_sample: str = "balanced"
     val_size: int | None = None
     synthetic_per_class: int = 200  # training images per class for --dataset synthetic
     # The dataset's name in model cards and the Space (None: a Hub id as it is, a local directory's name).
@@ -203,8 +204,8 @@ class DataConfig:
     def __post_init__(self) -> None:
         _check(bool(self.dataset), "dataset", self.dataset, "a Hub dataset id, a local path or 'synthetic'")
         _check(0 < self.val_fraction < 1, "val_fraction", self.val_fraction, "a fraction in (0, 1)")
-        _check_size("max_train_samples", self.max_train_samples)
         _check_size("train_size", self.train_size)
+        _check_choice("train_sample", self.train_sample, TRAIN_SAMPLES)
         _check_size("val_size", self.val_size)
         _check_positive("synthetic_per_class", self.synthetic_per_class, MAX_SYNTHETIC_PER_CLASS)
         _check_choice("image_cache", self.image_cache, IMAGE_CACHES)
@@ -339,19 +340,30 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
-        aug = dict(d["aug"])
-        for key in ("scale", "blur_sigma", "crop_scale", "crop_ratio"):
-            if key in aug:
-                aug[key] = tuple(aug[key])
+        aug = _with_tuples(AugConfig, d["aug"])
+        data = dict(d["data"])
+        if "max_train_samples" in data:  # before --train-sample: a stratified sample of that many
+            stratified = data.pop("max_train_samples")
+            if stratified is not None:
+                logger.warning("max_train_samples is now train_size with train_sample 'stratified'")
+                size = data.get("train_size")
+                data["train_size"] = stratified if size is None else min(size, stratified)
+                data["train_sample"] = "stratified"
         return cls(
             recipe=d["recipe"],
             model=ModelConfig(**d["model"]),
             preprocess=PreprocessConfig.from_dict(d["preprocess"]),
             aug=AugConfig(**aug),
-            data=DataConfig(**d["data"]),
+            data=DataConfig(**data),
             train=TrainConfig(**d["train"]),
             transfer=TransferConfig(**_renamed(d.get("transfer", {}), RENAMED_FIELDS["transfer"])),
         )
+
+
+def _with_tuples(cls: type, d: dict[str, Any]) -> dict[str, Any]:
+    """`d` (a section read from JSON) with lists turned back into tuples where `cls` declares a tuple."""
+    tuples = {f.name for f in dataclasses.fields(cls) if str(f.type).startswith("tuple")}
+    return {k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in d.items()}
 
 
 # Fields renamed since a release: a run_config.json or config.json written before still loads, with a warning.
@@ -380,6 +392,8 @@ class Flag:
     help: str
     parse: Callable[[str], Any] | None = str  # None: a switch without a value
     const: Any = True  # the value a switch sets
+    also: tuple[tuple[str, Any], ...] = ()  # further (field, value) pairs the flag sets
+    deprecated: str | None = None  # what to write instead: the flag still works, with a warning
 
     @property
     def dest(self) -> str:
@@ -490,17 +504,25 @@ FLAGS: tuple[Flag, ...] = (
         integer,
     ),
     Flag(
-        "--max-train-samples",
-        "data.max_train_samples",
-        "train on a seeded, class-stratified sample of N images, or 'all' (all of them, with a warning, when "
-        f"the split has fewer; at most {MAX_SAMPLES:,})",
+        "--train-size",
+        "data.train_size",
+        "train on a seeded sample of N images (--train-sample says how it is drawn), or 'all' (all of them, "
+        f"with a warning, when the split has fewer; at most {MAX_SAMPLES:,})",
         size_or_all,
     ),
     Flag(
-        "--train-size",
+        "--train-sample",
+        "data.train_sample",
+        "how the --train-size sample is drawn: balanced (an equal share per class, as far as the data "
+        "allows) or stratified (each class keeps its share of the split)",
+    ),
+    Flag(
+        "--max-train-samples",
         "data.train_size",
-        f"a seeded, class-balanced training sample of N images, or 'all' (at most {MAX_SAMPLES:,})",
+        "deprecated: --train-size N --train-sample stratified",
         size_or_all,
+        also=(("data.train_sample", "stratified"),),
+        deprecated="--train-size N --train-sample stratified",
     ),
     Flag(
         "--val-size",

@@ -477,25 +477,27 @@ def prepare_data(cfg: DataConfig, preprocess: PreprocessConfig, seed: int) -> Pr
         logger.warning(
             "validation: %d images, fewer than the %d asked for (--val-size)", len(validation), cfg.val_size
         )
-    if cfg.train_size is not None and cfg.train_size < len(train):
-        keep = balanced_sample(labels, cfg.train_size, seed + 1)
-        train, labels = train.select(keep), labels[keep]
-        logger.info("train: a class-balanced sample of %d images, seed %d", len(keep), seed + 1)
-    for asked, flag in ((cfg.train_size, "--train-size"), (cfg.max_train_samples, "--max-train-samples")):
-        if asked is not None and len(train) < asked:  # said, then trained on all there is
-            logger.warning(
-                "train: %d images, fewer than the %d asked for (%s): the dataset has %d, of which "
-                "validation took %d",
-                len(train),
-                asked,
-                flag,
-                len(dsd["train"]),
-                len(validation) if val_name is None else 0,
-            )
-    if cfg.max_train_samples is not None and cfg.max_train_samples < len(train):
-        keep = stratified_sample(labels, cfg.max_train_samples, seed + 2)  # not the validation's draws
+    if cfg.train_size is not None and len(train) < cfg.train_size:  # said, then trained on all there is
+        logger.warning(
+            "train: %d images, fewer than the %d asked for (--train-size): the dataset has %d, of which "
+            "validation took %d",
+            len(train),
+            cfg.train_size,
+            len(dsd["train"]),
+            len(validation) if val_name is None else 0,
+        )
+    elif cfg.train_size is not None and cfg.train_size < len(train):
+        if cfg.train_sample == "balanced":
+            keep = balanced_sample(labels, cfg.train_size, seed + 1)
+        else:
+            keep = stratified_sample(labels, cfg.train_size, seed + 2)  # not the validation's draws
         train = train.select(keep)
-        logger.info("train: a class-stratified sample of %d images, seed %d", len(keep), seed + 2)
+        logger.info(
+            "train: a class-%s sample of %d images, seed %d",
+            cfg.train_sample,
+            len(keep),
+            seed + (1 if cfg.train_sample == "balanced" else 2),
+        )
 
     test = labelled_test(dsd.get("test"), label_col, label_names, named)
     splits, skipped = decode_splits(

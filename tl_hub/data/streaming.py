@@ -229,12 +229,11 @@ def carved_rows(stream: datasets.IterableDataset, fraction: float, image_column:
 
 def prepare_streaming(cfg: DataConfig, preprocess: PreprocessConfig, seed: int) -> PreparedData:
     """`prepare_data` for --streaming: the train split as a StreamSplit, the evaluation splits decoded."""
-    for value, flag in ((cfg.train_size, "--train-size"), (cfg.max_train_samples, "--max-train-samples")):
-        if value is not None:
-            raise DatasetError(
-                f"{flag} {value} draws a sample from the whole split, which --streaming never holds: "
-                f"drop {flag}, or drop --streaming"
-            )
+    if cfg.train_size is not None:
+        raise DatasetError(
+            f"--train-size {cfg.train_size} draws a sample from the whole split, which --streaming never "
+            "holds: drop --train-size, or drop --streaming"
+        )
     streams = open_stream(cfg.dataset)
     train = streams["train"]
     columns = resolve_columns(train.features, cfg.image_column, cfg.label_column)

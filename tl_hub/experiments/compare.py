@@ -240,7 +240,7 @@ def score_source_only(model_dir: str | Path, run: RunConfig, accelerator: Accele
     `run`'s arms are scored on (the same carve, the same seed), over the target's classes."""
     model, config = from_pretrained(model_dir)
     # One training image: the validation carve comes before the training sample, so it is unchanged.
-    data_cfg = dataclasses.replace(run.data, train_size=1, max_train_samples=None)
+    data_cfg = dataclasses.replace(run.data, train_size=1)
     with accelerator.main_process_first():
         data = prepare_data(data_cfg, config.preprocess, run.train.seed)
     # The model's logits for the target's classes, in the target's order: it chooses among those only,
