@@ -8,18 +8,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tl_hub.cli import ArgumentParser, run_main, setup_logging
+from tl_hub.cli import parser, run_main, setup_logging
 from tl_hub.config import MAX_BATCH_SIZE, integer
 from tl_hub.errors import ConfigError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = ArgumentParser(description="Evaluate a tl_hub release directory (or Hub repo) on a dataset split.")
+    p = parser(
+        "Evaluate a tl_hub release directory (or Hub repo) on a dataset split.",
+        ("--image-column", "--label-column"),
+        required=("--dataset",),
+    )
     p.add_argument("model", help="release directory (OUTPUT_DIR/model) or Hub repo id")
-    p.add_argument("--dataset", required=True, help="Hub dataset id, local directory, or 'synthetic'")
     p.add_argument("--split", default="test", help="split name (default: %(default)s)")
-    p.add_argument("--image-column", help="image column (default: found automatically)")
-    p.add_argument("--label-column", help="label column (default: found automatically)")
     p.add_argument(
         "--batch-size",
         type=integer,

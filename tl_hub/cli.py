@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NoReturn, TypeVar
@@ -33,17 +34,21 @@ class ArgumentParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def parser(description: str, flags: Iterable[str]) -> ArgumentParser:
-    """A parser holding the named flags of the table (`tl_hub.config.FLAGS`), in the table's order."""
+def parser(description: str, flags: Iterable[str], required: Iterable[str] = ()) -> ArgumentParser:
+    """A parser holding the named flags of the table (`tl_hub.config.FLAGS`), in the table's order;
+    `required` ones must be given (their help then names no default)."""
     p = ArgumentParser(description=description, allow_abbrev=False)  # no --seed for --seeds: say so instead
-    wanted = set(flags)
-    unknown = wanted - set(FLAG_BY_NAME)
+    wanted, required = set(flags), set(required)
+    unknown = (wanted | required) - set(FLAG_BY_NAME)
     assert not unknown, f"flags not in the table: {unknown}"
     for flag in FLAGS:
-        if flag.name not in wanted:
+        if flag.name not in wanted | required:
             continue
         if flag.parse is None:
             p.add_argument(flag.name, action="store_true", help=flag.help)
+        elif flag.name in required:
+            shown = re.sub(r" \(default: [^)]*\)", "", flag.help)
+            p.add_argument(flag.name, type=flag.parse, help=shown, metavar=flag.dest.upper(), required=True)
         else:
             p.add_argument(flag.name, type=flag.parse, help=flag.help, metavar=flag.dest.upper())
     return p
