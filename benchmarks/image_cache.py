@@ -42,7 +42,7 @@ from tl_hub.config import PreprocessConfig
 from tl_hub.data.loading import decode_split, resolve_columns
 from tl_hub.data.transforms import BatchAugment, load_image, preprocess_image, storage_size
 from tl_hub.recipes import AUGMENTATIONS
-from tl_hub.training.engine import image_inputs
+from tl_hub.scoring import image_inputs
 
 PRE = PreprocessConfig(
     input_size=224,

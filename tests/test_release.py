@@ -17,7 +17,7 @@ from tl_hub.recipes import get_recipe
 from tl_hub.release.card import render_model_card
 from tl_hub.release.files import RELEASE_FILES
 from tl_hub.release.load import from_pretrained
-from tl_hub.training.engine import image_inputs, predict
+from tl_hub.scoring import image_inputs, predict
 
 RECIPE = get_recipe("lenet-gtsrb")
 

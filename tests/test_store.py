@@ -17,7 +17,7 @@ from tl_hub.config import AugConfig, PreprocessConfig
 from tl_hub.data import loading, store
 from tl_hub.data.loading import decode_split, uses_disk
 from tl_hub.data.transforms import BatchAugment, center_view, storage_size
-from tl_hub.training.engine import image_inputs
+from tl_hub.scoring import image_inputs
 
 from .conftest import encoded
 from .test_bad_inputs import TINY, assert_same_weights, killed_and_resumed, run_script_ok

@@ -26,7 +26,7 @@ from tl_hub.config import AugConfig, PreprocessConfig, cache_root
 from tl_hub.data.store import ImageStore
 from tl_hub.data.transforms import BatchAugment
 from tl_hub.models.anatomy import feature_shape, head_input
-from tl_hub.training.engine import image_inputs
+from tl_hub.scoring import image_inputs
 
 logger = logging.getLogger(__name__)
 

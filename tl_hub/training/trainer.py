@@ -33,6 +33,7 @@ from tl_hub.models import Architecture, create_model, get_architecture
 from tl_hub.release.config import ReleaseConfig
 from tl_hub.release.facts import StartWeights, public_run, run_facts
 from tl_hub.release.writer import write_release
+from tl_hub.scoring import Prepare, eval_loader, feature_inputs, image_inputs, score
 from tl_hub.training.checkpoints import (
     check_frozen,
     check_run_dir,
@@ -43,7 +44,7 @@ from tl_hub.training.checkpoints import (
     tensors_digest,
     write_run_config,
 )
-from tl_hub.training.engine import Prepare, eval_loader, feature_inputs, image_inputs, score, train_one_epoch
+from tl_hub.training.engine import train_one_epoch
 from tl_hub.training.features import cached_features
 from tl_hub.training.provenance import recipe_text
 from tl_hub.training.rundir import claim_run_dir
