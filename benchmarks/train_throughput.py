@@ -27,8 +27,9 @@ import torchvision.transforms as T
 from accelerate import Accelerator
 from torch.utils.data import DataLoader, TensorDataset
 
+from tl_hub.data.augment import BatchAugment
 from tl_hub.data.loading import decode_split
-from tl_hub.data.transforms import BatchAugment, equalize
+from tl_hub.data.preprocess import equalize
 from tl_hub.models import LeNet5
 from tl_hub.recipes import get_recipe
 from tl_hub.scoring import image_inputs

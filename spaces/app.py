@@ -31,7 +31,7 @@ from PIL import Image
 
 from tl_hub.cli import ArgumentParser
 from tl_hub.config import cache_root
-from tl_hub.data.transforms import read_image
+from tl_hub.data.images import read_image
 from tl_hub.errors import TLHubError
 from tl_hub.inference.predictor import Predictor
 from tl_hub.release.facts import Facts, load_facts

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from tl_hub.config import PreprocessConfig
-from tl_hub.data.transforms import model_input, model_view, normalize
+from tl_hub.data.preprocess import model_input, model_view, normalize
 from tl_hub.recipes import timm_preprocess
 from tl_hub.release.config import timm_pretrained_cfg
 

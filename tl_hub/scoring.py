@@ -18,9 +18,10 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from tl_hub.config import PreprocessConfig
+from tl_hub.data.augment import BatchAugment
 from tl_hub.data.loading import SplitData
+from tl_hub.data.preprocess import center_view, normalize
 from tl_hub.data.store import ImageStore
-from tl_hub.data.transforms import BatchAugment, center_view, normalize
 from tl_hub.metrics import classification_metrics
 
 # A batch from a loader -> the model's input; the generator drives training-time augmentation.

@@ -23,11 +23,12 @@ from tqdm.auto import tqdm
 
 from tl_hub.config import DataConfig, PreprocessConfig
 from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
+from tl_hub.data.images import load_image
 from tl_hub.data.labels import class_names, label_feature_is_numeric, read_labels, unlabelled
 from tl_hub.data.naming import SYNTHETIC, looks_local
+from tl_hub.data.preprocess import preprocess_image, storage_size
 from tl_hub.data.splits import balanced_sample, stratified_group_split, stratified_sample
 from tl_hub.data.store import ImageStore, StoreDataset, build_store, collate, memory_budget
-from tl_hub.data.transforms import load_image, preprocess_image, storage_size
 from tl_hub.errors import DatasetError
 
 logger = logging.getLogger(__name__)

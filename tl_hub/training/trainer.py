@@ -24,10 +24,10 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tl_hub.config import RunConfig, TrainConfig
+from tl_hub.data.augment import BatchAugment
 from tl_hub.data.loading import PreparedData, prepare_data
 from tl_hub.data.naming import dataset_name
 from tl_hub.data.streaming import prepare_streaming
-from tl_hub.data.transforms import BatchAugment
 from tl_hub.errors import ConfigError, TrainingDiverged
 from tl_hub.models import Architecture, create_model, get_architecture
 from tl_hub.release.config import ReleaseConfig
