@@ -26,9 +26,8 @@ class ColourMap(NamedTuple):
 
     def apply(self, images: Sequence[torch.Tensor], out: torch.Tensor) -> torch.Tensor:
         """Map each image (C, H, W, any dtype) into `out` (B, C, H, W float), one image at a time while it
-        is in the CPU's cache: its colours and a row of ones (for the offset) times one (C, C + 1) matrix.
-        About 10 ms for 64 images at 224x224 on 2 cores; the batch-wide passes this replaced took 86 ms,
-        with the crops' `grid_sample`."""
+        is in the CPU's cache: its colours and a row of ones (for the offset) times one (C, C + 1) matrix
+        (BENCHMARKS.md times it against the batch-wide passes it replaced)."""
         b, c = out.shape[:2]
         scratch = torch.ones(c + 1, out[0, 0].numel(), device=out.device)
         maps = torch.cat([self.matrix, self.bias.expand(b, c, 1)], 2)  # (B, C, C + 1)
@@ -72,7 +71,7 @@ class BatchAugment:
     ) -> torch.Tensor:
         """Augmented float images: in [0, 1], or normalized by `mean` and `std` when given. The caller's
         batch is never changed; the result is written into `out` when it has the result's shape and device
-        (a buffer reused from batch to batch: on a CPU a fresh 38 MB batch costs 10 ms of page faults)."""
+        (a buffer reused from batch to batch: on a CPU a fresh batch costs page faults, BENCHMARKS.md)."""
         cfg = self.cfg
         size = size or x.shape[-1]
         if mean is None or std is None:
@@ -143,8 +142,8 @@ class BatchAugment:
     def _resized_crops(self, x: torch.Tensor, uniform: Uniform, size: int) -> list[torch.Tensor]:
         """Random-resized crops (or the centre view) and flips, one (C, size, size) image at a time: each
         crop is a box of whole pixels anywhere in the stored image, resized with antialiasing. uint8 stays
-        uint8 on a CPU (torch's vectorized kernel, 0.2 ms an image at 224x224); other devices resize in
-        float, as the uint8 kernel exists only for CPUs."""
+        uint8 on a CPU (torch's vectorized kernel); other devices resize in float, as the uint8 kernel exists
+        only for CPUs."""
         cfg, b, side = self.cfg, x.shape[0], x.shape[-1]
         if cfg.crops:
             area, ratio = self._crop_shapes(uniform)

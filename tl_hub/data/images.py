@@ -30,8 +30,8 @@ def load_image(obj: ImageInput, max_pixels: int | None = None, draft: int | None
 
     `max_pixels` bounds width x height (an `ImageError` beyond it); encoded images are checked from the
     header, before any pixel is decoded. `draft` (a side in pixels) lets libjpeg decode a JPEG at least
-    twice that side at 1/2, 1/4 or 1/8 scale, never below `draft`: 7x faster on 2000x1500 photos, within
-    half a grey level of full decoding once resized (BENCHMARKS.md). The decoders of training data use it.
+    twice that side at 1/2, 1/4 or 1/8 scale, never below `draft`: much faster on large photos, within a
+    grey level of full decoding once resized (BENCHMARKS.md). The decoders of training data use it.
     """
     if isinstance(obj, dict):  # datasets' undecoded Image feature: {"bytes": ..., "path": ...}
         obj = obj["bytes"] if obj.get("bytes") is not None else obj["path"]
