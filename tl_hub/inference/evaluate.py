@@ -10,7 +10,8 @@ import torch
 from accelerate import Accelerator
 
 from tl_hub.data.labels import BY_POSITION, class_names, read_labels, unlabelled
-from tl_hub.data.loading import decode_split, open_dataset, resolve_columns, uses_disk
+from tl_hub.data.loading import decode_split, resolve_columns, uses_disk
+from tl_hub.data.sources import open_dataset
 from tl_hub.errors import DatasetError
 from tl_hub.release.load import from_pretrained
 from tl_hub.scoring import channels_last, eval_loader, image_inputs, score
