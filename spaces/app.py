@@ -10,15 +10,14 @@ builds nothing, loads nothing and touches no network; `build_demo(...)` makes th
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import logging
 import os
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +29,22 @@ from PIL import Image
 
 from tl_hub.cli import ArgumentParser
 from tl_hub.config import cache_root
-from tl_hub.data.images import read_image
-from tl_hub.errors import TLHubError
+from tl_hub.errors import RequestRefused
 from tl_hub.inference import serving
 from tl_hub.inference.predictor import Predictor
 from tl_hub.inference.serving import (
-    MAX_PIXELS,
+    MAX_FILE_BYTES,
+    ModelSlot,
     dataset_examples,
+    heatmap,
+    load_models,
     local_release,  # noqa: F401 - reached as app.local_release by its callers
-    model_summary,
+    model_summary,  # noqa: F401 - reached as app.model_summary by its callers
     port_number,
     port_problem,
+    read_upload,
     render_sign_examples,
 )
-from tl_hub.release.facts import Facts, load_facts
 from tl_hub.release.space import PETS_MODEL_ENV, SIGNS_MODEL_ENV
 
 logger = logging.getLogger("spaces.app")
@@ -62,72 +63,10 @@ NO_MODEL = {
 }
 
 TOP_K = 5
-# Files larger than this are refused, by whatever path they come: an upload (checked by gradio before it
-# reaches the model) or an inline base64 `data:` URL in a raw API call (checked here before decoding).
-MAX_FILE_BYTES = 15 * 2**20
 # Requests computed at once per tab (its classify, explain and page events together). VGG16 already keeps
 # every core busy with one image, so its requests run one at a time; LeNet-5's take a few ms each.
 CONCURRENCY = {"sign": 2, "pet": 1}
 QUEUE_SIZE = 64  # requests waiting beyond that are told the app is busy
-
-
-class ModelSlot:
-    """One tab's model: loaded on first use, once however many requests arrive together, then kept.
-
-    A load that fails (Hub unreachable, wrong repo id) is not remembered: the next request tries again.
-    """
-
-    def __init__(self, source: str | Path | Predictor | None, compile: bool = False, missing: str = ""):
-        self._predictor = source if isinstance(source, Predictor) else None
-        self.source: str | None = source.source if isinstance(source, Predictor) else source and str(source)
-        self.compile = compile
-        self.missing = missing  # what to say when there is no model (source None)
-        self._lock = threading.Lock()
-
-    @property
-    def empty(self) -> bool:
-        """No model was given or found for this tab."""
-        return self._predictor is None and self.source is None
-
-    def get(self) -> Predictor:
-        if self.empty:
-            raise refusal(self.missing or "No model was given for this tab.")
-        if self._predictor is None:
-            with self._lock:
-                if self._predictor is None:
-                    logger.info("loading %s", self.source)
-                    try:
-                        predictor = Predictor.from_pretrained(self.source, compile=self.compile)
-                        predictor.warmup()  # compiles now, not during someone's request
-                    except TLHubError as e:
-                        raise refusal(f"The model {self.source} could not be loaded: {e}") from None
-                    self._predictor = predictor
-        return self._predictor
-
-    @cached_property
-    def facts(self) -> Facts | None:
-        """The model's facts.json (start weights, data, headline figures), fetched once."""
-        if self.source is None:
-            return None
-        try:
-            return load_facts(self.source)
-        except TLHubError as e:
-            logger.warning("%s: %s", self.source, e)
-            return None
-
-    def summary(self) -> str:
-        """What the tab serves, or why it serves nothing (the other tab is not affected)."""
-        if self.empty:
-            return f"**{self.missing}**"
-        try:
-            predictor = self.get()
-        except gr.Error as e:
-            return f"**{e.message}**"
-        try:
-            return model_summary(predictor, self.facts)
-        except (TypeError, ValueError, AttributeError) as e:  # facts.json of the wrong types
-            logger.warning("%s: facts.json does not read as facts (%s): summary without them", self.source, e)
-            return model_summary(predictor, None)
 
 
 def model_source(given: str | None, kind: str) -> str | Path | None:
@@ -143,65 +82,26 @@ def refusal(message: str) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
-def upload(payload: Any) -> str | bytes | None:
-    """The uploaded file behind an image payload, unopened (the events run with `preprocess=False`).
-
-    gr.Image's own preprocessing would open uploads with PIL and fail with a generic error on a non-image,
-    an empty file or a decompression bomb: tl_hub's `read_image` decodes them instead, with a pixel limit
-    and a message that says what is wrong. Gradio has already checked that a file's path is one of its
-    uploads; an inline `data:` URL is held to the same size limit as an upload before it is decoded.
-    """
-    if payload is None or isinstance(payload, str):  # a path: from Python callers, or an example
-        return payload
-    if not isinstance(payload, dict):
-        raise refusal(
-            f"Expected an image file, got a {type(payload).__name__}: send one with "
-            "gradio_client.handle_file(PATH_OR_URL)."
-        )
-    if isinstance(payload.get("path"), str) and payload["path"]:
-        return payload["path"]
-    url = payload.get("url")
-    if isinstance(url, str) and url.startswith("data:"):  # an inline base64 image
-        data = url.partition(",")[2]
-        size = len(data) * 3 // 4
-        if size > MAX_FILE_BYTES:
-            raise refusal(
-                f"The image is {size / 2**20:.0f} MB, over this app's limit of {MAX_FILE_BYTES // 2**20} MB: "
-                "send a smaller file."
-            )
-        try:
-            return base64.b64decode(data, validate=True)
-        except binascii.Error:
-            raise refusal("The data: URL does not hold valid base64: send the file itself.") from None
-    if payload.get("url") is not None:
-        raise refusal("This app reads uploaded files only, not URLs: upload the image itself.")
-    return None
-
-
-def _image(value: Any) -> Image.Image:
+@contextmanager
+def refusals() -> Iterator[None]:
+    """A request the library refuses (no model, an unreadable upload) becomes the caller's gr.Error."""
     try:
-        return read_image(upload(value), max_pixels=MAX_PIXELS)
-    except TLHubError as e:
-        raise refusal(str(e)[0].upper() + str(e)[1:] + ".") from None
+        yield
+    except RequestRefused as e:
+        raise refusal(str(e)) from None
 
 
 def classify(slot: ModelSlot, image: Any, top_k: int = TOP_K) -> dict[str, float]:
     """Top-k {label: probability} for one uploaded image; a friendly gr.Error for anything unreadable."""
-    return slot.get()(_image(image), top_k)
+    with refusals():
+        return slot.get()(read_upload(image), top_k)
 
 
 def explain(slot: ModelSlot, image: Any) -> Image.Image | None:
-    """Grad-CAM of the top-1 class over the region of the image the model saw (None for a model it cannot
-    explain, such as a vision transformer that reads its class token only)."""
-    return _heatmap(slot.get(), _image(image))
-
-
-def _heatmap(predictor: Predictor, image: Image.Image) -> Image.Image | None:
-    try:
-        return predictor.explain(image)
-    except TLHubError as e:
-        logger.info("no heatmap: %s", e)
-        return None
+    """Grad-CAM of the top-1 class for one uploaded image (`serving.heatmap`: None for a model it cannot
+    explain); a friendly gr.Error for anything unreadable."""
+    with refusals():
+        return heatmap(slot.get(), read_upload(image))
 
 
 class SpaceBlocks(gr.Blocks):
@@ -288,11 +188,12 @@ def _tab(demo: gr.Blocks, tab: Tab, slot: ModelSlot, top_k: int) -> None:
         upload is decoded once for both outputs."""
         if value is None:
             return None, None
-        image, predictor = _image(value), slot.get()
-        return predictor(image, top_k), _heatmap(predictor, image)
+        with refusals():
+            image, predictor = read_upload(value), slot.get()
+        return predictor(image, top_k), heatmap(predictor, image)
 
     # Named endpoints for gradio_client users: /classify_<name> (top-k labels) and /explain_<name> (Grad-CAM).
-    # preprocess=False: the functions get the upload unopened (see `upload`).
+    # preprocess=False: the functions get the upload unopened (see `serving.uploaded_file`).
     queue = {"concurrency_id": tab.endpoint, "concurrency_limit": CONCURRENCY.get(tab.endpoint, 1)}
     button.click(
         run_classify, image, label, api_name=f"classify_{tab.endpoint}", preprocess=False, **queue
@@ -388,23 +289,14 @@ def main(argv: list[str] | None = None) -> None:
     cache = cache_root() / "examples"
     demo = build_demo(signs, pets, pet_examples=dataset_examples(pets.source, cache))
     if args.preload:
-        _load([signs, pets], strict=True)
-    else:  # serve at once; load (and compile) in the background so the first visitor rarely waits
-        threading.Thread(target=_load, args=([signs, pets],), daemon=True).start()
-    serve(demo, args.host, args.port)
-
-
-def _load(slots: list[ModelSlot], strict: bool = False) -> None:
-    for slot in slots:
-        if slot.empty:
-            continue  # the tab says how to get a model
         try:
-            slot.get()
-        except gr.Error as e:
-            if strict:
-                print(f"error: {e.message}", file=sys.stderr)
-                raise SystemExit(2) from None
-            logger.warning("%s", e.message)
+            load_models([signs, pets], strict=True)
+        except RequestRefused as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+    else:  # serve at once; load (and compile) in the background so the first visitor rarely waits
+        threading.Thread(target=load_models, args=([signs, pets],), daemon=True).start()
+    serve(demo, args.host, args.port)
 
 
 def serve(demo: gr.Blocks, host: str | None = None, port: int | None = None, block: bool = True) -> str:

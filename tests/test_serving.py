@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from tl_hub.errors import RequestRefused
 from tl_hub.inference import serving
 
 from .hub_server import FakeHub
@@ -93,3 +97,49 @@ def test_a_tab_without_a_given_model_serves_the_newest_release_that_fits_it(
     assert serving.model_source("someone/model", "sign", (runs,)) == "someone/model"
     assert serving.model_source(None, "sign", (runs,)) == (runs / "signs" / "model").resolve()
     assert serving.model_source(None, "pet", (runs, tmp_path / "nowhere"), "train one") is None
+
+
+def test_a_model_that_cannot_be_loaded_is_a_clear_refusal_and_is_retried(tmp_path: Path) -> None:
+    slot = serving.ModelSlot(tmp_path / "nothing-here")
+    for _ in range(2):
+        with pytest.raises(RequestRefused, match=r"could not be loaded: .*neither a local directory nor"):
+            slot.get()
+    assert slot.summary().startswith(f"**The model {tmp_path / 'nothing-here'} could not be loaded: ")
+    with pytest.raises(RequestRefused, match="train one"):
+        serving.ModelSlot(None, missing="No model yet: train one.").get()
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 6), "red").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (None, "No image was given: upload a photo"),
+        ([1, 2], "Expected an image file, got a list"),
+        ({"url": "data:image/png;base64,@@@"}, "The data: URL does not hold valid base64"),
+        (
+            {"url": "data:image/png;base64," + "A" * (28 * 2**20)},
+            "The image is 21 MB, over this app's limit of 15 MB",
+        ),
+        ({"url": "http://127.0.0.1:1/x.png"}, "This app reads uploaded files only, not URLs"),
+        ({"url": "data:image/png;base64," + base64.b64encode(b"not a png").decode()}, "not a readable image"),
+    ],
+    ids=["nothing", "a list", "bad base64", "a 21 MB data URL", "a remote URL", "not an image"],
+)
+def test_an_upload_that_is_not_an_image_is_refused_in_one_sentence(payload, message: str) -> None:
+    with pytest.raises(RequestRefused, match=message) as refused:
+        serving.read_upload(payload)
+    assert str(refused.value)[0].isupper() and str(refused.value).endswith(".")
+    assert len(str(refused.value).splitlines()) == 1
+
+
+def test_an_upload_is_read_from_its_path_or_its_inline_data(tmp_path: Path) -> None:
+    (tmp_path / "red.png").write_bytes(_png())
+    inline = {"url": "data:image/png;base64," + base64.b64encode(_png()).decode()}
+    for payload in (str(tmp_path / "red.png"), {"path": str(tmp_path / "red.png")}, inline):
+        image = serving.read_upload(payload)
+        assert image.size == (8, 6) and image.getpixel((0, 0))[:3] == (255, 0, 0)

@@ -383,17 +383,6 @@ def test_model_summary_names_the_model_its_data_and_its_test_accuracy(
     assert "**Test accuracy:**" in text and "on 86 images of `tanganke/gtsrb`" in text
 
 
-def test_a_model_that_cannot_be_loaded_is_a_clear_error_and_is_retried(
-    app: ModuleType, tmp_path: Path
-) -> None:
-    import gradio as gr
-
-    slot = app.ModelSlot(tmp_path / "nothing-here")
-    for _ in range(2):
-        with pytest.raises(gr.Error, match=r"could not be loaded: .*neither a local directory nor"):
-            slot.get()
-
-
 def test_without_flags_each_tab_serves_the_newest_local_release_that_fits_it(
     app: ModuleType, release: Path, pets_release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,28 +1,40 @@
-"""What the Space serves, without the page: each tab's model, what the page says about it, its examples.
+"""What the Space serves, without the page: each tab's model, what the page says about it, its examples,
+and what a request may send.
 
-Finding the newest fitting release under `runs/`, the model summary (from config.json and facts.json),
-example signs rendered by tl_hub and example photos fetched from the model's Hub dataset, and the port
-checks made before serving. `spaces/app.py` builds the page and its events around these; nothing here
-imports gradio.
+Each tab's model (`ModelSlot`: loaded once, on first use), found as the newest fitting release under
+`runs/` when none is named; the model summary (from config.json and facts.json); example signs rendered by
+tl_hub and example photos fetched from the model's Hub dataset; uploads and inline `data:` URLs checked and
+decoded (`read_upload`); the port checks made before serving. What a request cannot get is a
+`RequestRefused`, whose message is the caller's. `spaces/app.py` builds the page and its events around
+these; nothing here imports gradio.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import logging
 import socket
 import tempfile
+import threading
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from tl_hub.data.images import read_image
-from tl_hub.errors import TLHubError
+from tl_hub.errors import RequestRefused, TLHubError
 from tl_hub.inference.predictor import Predictor
 from tl_hub.release.facts import Facts, load_facts
 
 logger = logging.getLogger(__name__)
 
 MAX_PIXELS = 40_000_000  # 40 megapixels: any phone photo, but no decompression bomb
+# Files larger than this are refused, by whatever path they come: an upload (checked by gradio before it
+# reaches the model) or an inline base64 `data:` URL in a raw API call (checked here before decoding).
+MAX_FILE_BYTES = 15 * 2**20
 
 # Photos for the pets tab: a few from the Hub dataset its model was trained on, fetched once and cached.
 EXAMPLE_PHOTOS = 6
@@ -30,6 +42,66 @@ EXAMPLE_PHOTOS = 6
 # Signs rendered by tl_hub's synthetic generator as examples: (GTSRB class id, seed).
 EXAMPLE_SIGNS = [(c, 2026) for c in (14, 13, 2, 12, 17, 28, 38, 40)]
 EXAMPLE_SIZE = 128
+
+
+class ModelSlot:
+    """One tab's model: loaded on first use, once however many requests arrive together, then kept.
+
+    A load that fails (Hub unreachable, wrong repo id) is not remembered: the next request tries again.
+    No model, or one that does not load, is a `RequestRefused` saying so.
+    """
+
+    def __init__(self, source: str | Path | Predictor | None, compile: bool = False, missing: str = ""):
+        self._predictor = source if isinstance(source, Predictor) else None
+        self.source: str | None = source.source if isinstance(source, Predictor) else source and str(source)
+        self.compile = compile
+        self.missing = missing  # what to say when there is no model (source None)
+        self._lock = threading.Lock()
+
+    @property
+    def empty(self) -> bool:
+        """No model was given or found for this tab."""
+        return self._predictor is None and self.source is None
+
+    def get(self) -> Predictor:
+        if self.empty:
+            raise RequestRefused(self.missing or "No model was given for this tab.")
+        if self._predictor is None:
+            with self._lock:
+                if self._predictor is None:
+                    logger.info("loading %s", self.source)
+                    try:
+                        predictor = Predictor.from_pretrained(self.source, compile=self.compile)
+                        predictor.warmup()  # compiles now, not during someone's request
+                    except TLHubError as e:
+                        raise RequestRefused(f"The model {self.source} could not be loaded: {e}") from None
+                    self._predictor = predictor
+        return self._predictor
+
+    @cached_property
+    def facts(self) -> Facts | None:
+        """The model's facts.json (start weights, data, headline figures), fetched once."""
+        if self.source is None:
+            return None
+        try:
+            return load_facts(self.source)
+        except TLHubError as e:
+            logger.warning("%s: %s", self.source, e)
+            return None
+
+    def summary(self) -> str:
+        """What the tab serves, or why it serves nothing (the other tab is not affected)."""
+        if self.empty:
+            return f"**{self.missing}**"
+        try:
+            predictor = self.get()
+        except RequestRefused as e:
+            return f"**{e}**"
+        try:
+            return model_summary(predictor, self.facts)
+        except (TypeError, ValueError, AttributeError) as e:  # facts.json of the wrong types
+            logger.warning("%s: facts.json does not read as facts (%s): summary without them", self.source, e)
+            return model_summary(predictor, None)
 
 
 def local_release(kind: str, roots: tuple[Path, ...]) -> Path | None:
@@ -195,3 +267,73 @@ def port_problem(host: str | None, port: int) -> str | None:
         reason = e.strerror or str(e)
         return f"cannot listen on {host or '127.0.0.1'}:{port} ({reason}): choose another --port or --host"
     return None
+
+
+def uploaded_file(payload: Any) -> str | bytes | None:
+    """The uploaded file behind an image payload, unopened (the Space's events run with `preprocess=False`).
+
+    gr.Image's own preprocessing would open uploads with PIL and fail with a generic error on a non-image,
+    an empty file or a decompression bomb: tl_hub's `read_image` decodes them instead, with a pixel limit
+    and a message that says what is wrong. Gradio has already checked that a file's path is one of its
+    uploads; an inline `data:` URL is held to the same size limit as an upload before it is decoded.
+    """
+    if payload is None or isinstance(payload, str):  # a path: from Python callers, or an example
+        return payload
+    if not isinstance(payload, dict):
+        raise RequestRefused(
+            f"Expected an image file, got a {type(payload).__name__}: send one with "
+            "gradio_client.handle_file(PATH_OR_URL)."
+        )
+    if isinstance(payload.get("path"), str) and payload["path"]:
+        return payload["path"]
+    url = payload.get("url")
+    if isinstance(url, str) and url.startswith("data:"):  # an inline base64 image
+        data = url.partition(",")[2]
+        size = len(data) * 3 // 4
+        if size > MAX_FILE_BYTES:
+            raise RequestRefused(
+                f"The image is {size / 2**20:.0f} MB, over this app's limit of {MAX_FILE_BYTES // 2**20} MB: "
+                "send a smaller file."
+            )
+        try:
+            return base64.b64decode(data, validate=True)
+        except binascii.Error:
+            raise RequestRefused("The data: URL does not hold valid base64: send the file itself.") from None
+    if payload.get("url") is not None:
+        raise RequestRefused("This app reads uploaded files only, not URLs: upload the image itself.")
+    return None
+
+
+def read_upload(payload: Any) -> Image.Image:
+    """The image behind an upload's payload (`uploaded_file`), decoded by `read_image` within `MAX_PIXELS`;
+    anything unreadable is a `RequestRefused` whose message is the caller's, as a sentence."""
+    try:
+        return read_image(uploaded_file(payload), max_pixels=MAX_PIXELS)
+    except RequestRefused:
+        raise
+    except TLHubError as e:
+        raise RequestRefused(str(e)[0].upper() + str(e)[1:] + ".") from None
+
+
+def heatmap(predictor: Predictor, image: Image.Image) -> Image.Image | None:
+    """Grad-CAM of the top-1 class over the region of the image the model saw (None for a model it cannot
+    explain, such as a vision transformer that reads its class token only)."""
+    try:
+        return predictor.explain(image)
+    except TLHubError as e:
+        logger.info("no heatmap: %s", e)
+        return None
+
+
+def load_models(slots: list[ModelSlot], strict: bool = False) -> None:
+    """Load each slot's model now (a tab without one says how to get one). A model that does not load is a
+    warning, or with `strict` the `RequestRefused` that stops the start."""
+    for slot in slots:
+        if slot.empty:
+            continue
+        try:
+            slot.get()
+        except RequestRefused as e:
+            if strict:
+                raise
+            logger.warning("%s", e)
