@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator, DataLoaderConfiguration
@@ -33,6 +34,23 @@ def make_accelerator() -> Accelerator:
     check_processes(accelerator)
     check_threads(accelerator)
     return accelerator
+
+
+def epoch_seeds(seed: int, epoch: int, process: int) -> tuple[int, int]:
+    """This process's seeds for `epoch`: the global RNGs' (dropout; `set_seed`) and the CPU generator's
+    that draws the batch augmentation. A function of (seed, epoch, process), so a resumed run replays the
+    epochs an uninterrupted one runs.
+
+    Process 0 keeps the seeds a single process has always had (seed * 1000 + epoch, and
+    seed * 1000 + epoch * 10), so every single-process result stands. Every other process draws both from
+    numpy's SeedSequence keyed by (epoch, process): the arithmetic it replaces (+ process) gave process 1
+    the next epoch's global seed and process 10 the next epoch's generator.
+    """
+    if process == 0:
+        return seed * 1000 + epoch, seed * 1000 + epoch * 10
+    sequence = np.random.SeedSequence(seed, spawn_key=(epoch, process))
+    global_seed, augment_seed = sequence.generate_state(2)  # uint32: within numpy's seed range
+    return int(global_seed), int(augment_seed)
 
 
 def check_threads(accelerator: Accelerator) -> None:
