@@ -24,7 +24,7 @@ from PIL import Image
 
 from tl_hub.cli import ArgumentParser
 from tl_hub.config import cache_root
-from tl_hub.errors import RequestRefused
+from tl_hub.errors import RequestRefused, TLHubError
 from tl_hub.inference import serving
 from tl_hub.inference.predictor import Predictor
 from tl_hub.inference.serving import (
@@ -231,7 +231,11 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(2) from None
     else:  # serve at once; load (and compile) in the background so the first visitor rarely waits
         threading.Thread(target=load_models, args=([signs, pets],), daemon=True).start()
-    serve(demo, args.host, args.port)
+    try:
+        serve(demo, args.host, args.port)
+    except TLHubError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

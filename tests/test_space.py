@@ -336,6 +336,25 @@ def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path, monkeypatch, capsy
         assert code == 2 and err.strip().splitlines() == [err.strip()] and message in err
 
 
+def test_a_port_taken_after_the_check_is_a_one_line_error(app: ModuleType) -> None:
+    """Taken between port_problem's look and the launch: serve says so in one line (main exits with 2)."""
+    import socket
+
+    import gradio as gr
+
+    from tl_hub.errors import TLHubError
+
+    with gr.Blocks() as demo:
+        gr.Markdown("a page")
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        with pytest.raises(TLHubError, match=f"cannot serve on port {port} ") as error:
+            app.serve(demo, "127.0.0.1", port, block=False)
+    assert len(str(error.value).splitlines()) == 1
+
+
 def test_a_user_error_logs_one_line_not_a_traceback(served, photos, tmp_path: Path, caplog, capfd) -> None:
     _, client = served
     (tmp_path / "empty.jpg").write_bytes(b"")

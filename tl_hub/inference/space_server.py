@@ -8,7 +8,6 @@ API payload, an endpoint the app does not have), the upload size limit, and serv
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,7 +17,7 @@ import pydantic
 from fastapi.responses import JSONResponse
 from gradio.route_utils import FnIndexInferError
 
-from tl_hub.errors import RequestRefused
+from tl_hub.errors import RequestRefused, TLHubError
 from tl_hub.inference.serving import MAX_FILE_BYTES
 
 # The Space's own log, where its refusals have always been written: one line each.
@@ -86,7 +85,8 @@ def unknown_endpoint(demo: gr.Blocks) -> Any:
 def serve(demo: gr.Blocks, host: str | None = None, port: int | None = None, block: bool = True) -> str:
     """Serve `demo` (gradio's host and port unless given) with the upload size limit; returns its URL.
 
-    `block=False` returns once the server is up, for tests and benchmarks; `demo.close()` stops it.
+    `block=False` returns once the server is up, for tests and benchmarks; `demo.close()` stops it. A port
+    that cannot be served is a `TLHubError`.
     """
     refuse = unknown_endpoint(demo)
     try:
@@ -100,8 +100,5 @@ def serve(demo: gr.Blocks, host: str | None = None, port: int | None = None, blo
             app_kwargs={"exception_handlers": {FnIndexInferError: refuse, KeyError: refuse}},
         )
     except OSError as e:  # taken between port_problem's look and now
-        print(
-            f"error: cannot serve on port {port or 'from 7860'} ({str(e).splitlines()[0]})", file=sys.stderr
-        )
-        raise SystemExit(2) from None
+        raise TLHubError(f"cannot serve on port {port or 'from 7860'} ({str(e).splitlines()[0]})") from None
     return url
