@@ -39,10 +39,12 @@ from torch.utils.data import DataLoader
 from train_throughput import per_sample_loader  # benchmarks/, the script's own directory
 
 from tl_hub.config import PreprocessConfig
+from tl_hub.data.augment import BatchAugment
+from tl_hub.data.images import load_image
 from tl_hub.data.loading import decode_split, resolve_columns
-from tl_hub.data.transforms import BatchAugment, load_image, preprocess_image, storage_size
+from tl_hub.data.preprocess import preprocess_image, storage_size
 from tl_hub.recipes import AUGMENTATIONS
-from tl_hub.training.engine import image_inputs
+from tl_hub.scoring import image_inputs
 
 PRE = PreprocessConfig(
     input_size=224,

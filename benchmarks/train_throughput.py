@@ -27,11 +27,13 @@ import torchvision.transforms as T
 from accelerate import Accelerator
 from torch.utils.data import DataLoader, TensorDataset
 
+from tl_hub.data.augment import BatchAugment
 from tl_hub.data.loading import decode_split
-from tl_hub.data.transforms import BatchAugment, equalize
+from tl_hub.data.preprocess import equalize
 from tl_hub.models import LeNet5
 from tl_hub.recipes import get_recipe
-from tl_hub.training.engine import image_inputs, train_one_epoch
+from tl_hub.scoring import image_inputs
+from tl_hub.training.engine import train_one_epoch
 
 RECIPE = get_recipe("lenet-gtsrb").config
 PRE, AUG, BATCH = RECIPE.preprocess, RECIPE.aug, RECIPE.train.batch_size

@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from tl_hub.config import AugConfig, TransferConfig
-from tl_hub.data.transforms import BatchAugment
+from tl_hub.data.augment import BatchAugment
 from tl_hub.models import create_model, get_architecture
 from tl_hub.recipes import get_recipe
-from tl_hub.training.engine import feature_inputs, image_inputs
+from tl_hub.scoring import feature_inputs, image_inputs
 from tl_hub.training.features import extract
 from tl_hub.training.strategies import TransferPlan
 from tl_hub.training.trainer import HeadOnly

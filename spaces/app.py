@@ -10,34 +10,37 @@ builds nothing, loads nothing and touches no network; `build_demo(...)` makes th
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import logging
 import os
-import socket
 import sys
 import tempfile
 import threading
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import pydantic
-from fastapi.responses import JSONResponse
-from gradio.route_utils import FnIndexInferError
 from PIL import Image
 
 from tl_hub.cli import ArgumentParser
 from tl_hub.config import cache_root
-from tl_hub.data.transforms import read_image
-from tl_hub.errors import TLHubError
+from tl_hub.errors import RequestRefused, TLHubError
+from tl_hub.inference import serving
 from tl_hub.inference.predictor import Predictor
-from tl_hub.release.facts import Facts, load_facts
+from tl_hub.inference.serving import (
+    ModelSlot,
+    dataset_examples,
+    heatmap,
+    load_models,
+    local_release,  # noqa: F401 - reached as app.local_release by its callers
+    model_summary,  # noqa: F401 - reached as app.model_summary by its callers
+    port_number,
+    port_problem,
+    read_upload,
+    render_sign_examples,
+)
+from tl_hub.inference.space_server import SpaceBlocks, refusals, serve
 from tl_hub.release.space import PETS_MODEL_ENV, SIGNS_MODEL_ENV
-
-logger = logging.getLogger("spaces.app")
 
 # Where the models come from: --signs-model / --pets-model, else the environment variables
 # TL_HUB_SIGNS_MODEL / TL_HUB_PETS_MODEL (the Space's variables, set by scripts/deploy_space.py), else
@@ -53,254 +56,29 @@ NO_MODEL = {
 }
 
 TOP_K = 5
-MAX_PIXELS = 40_000_000  # 40 megapixels: any phone photo, but no decompression bomb
-# Files larger than this are refused, by whatever path they come: an upload (checked by gradio before it
-# reaches the model) or an inline base64 `data:` URL in a raw API call (checked here before decoding).
-MAX_FILE_BYTES = 15 * 2**20
 # Requests computed at once per tab (its classify, explain and page events together). VGG16 already keeps
 # every core busy with one image, so its requests run one at a time; LeNet-5's take a few ms each.
 CONCURRENCY = {"sign": 2, "pet": 1}
 QUEUE_SIZE = 64  # requests waiting beyond that are told the app is busy
 
-# Photos for the pets tab: a few from the Hub dataset its model was trained on, fetched once and cached.
-EXAMPLE_PHOTOS = 6
-
-# Signs rendered by tl_hub's synthetic generator as examples: (GTSRB class id, seed).
-EXAMPLE_SIGNS = [(c, 2026) for c in (14, 13, 2, 12, 17, 28, 38, 40)]
-EXAMPLE_SIZE = 128
-
-
-class ModelSlot:
-    """One tab's model: loaded on first use, once however many requests arrive together, then kept.
-
-    A load that fails (Hub unreachable, wrong repo id) is not remembered: the next request tries again.
-    """
-
-    def __init__(self, source: str | Path | Predictor | None, compile: bool = False, missing: str = ""):
-        self._predictor = source if isinstance(source, Predictor) else None
-        self.source: str | None = source.source if isinstance(source, Predictor) else source and str(source)
-        self.compile = compile
-        self.missing = missing  # what to say when there is no model (source None)
-        self._lock = threading.Lock()
-
-    @property
-    def empty(self) -> bool:
-        """No model was given or found for this tab."""
-        return self._predictor is None and self.source is None
-
-    def get(self) -> Predictor:
-        if self.empty:
-            raise refusal(self.missing or "No model was given for this tab.")
-        if self._predictor is None:
-            with self._lock:
-                if self._predictor is None:
-                    logger.info("loading %s", self.source)
-                    try:
-                        predictor = Predictor.from_pretrained(self.source, compile=self.compile)
-                        predictor.warmup()  # compiles now, not during someone's request
-                    except TLHubError as e:
-                        raise refusal(f"The model {self.source} could not be loaded: {e}") from None
-                    self._predictor = predictor
-        return self._predictor
-
-    @cached_property
-    def facts(self) -> Facts | None:
-        """The model's facts.json (start weights, data, headline figures), fetched once."""
-        if self.source is None:
-            return None
-        try:
-            return load_facts(self.source)
-        except TLHubError as e:
-            logger.warning("%s: %s", self.source, e)
-            return None
-
-    def summary(self) -> str:
-        """What the tab serves, or why it serves nothing (the other tab is not affected)."""
-        if self.empty:
-            return f"**{self.missing}**"
-        try:
-            predictor = self.get()
-        except gr.Error as e:
-            return f"**{e.message}**"
-        try:
-            return model_summary(predictor, self.facts)
-        except (TypeError, ValueError, AttributeError) as e:  # facts.json of the wrong types
-            logger.warning("%s: facts.json does not read as facts (%s): summary without them", self.source, e)
-            return model_summary(predictor, None)
-
-
-def local_release(kind: str, roots: tuple[Path, ...] | None = None) -> Path | None:
-    """The newest release `runs/*/model` whose labels fit the tab: GTSRB's 43 signs, or cat and dog."""
-    from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
-    from tl_hub.release.load import load_config
-
-    fits = {"sign": set(GTSRB_CLASS_NAMES), "pet": {"cat", "dog"}}[kind]
-    found = []
-    for root in dict.fromkeys(r.resolve() for r in roots or RUNS_DIRS):
-        for directory in root.glob("*/model"):
-            try:
-                labels = set(load_config(directory).label_names)
-            except TLHubError:
-                continue  # not a release, or a damaged one
-            if labels == fits and (directory / "model.safetensors").is_file():
-                found.append(directory)
-    return max(found, key=lambda d: (d / "model.safetensors").stat().st_mtime, default=None)
-
 
 def model_source(given: str | None, kind: str) -> str | Path | None:
-    """The model of a tab: the one given (flag or environment), else the newest fitting local release."""
-    if given:
-        return given
-    found = local_release(kind)
-    if found is None:
-        logger.warning("%s tab: no model given and none under runs/: %s", kind, NO_MODEL[kind])
-    else:
-        logger.info("%s tab: no model given; serving the newest local release %s", kind, found)
-    return found
-
-
-def hub_link(source: str | None) -> str:
-    """Markdown for where a model comes from: a link for a Hub repo id, the path for a local directory."""
-    if source is None:
-        return "a model passed in by the caller"
-    if Path(source).expanduser().is_dir():
-        return f"`{source}` (local directory)"
-    return f"[{source}](https://huggingface.co/{source})"
-
-
-def model_summary(predictor: Predictor, facts: Facts | None) -> str:
-    """What the model is (config.json), what it was trained on and how well it scored (facts.json)."""
-    config, p = predictor.config, predictor.preprocess
-    view = f"{p.input_size}x{p.input_size} {'grayscale' if p.grayscale else 'RGB'}"
-    if p.equalize != "none":
-        view += f", {'CLAHE' if p.equalize == 'clahe' else 'histogram'}-equalized"
-    lines = [
-        f"**Model:** {hub_link(predictor.source)}: `{config.architecture}`, "
-        f"{config.num_classes} classes, sees a {view} image.",
-    ]
-    if facts is None:
-        lines.append("**Trained with** a release that records no training facts (facts.json).")
-        return "\n\n".join(lines)
-    lines.append(
-        f"**Trained with** recipe `{facts.recipe.name}` on `{facts.dataset}`, strategy `{facts.strategy}` "
-        f"from {facts.start.describe()} ({facts.counts.get('train', '?')} training images)."
-    )
-    if (m := facts.headline()) is not None:
-        lines.append(
-            f"**{m.split.capitalize()} accuracy:** {m.accuracy:.1%} on {m.num_samples} images of "
-            f"`{m.dataset}` (macro-F1 {m.macro_f1:.3f}, top-5 {m.top5_accuracy:.1%})."
-        )
-    return "\n\n".join(lines)
-
-
-def refusal(message: str) -> gr.Error:
-    """The error a request gets for a user's mistake: its message goes to the caller, one line to the log
-    (gradio would print a traceback for each)."""
-    logger.info("refused: %s", message)
-    return gr.Error(message, print_exception=False)
-
-
-def upload(payload: Any) -> str | bytes | None:
-    """The uploaded file behind an image payload, unopened (the events run with `preprocess=False`).
-
-    gr.Image's own preprocessing would open uploads with PIL and fail with a generic error on a non-image,
-    an empty file or a decompression bomb: tl_hub's `read_image` decodes them instead, with a pixel limit
-    and a message that says what is wrong. Gradio has already checked that a file's path is one of its
-    uploads; an inline `data:` URL is held to the same size limit as an upload before it is decoded.
-    """
-    if payload is None or isinstance(payload, str):  # a path: from Python callers, or an example
-        return payload
-    if not isinstance(payload, dict):
-        raise refusal(
-            f"Expected an image file, got a {type(payload).__name__}: send one with "
-            "gradio_client.handle_file(PATH_OR_URL)."
-        )
-    if isinstance(payload.get("path"), str) and payload["path"]:
-        return payload["path"]
-    url = payload.get("url")
-    if isinstance(url, str) and url.startswith("data:"):  # an inline base64 image
-        data = url.partition(",")[2]
-        size = len(data) * 3 // 4
-        if size > MAX_FILE_BYTES:
-            raise refusal(
-                f"The image is {size / 2**20:.0f} MB, over this app's limit of {MAX_FILE_BYTES // 2**20} MB: "
-                "send a smaller file."
-            )
-        try:
-            return base64.b64decode(data, validate=True)
-        except binascii.Error:
-            raise refusal("The data: URL does not hold valid base64: send the file itself.") from None
-    if payload.get("url") is not None:
-        raise refusal("This app reads uploaded files only, not URLs: upload the image itself.")
-    return None
-
-
-def _image(value: Any) -> Image.Image:
-    try:
-        return read_image(upload(value), max_pixels=MAX_PIXELS)
-    except TLHubError as e:
-        raise refusal(str(e)[0].upper() + str(e)[1:] + ".") from None
+    """The model of a tab: the one given (flag or environment), else the newest fitting release under
+    RUNS_DIRS."""
+    return serving.model_source(given, kind, RUNS_DIRS, NO_MODEL[kind])
 
 
 def classify(slot: ModelSlot, image: Any, top_k: int = TOP_K) -> dict[str, float]:
     """Top-k {label: probability} for one uploaded image; a friendly gr.Error for anything unreadable."""
-    return slot.get()(_image(image), top_k)
+    with refusals():
+        return slot.get()(read_upload(image), top_k)
 
 
 def explain(slot: ModelSlot, image: Any) -> Image.Image | None:
-    """Grad-CAM of the top-1 class over the region of the image the model saw (None for a model it cannot
-    explain, such as a vision transformer that reads its class token only)."""
-    return _heatmap(slot.get(), _image(image))
-
-
-def _heatmap(predictor: Predictor, image: Image.Image) -> Image.Image | None:
-    try:
-        return predictor.explain(image)
-    except TLHubError as e:
-        logger.info("no heatmap: %s", e)
-        return None
-
-
-class SpaceBlocks(gr.Blocks):
-    """gr.Blocks whose events refuse a malformed API payload (too few values, a value that is not a file) with
-    one line, as they refuse a bad upload, instead of gradio's multi-line validation error and a server-side
-    traceback. (`preprocess_data` is where gradio checks the payload, with `preprocess=False` too.)"""
-
-    async def preprocess_data(
-        self, block_fn: Any, inputs: list[Any], state: Any, explicit_call: bool = False
-    ):
-        endpoint = f"/{block_fn.api_name}" if block_fn.api_name else "this event"
-        if not isinstance(inputs, list) or len(inputs) < len(block_fn.inputs):
-            given = len(inputs) if isinstance(inputs, list) else type(inputs).__name__
-            raise refusal(
-                f"The request holds {given} input value(s); {endpoint} takes {len(block_fn.inputs)}, an "
-                'image file: send {"data": [FILE]}, e.g. with gradio_client.handle_file(PATH_OR_URL).'
-            )
-        try:
-            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
-        except pydantic.ValidationError as e:
-            first = e.errors()[0]
-            raise refusal(
-                f"The request's input to {endpoint} is not an image file ({first['msg']}; given: "
-                f"{type(first.get('input')).__name__}): send one with gradio_client.handle_file(PATH_OR_URL)."
-            ) from None
-
-
-def _unknown_endpoint(demo: gr.Blocks) -> Any:
-    """The HTTP answer to a call of an endpoint this app does not have: 404 and the ones it has, one line in
-    the log (gradio answers 500, with a traceback in the server log)."""
-    names = ", ".join(
-        f"/{fn.api_name}" for fn in demo.fns.values() if fn.api_name and fn.api_visibility == "public"
-    )
-
-    async def answer(request: Any, error: Exception) -> JSONResponse:
-        message = (
-            f"The request names no endpoint of this app ({request.url.path}): its endpoints are {names}."
-        )
-        logger.info("refused: %s", message)
-        return JSONResponse({"error": message}, status_code=404)
-
-    return answer
+    """Grad-CAM of the top-1 class for one uploaded image (`serving.heatmap`: None for a model it cannot
+    explain); a friendly gr.Error for anything unreadable."""
+    with refusals():
+        return heatmap(slot.get(), read_upload(image))
 
 
 @dataclass(frozen=True)
@@ -311,77 +89,6 @@ class Tab:
     image_label: str
     examples: list[str] | None
     examples_label: str = "Examples"
-
-
-def render_sign_examples(directory: Path) -> list[str]:
-    """Real-looking signs from tl_hub's synthetic generator, saved as PNGs for gr.Examples."""
-    import numpy as np
-
-    from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
-    from tl_hub.data.synthetic import render_sign
-
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for class_id, seed in EXAMPLE_SIGNS:
-        name = GTSRB_CLASS_NAMES[class_id].lower().replace(" ", "_").replace("(", "").replace(")", "")
-        path = directory / f"{class_id:02d}_{name.replace('/', '_')}.png"
-        render_sign(class_id, np.random.default_rng([seed, class_id]), EXAMPLE_SIZE).save(path)
-        paths.append(str(path))
-    return paths
-
-
-def dataset_examples(source: str | Path | None, directory: Path, n: int = EXAMPLE_PHOTOS) -> list[str]:
-    """A few photos from the Hub dataset the model `source` was trained on (its facts.json says which),
-    fetched once into `directory` and reused after; none, quietly, offline or for a model trained on local
-    data."""
-    try:
-        facts = load_facts(source) if source is not None else None
-    except TLHubError:
-        return []
-    if facts is None or facts.dataset_hub_id is None:
-        return []
-    dataset = facts.dataset_hub_id
-    target = directory / dataset.replace("/", "--")
-    if cached := sorted(str(p) for p in target.glob("*.jpg")):
-        return cached
-    try:
-        return _download_examples(dataset, target, n)
-    except Exception as e:  # offline, no parquet file, another layout: the tab just has no examples
-        logger.info("no example photos from %s (%s)", dataset, str(e).splitlines()[0] if str(e) else e)
-        return []
-
-
-def _download_examples(dataset: str, target: Path, n: int) -> list[str]:
-    """`n` photos spread over the first rows of the dataset's smallest test (else validation, else any)
-    parquet file, saved as JPEGs; the folder appears whole or not at all."""
-    import numpy as np
-    import pyarrow.parquet as pq
-    from huggingface_hub import HfApi, constants, hf_hub_download
-
-    if constants.HF_HUB_OFFLINE:
-        raise RuntimeError("HF_HUB_OFFLINE is set")
-    tree = HfApi().list_repo_tree(dataset, repo_type="dataset", recursive=True)
-    files = [f for f in tree if f.path.endswith(".parquet")]
-    if not files:
-        raise RuntimeError("no parquet file")
-
-    def preference(f: Any) -> tuple[int, int]:
-        split = next((i for i, word in enumerate(("test", "valid")) if word in f.path), 2)
-        return split, f.size or 0
-
-    table = pq.ParquetFile(hf_hub_download(dataset, min(files, key=preference).path, repo_type="dataset"))
-    rows = table.read_row_group(0)
-    column = next(c for c in rows.column_names if "bytes" in str(rows.schema.field(c).type))
-    images = rows.column(column).to_pylist()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".examples-", dir=target.parent))
-    for i, index in enumerate(np.linspace(0, len(images) - 1, min(n, len(images))).round().astype(int)):
-        image = read_image(images[index]["bytes"], max_pixels=MAX_PIXELS).convert("RGB")
-        image.thumbnail((512, 512))
-        image.save(tmp / f"{i}.jpg", quality=90)
-    tmp.replace(target)
-    logger.info("example photos: %d from %s", min(n, len(images)), dataset)
-    return sorted(str(p) for p in target.glob("*.jpg"))
 
 
 def _tab(demo: gr.Blocks, tab: Tab, slot: ModelSlot, top_k: int) -> None:
@@ -416,11 +123,12 @@ def _tab(demo: gr.Blocks, tab: Tab, slot: ModelSlot, top_k: int) -> None:
         upload is decoded once for both outputs."""
         if value is None:
             return None, None
-        image, predictor = _image(value), slot.get()
-        return predictor(image, top_k), _heatmap(predictor, image)
+        with refusals():
+            image, predictor = read_upload(value), slot.get()
+        return predictor(image, top_k), heatmap(predictor, image)
 
     # Named endpoints for gradio_client users: /classify_<name> (top-k labels) and /explain_<name> (Grad-CAM).
-    # preprocess=False: the functions get the upload unopened (see `upload`).
+    # preprocess=False: the functions get the upload unopened (see `serving.uploaded_file`).
     queue = {"concurrency_id": tab.endpoint, "concurrency_limit": CONCURRENCY.get(tab.endpoint, 1)}
     button.click(
         run_classify, image, label, api_name=f"classify_{tab.endpoint}", preprocess=False, **queue
@@ -480,17 +188,6 @@ def build_demo(
     return demo.queue(max_size=QUEUE_SIZE)
 
 
-def port_number(text: str) -> int:
-    """--port: a TCP port, 1 to 65535."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a port number: expected 1 to 65535")
-    return port
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = ArgumentParser(description="Serve tl_hub's traffic-sign and cats & dogs classifiers.")
     p.add_argument(
@@ -514,22 +211,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def port_problem(host: str | None, port: int) -> str | None:
-    """Why the app could not listen on (host, port), or None: checked before anything loads, so that a port
-    in use is one line and exit code 2, not gradio's traceback after the models have started loading."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host or "127.0.0.1", port, type=socket.SOCK_STREAM
-        )[0]
-        with socket.socket(family, kind, proto) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
-            s.bind(address)
-    except OSError as e:
-        reason = e.strerror or str(e)
-        return f"cannot listen on {host or '127.0.0.1'}:{port} ({reason}): choose another --port or --host"
-    return None
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.port is not None and (problem := port_problem(args.host, args.port)) is not None:
@@ -543,47 +224,18 @@ def main(argv: list[str] | None = None) -> None:
     cache = cache_root() / "examples"
     demo = build_demo(signs, pets, pet_examples=dataset_examples(pets.source, cache))
     if args.preload:
-        _load([signs, pets], strict=True)
-    else:  # serve at once; load (and compile) in the background so the first visitor rarely waits
-        threading.Thread(target=_load, args=([signs, pets],), daemon=True).start()
-    serve(demo, args.host, args.port)
-
-
-def _load(slots: list[ModelSlot], strict: bool = False) -> None:
-    for slot in slots:
-        if slot.empty:
-            continue  # the tab says how to get a model
         try:
-            slot.get()
-        except gr.Error as e:
-            if strict:
-                print(f"error: {e.message}", file=sys.stderr)
-                raise SystemExit(2) from None
-            logger.warning("%s", e.message)
-
-
-def serve(demo: gr.Blocks, host: str | None = None, port: int | None = None, block: bool = True) -> str:
-    """Serve `demo` (gradio's host and port unless given) with the upload size limit; returns its URL.
-
-    `block=False` returns once the server is up, for tests and benchmarks; `demo.close()` stops it.
-    """
-    refuse = _unknown_endpoint(demo)
+            load_models([signs, pets], strict=True)
+        except RequestRefused as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+    else:  # serve at once; load (and compile) in the background so the first visitor rarely waits
+        threading.Thread(target=load_models, args=([signs, pets],), daemon=True).start()
     try:
-        _, url, _ = demo.launch(
-            server_name=host,
-            server_port=port,
-            max_file_size=MAX_FILE_BYTES,
-            show_error=True,  # an error's message reaches API callers too, not only the page
-            prevent_thread_lock=not block,
-            quiet=not block,
-            app_kwargs={"exception_handlers": {FnIndexInferError: refuse, KeyError: refuse}},
-        )
-    except OSError as e:  # taken between port_problem's look and now
-        print(
-            f"error: cannot serve on port {port or 'from 7860'} ({str(e).splitlines()[0]})", file=sys.stderr
-        )
+        serve(demo, args.host, args.port)
+    except TLHubError as e:
+        print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    return url
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from tl_hub.config import DataConfig, PreprocessConfig
-from tl_hub.data.loading import decode_split, open_dataset, prepare_data, resolve_columns, track_groups
+from tl_hub.data.loading import decode_split, prepare_data, resolve_columns, track_groups
+from tl_hub.data.sources import open_dataset
 from tl_hub.data.splits import stratified_group_split, stratified_sample
 from tl_hub.errors import DatasetError
 

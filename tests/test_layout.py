@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1] / "tl_hub"
 LAYERS = [
     ("tl_hub.errors", "tl_hub.strategies", "tl_hub.config", "tl_hub.metrics", "tl_hub.classification_metric"),
     ("tl_hub.models", "tl_hub.data", "tl_hub.recipes"),
+    ("tl_hub.scoring",),
     ("tl_hub.release",),
     ("tl_hub.training",),
     ("tl_hub.inference",),
@@ -89,5 +90,17 @@ def test_a_release_never_reads_the_recipe_table() -> None:
         if a.startswith("tl_hub.release")
         for b in targets
         if b == "tl_hub.recipes" or b.startswith("tl_hub.recipes.")
+    ]
+    assert readers == []
+
+
+def test_inference_and_release_never_import_training() -> None:
+    """Evaluating or releasing a model reads no training code: scoring lives below both (tl_hub.scoring)."""
+    readers = [
+        f"{a} -> {b}"
+        for a, targets in imports().items()
+        if a.startswith(("tl_hub.inference", "tl_hub.release"))
+        for b in targets
+        if b == "tl_hub.training" or b.startswith("tl_hub.training.")
     ]
     assert readers == []

@@ -55,6 +55,8 @@ def test_reset_classifier_changes_only_the_last_layer() -> None:
 def test_too_small_input_is_refused_with_the_fix() -> None:
     with pytest.raises(ValueError, match="img_size=12 is too small"):
         LeNet5(img_size=12)
+    with pytest.raises(ValueError, match=r"img_size=31 is too small for VGG16: .* need 32 pixels or more"):
+        create_model("vgg16", num_classes=2, in_chans=3, img_size=31, drop_rate=0.5)
 
 
 def test_unknown_architecture_lists_the_valid_ones() -> None:

@@ -38,7 +38,8 @@ def test_every_readable_photo_is_used_and_every_broken_one_skipped_with_a_count(
 
 
 def test_exif_orientation_is_applied(photos: list[tuple[str, bytes]]) -> None:
-    from tl_hub.data.transforms import load_image, preprocess_image
+    from tl_hub.data.images import load_image
+    from tl_hub.data.preprocess import preprocess_image
 
     raw = dict(photos)
     wide = PreprocessConfig(input_size=16, mean=(0.5,) * 3, std=(0.5,) * 3)

@@ -10,14 +10,15 @@ from safetensors.torch import load_file, save_file
 
 from tl_hub import LeNet5, Predictor
 from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
-from tl_hub.data.loading import decode_split, open_dataset
-from tl_hub.data.transforms import model_input, normalize
+from tl_hub.data.loading import decode_split
+from tl_hub.data.preprocess import model_input, normalize
+from tl_hub.data.sources import open_dataset
 from tl_hub.errors import TLHubError
 from tl_hub.recipes import get_recipe
 from tl_hub.release.card import render_model_card
 from tl_hub.release.files import RELEASE_FILES
 from tl_hub.release.load import from_pretrained
-from tl_hub.training.engine import image_inputs, predict
+from tl_hub.scoring import image_inputs, predict
 
 RECIPE = get_recipe("lenet-gtsrb")
 

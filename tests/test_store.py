@@ -15,9 +15,10 @@ from PIL import Image
 
 from tl_hub.config import AugConfig, PreprocessConfig
 from tl_hub.data import loading, store
+from tl_hub.data.augment import BatchAugment
 from tl_hub.data.loading import decode_split, uses_disk
-from tl_hub.data.transforms import BatchAugment, center_view, storage_size
-from tl_hub.training.engine import image_inputs
+from tl_hub.data.preprocess import center_view, storage_size
+from tl_hub.scoring import image_inputs
 
 from .conftest import encoded
 from .test_bad_inputs import TINY, assert_same_weights, killed_and_resumed, run_script_ok
@@ -207,7 +208,8 @@ def test_photo_augmentation_from_the_disk_cache_resumes_bit_identical(
 def test_big_jpegs_decode_at_reduced_scale_within_a_grey_level() -> None:
     """libjpeg's reduced-scale decoding (PIL's draft), used for training data only where a JPEG is at least
     twice the size the model's view is cut from, moves the stored pixels by less than a grey level."""
-    from tl_hub.data.transforms import decoded_side, load_image, preprocess_image
+    from tl_hub.data.images import load_image
+    from tl_hub.data.preprocess import decoded_side, preprocess_image
 
     rng = np.random.default_rng(0)
     noise = Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))

@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from tl_hub.config import PreprocessConfig
-from tl_hub.data.transforms import model_input, model_view, normalize
-from tl_hub.recipes import timm_preprocess
+from tl_hub.data.preprocess import model_input, model_view, normalize
+from tl_hub.recipes import weights_preprocess
 from tl_hub.release.config import timm_pretrained_cfg
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -59,7 +59,7 @@ def vgg16() -> torch.nn.Module:
 
 
 def test_the_vgg16_recipe_preprocessing_equals_timms_eval_transform(vgg16: torch.nn.Module) -> None:
-    ours = timm_preprocess(f"vgg16.{vgg16.pretrained_cfg['tag']}")
+    ours = weights_preprocess(f"vgg16.{vgg16.pretrained_cfg['tag']}")
     theirs = timm.data.create_transform(**timm.data.resolve_data_config({}, model=vgg16))
     _assert_same_inputs(ours, theirs)
 

@@ -6,7 +6,9 @@ import torch
 from PIL import Image
 
 from tl_hub.config import AugConfig, PreprocessConfig
-from tl_hub.data.transforms import BatchAugment, load_image, normalize, preprocess_image
+from tl_hub.data.augment import BatchAugment
+from tl_hub.data.images import load_image
+from tl_hub.data.preprocess import normalize, preprocess_image
 
 GRAY = PreprocessConfig(input_size=32, grayscale=True, equalize="clahe", mean=(0.5,), std=(0.2887,))
 RGB = PreprocessConfig(input_size=24, crop_pct=0.875)

@@ -27,3 +27,7 @@ class ImageError(TLHubError):
 
 class TrainingDiverged(TLHubError):
     """The loss stopped being finite: the settings (most often the learning rate) do not train this model."""
+
+
+class RequestRefused(TLHubError):
+    """A request the Space cannot serve (no model, a model that does not load, an unreadable upload)."""

@@ -18,7 +18,7 @@ from tl_hub.config import (
     TransferConfig,
 )
 from tl_hub.errors import ConfigError
-from tl_hub.models.sources import timm_preprocess as preprocess_of
+from tl_hub.models.sources import preprocess_from_cfg
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,9 @@ class Recipe:
     example: str = "photo.jpg"  # what the model card's snippet classifies: a photo, or a sign
 
 
-def timm_preprocess(pretrained_tag: str) -> PreprocessConfig:
+def weights_preprocess(pretrained_tag: str) -> PreprocessConfig:
     """The preprocessing timm's pretrained weights `pretrained_tag` expect (resize, crop, mean, std)."""
-    return preprocess_of(timm.models.get_pretrained_cfg(pretrained_tag))
+    return preprocess_from_cfg(timm.models.get_pretrained_cfg(pretrained_tag))
 
 
 # Training-time augmentation by kind of image, for --augment and the recipes.
@@ -242,7 +242,7 @@ RECIPES: dict[str, Recipe] = {
                 drop_rate=0.5,  # the study's Dropout 0.5 between Dense 256 and the output layer
                 pretrained="vgg16.tv_in1k",  # torchvision's ImageNet weights, as Keras' VGG16 in the study
             ),
-            preprocess=timm_preprocess(
+            preprocess=weights_preprocess(
                 "vgg16.tv_in1k"
             ),  # 224x224: resize 256, center crop, ImageNet mean/std
             aug=AugConfig(rotation=20.0, hflip=True),  # a mirrored cat is still a cat
@@ -285,7 +285,7 @@ RECIPES: dict[str, Recipe] = {
                 drop_rate=0.2,  # before the new classifier, when it trains on live images
                 pretrained="efficientnet_lite0",  # timm's ImageNet weights (the Hub; or --model local-dir:)
             ),
-            preprocess=timm_preprocess("efficientnet_lite0"),  # --model replaces it with its weights' own
+            preprocess=weights_preprocess("efficientnet_lite0"),  # --model replaces it with its weights' own
             aug=AUGMENTATIONS["photo"],  # --augment sign for traffic signs
             data=DataConfig(
                 dataset="Bingsu/Cat_and_Dog",  # parquet, image/labels, cat/dog, train 8,000 / test 2,000, CC0

@@ -1,18 +1,17 @@
 """Datasets in, canonical tensors out.
 
 `--dataset` is a Hub dataset id, a local directory (parquet files, an image folder with one subfolder per
-class, or a `save_to_disk` output) or "synthetic". Whatever the source, `prepare_data` returns each split
-decoded and preprocessed once, as a uint8 tensor, with integer labels and the label names.
+class, or a `save_to_disk` output) or "synthetic", opened by `tl_hub.data.sources`. Whatever the source,
+`prepare_data` returns each split decoded and preprocessed once, as a uint8 tensor, with integer labels and
+the label names.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import datasets
@@ -23,11 +22,13 @@ from tqdm.auto import tqdm
 
 from tl_hub.config import DataConfig, PreprocessConfig
 from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
+from tl_hub.data.images import load_image
 from tl_hub.data.labels import class_names, label_feature_is_numeric, read_labels, unlabelled
-from tl_hub.data.naming import SYNTHETIC, looks_local
+from tl_hub.data.naming import SYNTHETIC
+from tl_hub.data.preprocess import preprocess_image, storage_size
+from tl_hub.data.sources import open_dataset
 from tl_hub.data.splits import balanced_sample, stratified_group_split, stratified_sample
 from tl_hub.data.store import ImageStore, StoreDataset, build_store, collate, memory_budget
-from tl_hub.data.transforms import load_image, preprocess_image, storage_size
 from tl_hub.errors import DatasetError
 
 logger = logging.getLogger(__name__)
@@ -105,137 +106,6 @@ class PreparedData:
     def fingerprints(self) -> dict[str, str]:
         """SplitData.fingerprint of every split."""
         return {name: split.fingerprint() for name, split in self.splits().items()}
-
-
-def synthetic_dataset(per_class: int, seed: int = 0, size: int = 32) -> datasets.DatasetDict:
-    """tl_hub's rendered GTSRB: train (`per_class` per class), validation and test (a quarter as many)."""
-    from tl_hub.data.synthetic import generate_signs
-
-    features = datasets.Features(
-        {"image": datasets.Image(), "label": datasets.ClassLabel(names=list(GTSRB_CLASS_NAMES))}
-    )
-    splits = {}
-    # Distinct seeds per split: no rendered image is shared between train and evaluation.
-    for offset, (name, n) in enumerate(
-        [("train", per_class), ("validation", max(1, per_class // 4)), ("test", max(1, per_class // 4))]
-    ):
-        images, labels = generate_signs(n, seed=seed * 1000 + offset, size=size)
-        splits[name] = datasets.Dataset.from_dict(
-            {"image": list(images), "label": labels.tolist()}, features=features
-        )
-    return datasets.DatasetDict(splits)
-
-
-def open_dataset(name: str, synthetic_per_class: int = 200) -> datasets.DatasetDict:
-    """Open `name` as a DatasetDict; DatasetError with a fix when it cannot be found or reached.
-
-    "synthetic" is always rendered from the same seed, like a fixed dataset: the training seed changes
-    the training, not the data.
-    """
-    if name == SYNTHETIC:
-        return synthetic_dataset(synthetic_per_class)
-    path = Path(name).expanduser()
-    if path.is_dir():
-        if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
-            try:
-                loaded = datasets.load_from_disk(str(path))
-            except Exception as e:  # datasets fails on empty or damaged saves with anything
-                raise DatasetError(
-                    f"cannot read the save_to_disk dataset in {name!r} ({type(e).__name__}: {e}): "
-                    "is it empty or damaged?"
-                ) from None
-            return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict(train=loaded)
-        check_class_folders(path)
-        try:
-            return datasets.load_dataset(str(path))
-        except datasets.exceptions.DatasetGenerationError as e:
-            if parquet_rows(path) == 0:
-                raise DatasetError(f"dataset {name!r} is empty: its parquet files hold no rows") from None
-            cause = e.__cause__ or e
-            raise DatasetError(
-                f"cannot load the dataset in {name!r} ({type(cause).__name__}: {str(cause)[:200]}): "
-                "is a file damaged?"
-            ) from None
-        except datasets.data_files.EmptyDatasetError:
-            raise DatasetError(
-                f"directory {name!r} holds no data files: expected parquet files, an image folder with one "
-                "subfolder per class, or a save_to_disk output"
-            ) from None
-        except ValueError as e:
-            if "corresponds to no data" in str(e):
-                raise DatasetError(f"dataset {name!r} is empty: it has no rows") from None
-            raise DatasetError(f"cannot load the dataset in {name!r}: {e}") from None
-    if path.is_file():
-        raise DatasetError(
-            f"dataset {name!r} is a file: pass the directory that holds it (parquet files, class subfolders "
-            "or a save_to_disk output)"
-        )
-    if looks_local(name):
-        raise DatasetError(f"dataset path {name!r} does not exist: pass an existing directory or a Hub id")
-    try:
-        return datasets.load_dataset(name)
-    except ConnectionError:
-        raise DatasetError(
-            f"cannot reach the Hugging Face Hub to load dataset {name!r}: "
-            "use --dataset synthetic or a local directory (e.g. --dataset ./my-gtsrb)"
-        ) from None
-    except datasets.exceptions.DatasetNotFoundError:
-        raise DatasetError(
-            f"dataset {name!r} was not found on the Hub or as a local directory: check the id or the path"
-        ) from None
-
-
-def parquet_rows(path: Path) -> int | None:
-    """Rows in the parquet files under `path`, from their footers (None: no parquet file, or unreadable)."""
-    import pyarrow.parquet as pq
-
-    files = list(path.rglob("*.parquet"))
-    try:
-        return sum(pq.ParquetFile(f).metadata.num_rows for f in files) if files else None
-    except Exception:  # a damaged file: the caller reports the loading error
-        return None
-
-
-def check_class_folders(path: Path) -> None:
-    """Refuse an image folder with a class folder that holds no image in any split: `datasets` would drop
-    that class without a word, and the model would have one class fewer than the folders say."""
-    from PIL import Image
-
-    extensions = set(Image.registered_extensions())
-    tables = {".parquet", ".arrow", ".csv", ".json", ".jsonl"}  # data files, or an image folder's metadata
-    direct: dict[Path, bool] = {}  # holds image files itself
-    anywhere: dict[Path, bool] = {}  # holds image files at any depth
-    children: dict[Path, list[Path]] = {}
-    walked = []
-    for directory, subdirs, files in os.walk(path):
-        if any(Path(f).suffix.lower() in tables for f in files):
-            return  # labels come from those files, not from folder names
-        subdirs[:] = [sub for sub in subdirs if not sub.startswith(".")]
-        walked.append((Path(directory), list(subdirs), files))
-    for d, subdirs, files in reversed(walked):  # every folder after its subfolders
-        children[d] = [d / sub for sub in subdirs]
-        direct[d] = any(Path(f).suffix.lower() in extensions for f in files)
-        anywhere[d] = direct[d] or any(anywhere.get(c, False) for c in children[d])
-    if not anywhere.get(path, False):
-        return  # not an image folder: datasets says what it is missing
-    with_images: set[str] = set()
-    empty: dict[str, Path] = {}
-    for subs in children.values():
-        if not any(direct.get(sub, False) for sub in subs):
-            continue  # not a folder of class folders
-        for sub in subs:
-            if anywhere.get(sub, False):
-                with_images.add(sub.name)
-            else:
-                empty.setdefault(sub.name, sub)
-    dropped = sorted(set(empty) - with_images)
-    if dropped:
-        first = empty[dropped[0]].relative_to(path)
-        raise DatasetError(
-            f"class folder {str(first)!r} holds no images"
-            + (f" ({len(dropped)} empty class folders: {', '.join(dropped[:5])})" if len(dropped) > 1 else "")
-            + ": its class would be dropped without a word; add its images, or remove the folder"
-        )
 
 
 def dataset_label_names(cfg: DataConfig) -> list[str]:

@@ -1,7 +1,7 @@
 """The decoded-image cache on disk: photo datasets of any size, decoded once, read in batches.
 
 A split's images are decoded and preprocessed once, in parallel across the cores, into one file of uint8
-pixels (N, C, S, S) at the storage side S (`tl_hub.data.transforms.storage_size`: the input size plus the
+pixels (N, C, S, S) at the storage side S (`tl_hub.data.preprocess.storage_size`: the input size plus the
 margin the centre crop leaves, so random-resized crops can reach it). Training reads shuffled batches from
 the file with `pread`, so the process holds one batch, not the dataset, whatever its size; the kernel's page
 cache keeps the file warm between epochs without counting against the process.
@@ -34,7 +34,8 @@ from torch.utils.data import Dataset, default_collate
 from tqdm.auto import tqdm
 
 from tl_hub.config import PreprocessConfig, cache_root
-from tl_hub.data.transforms import decoded_side, load_image, preprocess_image
+from tl_hub.data.images import load_image
+from tl_hub.data.preprocess import decoded_side, preprocess_image
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@
 (`IterableDataset.shuffle` + `set_epoch`), groups them into batches, and DataLoader workers decode the
 batches: worker k decodes batches k, k + W, ..., so the batches and their order do not depend on the number of
 workers, and an epoch is a function of (seed, epoch): `--resume` after an epoch replays what an uninterrupted
-run does. Images come out at the storage side (`tl_hub.data.transforms.storage_size`) and get the same batch
+run does. Images come out at the storage side (`tl_hub.data.preprocess.storage_size`) and get the same batch
 augmentation as cached images.
 
 Evaluation splits are small by comparison: the first `--val-size` images (default 2,000) of the dataset's
@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from tqdm.auto import tqdm
 
 from tl_hub.config import DataConfig, PreprocessConfig
+from tl_hub.data.images import load_image
 from tl_hub.data.labels import checked_labels, read_labels
 from tl_hub.data.loading import (
     VALIDATION_SPLITS,
@@ -41,8 +42,8 @@ from tl_hub.data.loading import (
     resolve_columns,
 )
 from tl_hub.data.naming import SYNTHETIC
+from tl_hub.data.preprocess import decoded_side, preprocess_image, storage_size
 from tl_hub.data.store import decode_workers, init_decoder
-from tl_hub.data.transforms import decoded_side, load_image, preprocess_image, storage_size
 from tl_hub.errors import DatasetError
 
 logger = logging.getLogger(__name__)

@@ -52,8 +52,8 @@ from tl_hub.recipes import get_recipe
 from tl_hub.release.facts import load_facts
 from tl_hub.release.files import CARD_NAME, METRICS_NAME, write_json
 from tl_hub.release.load import from_pretrained
+from tl_hub.scoring import eval_loader, image_inputs, score
 from tl_hub.training.checkpoints import has_progress
-from tl_hub.training.engine import eval_loader, image_inputs, score
 from tl_hub.training.rundir import claim_run_dir
 from tl_hub.training.trainer import train
 from tl_hub.training.weights import release_start

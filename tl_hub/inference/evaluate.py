@@ -10,10 +10,11 @@ import torch
 from accelerate import Accelerator
 
 from tl_hub.data.labels import BY_POSITION, class_names, read_labels, unlabelled
-from tl_hub.data.loading import decode_split, open_dataset, resolve_columns, uses_disk
+from tl_hub.data.loading import decode_split, resolve_columns, uses_disk
+from tl_hub.data.sources import open_dataset
 from tl_hub.errors import DatasetError
 from tl_hub.release.load import from_pretrained
-from tl_hub.training.engine import channels_last, eval_loader, image_inputs, score
+from tl_hub.scoring import channels_last, eval_loader, image_inputs, score
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def evaluate_release(
     by name (or as `label_map` says: `match_labels`).
 
     Memory stays bounded: the batch follows the input size unless `batch_size` is given
-    (`tl_hub.training.engine.eval_batch_size`), and convolutions run channels-last, as the Space serves.
+    (`tl_hub.scoring.eval_batch_size`), and convolutions run channels-last, as the Space serves.
     """
     model, config = from_pretrained(model_dir)
     with accelerator.main_process_first():

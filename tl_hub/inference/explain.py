@@ -16,7 +16,7 @@ from PIL import Image
 from torch import nn
 
 from tl_hub.config import PreprocessConfig
-from tl_hub.data.transforms import model_view
+from tl_hub.data.preprocess import model_view
 from tl_hub.errors import TLHubError
 
 

@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from tl_hub.data.transforms import ImageInput, model_input, read_image
+from tl_hub.data.images import ImageInput, read_image
+from tl_hub.data.preprocess import model_input
 from tl_hub.errors import ConfigError
 from tl_hub.release.config import ReleaseConfig
 from tl_hub.release.load import from_pretrained
@@ -66,7 +67,7 @@ class Predictor:
     def inputs(self, images: list[ImageInput]) -> torch.Tensor:
         """The normalized batch (B, C, H, W) the model eats, on the model's device.
 
-        Each image is read by `tl_hub.data.transforms.read_image`: a path (regular files only), a PIL image,
+        Each image is read by `tl_hub.data.images.read_image`: a path (regular files only), a PIL image,
         encoded bytes, a numpy HxW(xC) array (uint8, or floats in [0, 1]) or a torch CxHxW tensor; anything
         else, or an image without pixels, is an `ImageError` saying what was given.
         """

@@ -25,7 +25,7 @@ class ModelSource:
     preprocess: PreprocessConfig | None  # what the weights expect; None for a hand-written family
 
 
-def timm_preprocess(cfg: Any) -> PreprocessConfig:
+def preprocess_from_cfg(cfg: Any) -> PreprocessConfig:
     """A timm `pretrained_cfg` (a PretrainedCfg or its dict) as tl_hub's preprocessing."""
     get = cfg.get if isinstance(cfg, dict) else lambda key, default=None: getattr(cfg, key, default)
     interpolation = get("interpolation", "bilinear")
@@ -57,7 +57,7 @@ def resolve_model(name: str) -> ModelSource:
         from timm.models._hub import load_model_config_from_path
 
         cfg, architecture, _ = load_model_config_from_path(path)
-        return ModelSource(architecture, name, timm_preprocess(cfg))
+        return ModelSource(architecture, name, preprocess_from_cfg(cfg))
     if source == "hf-hub":
         from timm.models._hub import load_model_config_from_hf
 
@@ -68,7 +68,7 @@ def resolve_model(name: str) -> ModelSource:
                 f"--model {name}: cannot read its config from the Hub ({type(e).__name__}): check the repo "
                 "id, or pass a local copy as --model local-dir:PATH"
             ) from None
-        return ModelSource(architecture, name, timm_preprocess(cfg))
+        return ModelSource(architecture, name, preprocess_from_cfg(cfg))
     architecture, _ = split_model_name_tag(identifier)
     if not timm.is_model(architecture):
         close = difflib.get_close_matches(architecture, timm.list_models(), n=3)
@@ -79,5 +79,5 @@ def resolve_model(name: str) -> ModelSource:
         )
     cfg = timm.models.get_pretrained_cfg(identifier)
     if cfg is None:  # no pretrained weights registered (timm's test models): its default preprocessing
-        return ModelSource(architecture, None, timm_preprocess({}))
-    return ModelSource(architecture, identifier, timm_preprocess(cfg))
+        return ModelSource(architecture, None, preprocess_from_cfg({}))
+    return ModelSource(architecture, identifier, preprocess_from_cfg(cfg))

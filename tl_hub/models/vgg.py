@@ -23,9 +23,12 @@ import timm
 import torch
 from torch import nn
 
+from tl_hub.errors import ConfigError
+
 STUDY_HIDDEN = 256  # units of the study's Dense layer
 TIMM_HIDDEN = 4096  # VGG's fixed head width in timm
 MLP_RATIO = STUDY_HIDDEN / TIMM_HIDDEN
+MIN_SIDE = 32  # five 2x2 max-poolings: a 32x32 image leaves a 1x1 map
 
 
 def embed_identity(fc2: nn.Conv2d) -> None:
@@ -47,9 +50,18 @@ def create_vgg16(
 ) -> nn.Module:
     """timm `vgg16` (random init) with the study's head; see the module docstring.
 
-    `img_size` is informational: timm's ConvMlp pools maps under 7x7 up to 7x7, so small images work.
+    `img_size` is checked, not built in: timm's ConvMlp pools maps under 7x7 up to 7x7, so any image of
+    `MIN_SIDE` pixels or more works; a smaller one is refused here rather than by the first forward pass.
     """
     assert mlp_ratio == MLP_RATIO, "the study's head has 256 hidden units"
+    if img_size < MIN_SIDE:
+        raise ConfigError(
+            f"img_size={img_size} is too small for VGG16: its five 2x2 poolings need {MIN_SIDE} pixels or "
+            f"more (use an input size of {MIN_SIDE} or more)",
+            "preprocess.input_size",
+            img_size,
+            f"{MIN_SIDE} or more for VGG16",
+        )
     model = timm.create_model(
         "vgg16",
         pretrained=False,

@@ -23,10 +23,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tl_hub.config import AugConfig, PreprocessConfig, cache_root
+from tl_hub.data.augment import BatchAugment
 from tl_hub.data.store import ImageStore
-from tl_hub.data.transforms import BatchAugment
 from tl_hub.models.anatomy import feature_shape, head_input
-from tl_hub.training.engine import image_inputs
+from tl_hub.scoring import image_inputs
 
 logger = logging.getLogger(__name__)
 

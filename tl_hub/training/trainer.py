@@ -24,15 +24,16 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tl_hub.config import RunConfig, TrainConfig
+from tl_hub.data.augment import BatchAugment
 from tl_hub.data.loading import PreparedData, prepare_data
 from tl_hub.data.naming import dataset_name
 from tl_hub.data.streaming import prepare_streaming
-from tl_hub.data.transforms import BatchAugment
 from tl_hub.errors import ConfigError, TrainingDiverged
 from tl_hub.models import Architecture, create_model, get_architecture
 from tl_hub.release.config import ReleaseConfig
 from tl_hub.release.facts import StartWeights, public_run, run_facts
 from tl_hub.release.writer import write_release
+from tl_hub.scoring import Prepare, eval_loader, feature_inputs, image_inputs, score
 from tl_hub.training.checkpoints import (
     check_frozen,
     check_run_dir,
@@ -43,7 +44,7 @@ from tl_hub.training.checkpoints import (
     tensors_digest,
     write_run_config,
 )
-from tl_hub.training.engine import Prepare, eval_loader, feature_inputs, image_inputs, score, train_one_epoch
+from tl_hub.training.engine import epoch_seeds, train_one_epoch
 from tl_hub.training.features import cached_features
 from tl_hub.training.provenance import recipe_text
 from tl_hub.training.rundir import claim_run_dir
@@ -313,8 +314,9 @@ def run_epoch(job: Job, inputs: Inputs, epoch: int) -> tuple[dict[str, float], d
     start = time.perf_counter()
     # Every epoch's randomness (shuffle, augmentation, dropout) derives from (seed, epoch, process), so a
     # resumed run replays exactly what an uninterrupted one would have done.
-    set_seed(run.train.seed * 1000 + epoch, device_specific=True)
-    generator = torch.Generator().manual_seed(run.train.seed * 1000 + epoch * 10 + accelerator.process_index)
+    global_seed, augment_seed = epoch_seeds(run.train.seed, epoch, accelerator.process_index)
+    set_seed(global_seed)
+    generator = torch.Generator().manual_seed(augment_seed)
     inputs.train_loader.set_epoch(epoch)
     plan.start_epoch(job.model, epoch)
     if plan.unfreezes(epoch):

@@ -1,0 +1,145 @@
+"""The Space's library half (tl_hub.inference.serving), without gradio: what each tab serves and says."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tl_hub.errors import RequestRefused
+from tl_hub.inference import serving
+
+from .hub_server import FakeHub
+
+
+def test_hub_link_links_a_hub_repo_and_names_a_local_directory(release: Path) -> None:
+    assert (
+        serving.hub_link("someone/lenet-gtsrb")
+        == "[someone/lenet-gtsrb](https://huggingface.co/someone/lenet-gtsrb)"
+    )
+    assert serving.hub_link(str(release)) == f"`{release}` (local directory)"
+    assert serving.hub_link(None) == "a model passed in by the caller"
+
+
+def _photos_parquet(n: int, size: int) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(size)
+    images = []
+    for i in range(n):
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (size, size + 10, 3), dtype=np.uint8)).save(buffer, "PNG")
+        images.append({"bytes": buffer.getvalue(), "path": f"{i}.png"})
+    table = pa.table({"image": images, "labels": [i % 2 for i in range(n)]})
+    out = io.BytesIO()
+    pq.write_table(table, out)
+    return out.getvalue()
+
+
+def test_the_pets_tab_shows_photos_from_the_models_hub_dataset_fetched_once(
+    fake_hub: FakeHub, release: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo("tester/pet-photos", repo_type="dataset")
+    for split, n in (("train", 20), ("test", 8)):
+        api.upload_file(
+            path_or_fileobj=_photos_parquet(n, 40 if split == "test" else 30),
+            path_in_repo=f"data/{split}-00000-of-00001.parquet",
+            repo_id="tester/pet-photos",
+            repo_type="dataset",
+        )
+    model = tmp_path / "pets"
+    shutil.copytree(release, model)
+    facts = json.loads((model / "facts.json").read_text())
+    facts["dataset_hub_id"] = "tester/pet-photos"
+    (model / "facts.json").write_text(json.dumps(facts))
+
+    cache = tmp_path / "cache"
+    photos = serving.dataset_examples(str(model), cache)
+    assert len(photos) == serving.EXAMPLE_PHOTOS
+    for photo in photos:
+        with Image.open(photo) as image:
+            assert image.format == "JPEG" and image.size == (50, 40)  # from the test split's photos
+    fake_hub.fail_next(500, times=20)  # fetched once: the second start-up reads the cache
+    assert serving.dataset_examples(str(model), cache) == photos
+
+
+def test_without_the_hub_or_for_local_data_the_pets_tab_quietly_has_no_examples(
+    release: Path, tmp_path: Path
+) -> None:
+    assert serving.dataset_examples(None, tmp_path) == []
+    assert serving.dataset_examples(str(release), tmp_path) == []  # offline (HF_HUB_OFFLINE=1 here)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_tab_without_a_given_model_serves_the_newest_release_that_fits_it(
+    release: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(release, runs / "signs" / "model")
+    (runs / "notes" / "model").mkdir(parents=True)  # not a release: passed over
+    assert serving.local_release("sign", (runs,)) == (runs / "signs" / "model").resolve()
+    assert serving.local_release("pet", (runs,)) is None  # GTSRB's classes are not cat and dog
+    assert serving.model_source("someone/model", "sign", (runs,)) == "someone/model"
+    assert serving.model_source(None, "sign", (runs,)) == (runs / "signs" / "model").resolve()
+    assert serving.model_source(None, "pet", (runs, tmp_path / "nowhere"), "train one") is None
+
+
+def test_a_model_that_cannot_be_loaded_is_a_clear_refusal_and_is_retried(tmp_path: Path) -> None:
+    slot = serving.ModelSlot(tmp_path / "nothing-here")
+    for _ in range(2):
+        with pytest.raises(RequestRefused, match=r"could not be loaded: .*neither a local directory nor"):
+            slot.get()
+    assert slot.summary().startswith(f"**The model {tmp_path / 'nothing-here'} could not be loaded: ")
+    with pytest.raises(RequestRefused, match="train one"):
+        serving.ModelSlot(None, missing="No model yet: train one.").get()
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 6), "red").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (None, "No image was given: upload a photo"),
+        ([1, 2], "Expected an image file, got a list"),
+        ({"url": "data:image/png;base64,@@@"}, "The data: URL does not hold valid base64"),
+        (
+            {"url": "data:image/png;base64," + "A" * (28 * 2**20)},
+            "The image is 21 MB, over this app's limit of 15 MB",
+        ),
+        ({"url": "http://127.0.0.1:1/x.png"}, "This app reads uploaded files only, not URLs"),
+        ({"url": "data:image/png;base64," + base64.b64encode(b"not a png").decode()}, "not a readable image"),
+    ],
+    ids=["nothing", "a list", "bad base64", "a 21 MB data URL", "a remote URL", "not an image"],
+)
+def test_an_upload_that_is_not_an_image_is_refused_in_one_sentence(payload, message: str) -> None:
+    with pytest.raises(RequestRefused, match=message) as refused:
+        serving.read_upload(payload)
+    assert str(refused.value)[0].isupper() and str(refused.value).endswith(".")
+    assert len(str(refused.value).splitlines()) == 1
+
+
+def test_an_upload_is_read_from_its_path_or_its_inline_data(tmp_path: Path) -> None:
+    (tmp_path / "red.png").write_bytes(_png())
+    inline = {"url": "data:image/png;base64," + base64.b64encode(_png()).decode()}
+    for payload in (str(tmp_path / "red.png"), {"path": str(tmp_path / "red.png")}, inline):
+        image = serving.read_upload(payload)
+        assert image.size == (8, 6) and image.getpixel((0, 0))[:3] == (255, 0, 0)
