@@ -26,6 +26,8 @@ SCHEDULERS = ("constant", "cosine")
 STRATEGIES = ("scratch", "feature-extract", "finetune-top", "finetune-all")
 EQUALIZATIONS = ("none", "global", "clahe")
 IMAGE_CACHES = ("auto", "memory", "disk")
+# Experiment trackers that --report-to names (Accelerate's), with "all" (every one installed) and "none".
+TRACKERS = ("tensorboard", "trackio", "wandb", "mlflow")
 
 
 def cache_root() -> Path:
@@ -378,6 +380,21 @@ def size_or_all(text: str) -> int | str:
         raise ArgumentTypeError(f"{text!r} is neither an integer nor 'all'") from None
 
 
+def report_to(text: str) -> tuple[str, ...]:
+    """--report-to: comma-separated tracker names, "all" (every installed one: resolved by
+    tl_hub.training.tracking) or "none" (the empty tuple)."""
+    names = tuple(part.strip() for part in text.split(","))
+    choices = (*TRACKERS, ALL, "none")
+    for name in names:
+        if name not in choices:
+            raise ArgumentTypeError(f"unknown tracker {name!r}: choose from {', '.join(choices)}")
+    if len(set(names)) != len(names):
+        raise ArgumentTypeError(f"{text!r} repeats a tracker")
+    if len(names) > 1 and ({ALL, "none"} & set(names)):
+        raise ArgumentTypeError(f"{text!r}: 'all' and 'none' stand alone")
+    return () if names == ("none",) else names
+
+
 FLAGS: tuple[Flag, ...] = (
     Flag(
         "--recipe",
@@ -491,5 +508,12 @@ FLAGS: tuple[Flag, ...] = (
     ),
     Flag("--compile", "transfer.compile", "torch.compile the model", None),
     Flag("--resume", None, "continue the run in --output-dir from its last checkpoint", None),
+    Flag(
+        "--report-to",
+        None,  # where the curves go, not what the run is: the scripts hand it to the Accelerator
+        f"experiment trackers, comma-separated: {', '.join(TRACKERS)}, all (every one installed) or none "
+        "(default); their files go under OUTPUT_DIR/logs/",
+        report_to,
+    ),
 )
 FLAG_BY_NAME = {flag.name: flag for flag in FLAGS}

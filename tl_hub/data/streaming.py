@@ -27,7 +27,6 @@ import datasets
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
-from tqdm.auto import tqdm
 
 from tl_hub.config import DataConfig, PreprocessConfig
 from tl_hub.data.loading import (
@@ -42,6 +41,7 @@ from tl_hub.data.naming import SYNTHETIC
 from tl_hub.data.store import decode_workers, init_decoder
 from tl_hub.data.transforms import decoded_side, load_image, preprocess_image, storage_size
 from tl_hub.errors import DatasetError
+from tl_hub.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +222,9 @@ def eval_rows(stream: datasets.IterableDataset, count: int, image_column: str) -
 def carved_rows(stream: datasets.IterableDataset, fraction: float, image_column: str) -> datasets.Dataset:
     """The rows of `stream` that `held_out` picks, undecoded: one pass over the split, reading only."""
     rows = []
-    for row in tqdm(stream.cast_column(image_column, datasets.Image(decode=False)), desc="validation carve"):
+    for row in Progress(
+        stream.cast_column(image_column, datasets.Image(decode=False)), desc="validation carve"
+    ):
         if held_out(row[image_column], fraction):
             rows.append(row)
     return datasets.Dataset.from_list(rows, features=stream.features)

@@ -39,15 +39,18 @@ class TransferPlan:
         self.fixed = [named[n] for n in groups.fixed]
         self.top_start = groups.top_start
         self.head_names = set(groups.head)
+        # The optimizer's parameter groups, and their names in the trackers' learning-rate curves.
         if cfg.strategy == "feature-extract":
-            self.groups = [{"params": self.head, "lr": lr}]
+            self.groups, self.group_names = [{"params": self.head, "lr": lr}], ["head"]
         elif cfg.strategy == "finetune-top":
             self.groups = [{"params": self.head, "lr": lr}, {"params": self.top, "lr": lr * cfg.top_lr_scale}]
+            self.group_names = ["head", "top"]
         elif cfg.strategy == "finetune-all" and cfg.base_lr_scale != 1:
             base_lr = lr * cfg.base_lr_scale
             self.groups = [{"params": self.head, "lr": lr}, {"params": self.top + self.rest, "lr": base_lr}]
+            self.group_names = ["head", "base"]
         else:
-            self.groups = [{"params": self.head + self.top + self.rest, "lr": lr}]
+            self.groups, self.group_names = [{"params": self.head + self.top + self.rest, "lr": lr}], ["all"]
 
     def frozen_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
         """Every weight and buffer but the head's: what the head's input depends on when only it trains."""

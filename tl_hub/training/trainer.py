@@ -47,6 +47,7 @@ from tl_hub.training.engine import Prepare, eval_loader, feature_inputs, image_i
 from tl_hub.training.features import cached_features
 from tl_hub.training.rundir import claim_run_dir
 from tl_hub.training.strategies import TransferPlan
+from tl_hub.training.tracking import LOGS_DIR, RunLog, RunNames
 from tl_hub.training.weights import init_from_release, pretrained_model, start_weights
 
 logger = logging.getLogger(__name__)
@@ -85,22 +86,35 @@ class Inputs:
     hook: object  # the save-state hook that keeps the frozen parameters out of checkpoints
 
 
-def train(run: RunConfig, output_dir: str | Path, accelerator: Accelerator, resume: bool = False) -> Metrics:
-    """Train `run` into `output_dir`, write its release to `output_dir/model`; returns the final metrics."""
+def train(
+    run: RunConfig,
+    output_dir: str | Path,
+    accelerator: Accelerator,
+    resume: bool = False,
+    names: RunNames | None = None,
+) -> Metrics:
+    """Train `run` into `output_dir`, write its release to `output_dir/model`; returns the final metrics.
+
+    `names` names the run in the Accelerator's experiment trackers (default: the run directory's name, its
+    files under `output_dir/logs`)."""
     # Accelerate keeps what it prepared (and saves and loads it as checkpoints): a run starts from none of an
     # earlier run's models, optimizers or loaders, and leaves none behind.
     accelerator.free_memory()
     output_dir = Path(output_dir)
+    names = names or RunNames(output_dir.name, output_dir.name, output_dir / LOGS_DIR)
     # One run at a time in a directory; a run that fails before its first checkpoint leaves nothing behind.
     with claim_run_dir(output_dir, accelerator, lambda: has_progress(output_dir)):
         job = set_up(run, output_dir, accelerator, resume)
         inputs = build_inputs(job)
+        log = RunLog(accelerator, names)
         try:
-            history, last_validation = fit(job, inputs)
+            history, last_validation = fit(job, inputs, log)
             evaluations = score_splits(job, inputs, last_validation)
+            log.final(evaluations)
             release(job, history, evaluations)
         finally:
             inputs.hook.remove()
+            log.finish()
     accelerator.free_memory()
     return evaluations
 
@@ -285,7 +299,7 @@ def build_scheduler(
 # -- fit ---------------------------------------------------------------------------------------------------
 
 
-def fit(job: Job, inputs: Inputs) -> tuple[list[dict[str, float]], dict | None]:
+def fit(job: Job, inputs: Inputs, log: RunLog) -> tuple[list[dict[str, float]], dict | None]:
     """Every epoch not yet done, each ending with a checkpoint; returns the per-epoch history and the last
     epoch's validation metrics (None when a resumed run had no epoch left)."""
     history: list[dict[str, float]] = []
@@ -297,16 +311,17 @@ def fit(job: Job, inputs: Inputs) -> tuple[list[dict[str, float]], dict | None]:
         history = load_history(job.resume_from)
         first_epoch = len(history) + 1
         logger.info("resumed from %s: continuing at epoch %d", job.resume_from, first_epoch)
+    log.start(job.run, first_epoch, len(inputs.train_loader), inputs.optimizer, job.plan.group_names)
     validation = None
     for epoch in range(first_epoch, job.run.train.epochs + 1):
-        row, validation = run_epoch(job, inputs, epoch)
+        row, validation = run_epoch(job, inputs, epoch, log)
         history.append(row)
         extra = {"run": job.run.to_dict(), "frozen_sha256": job.frozen_digest}
         save_checkpoint(job.accelerator, job.output_dir, epoch, history, extra)
     return history, validation
 
 
-def run_epoch(job: Job, inputs: Inputs, epoch: int) -> tuple[dict[str, float], dict]:
+def run_epoch(job: Job, inputs: Inputs, epoch: int, log: RunLog) -> tuple[dict[str, float], dict]:
     """Train one epoch and score validation; returns the history row and the validation metrics."""
     run, accelerator, plan = job.run, job.accelerator, job.plan
     start = time.perf_counter()
@@ -331,6 +346,7 @@ def run_epoch(job: Job, inputs: Inputs, epoch: int) -> tuple[dict[str, float], d
         generator,
         label_smoothing=run.train.label_smoothing,
         desc=f"epoch {epoch}/{epochs}",
+        on_step=log.start_epoch(epoch),
     )
     if not math.isfinite(stats["loss"]):
         where = " and train into a new --output-dir (this one keeps the epochs before)" if epoch > 1 else ""
@@ -352,6 +368,7 @@ def run_epoch(job: Job, inputs: Inputs, epoch: int) -> tuple[dict[str, float], d
         *(epoch, epochs, row["train_loss"], row["train_accuracy"], row["val_loss"], row["val_accuracy"]),
         row["seconds"],
     )
+    log.end_epoch(epoch, row, validation)
     return row, validation
 
 
