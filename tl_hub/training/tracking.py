@@ -110,10 +110,10 @@ def tracker_names(accelerator: Accelerator) -> list[str]:
     return [t.name if isinstance(t, GeneralTracker) else str(t) for t in accelerator.log_with]
 
 
-def _tracker(name: str, names: RunNames, purge_step: int | None) -> GeneralTracker:
+def _tracker(name: str, names: RunNames, first_step: int) -> GeneralTracker:
     if name == "tensorboard":
-        kwargs = {} if purge_step is None else {"purge_step": purge_step}
-        return TensorBoardTracker(names.slug, names.logs_dir, **kwargs)
+        # TensorBoard's readers drop what earlier files hold from `purge_step` on
+        return TensorBoardTracker(names.slug, names.logs_dir, purge_step=first_step)
     if name == "wandb":
         return WandBTracker(names.project, name=names.run, dir=str(names.logs_dir))
     if name == "trackio":
@@ -148,9 +148,8 @@ def start_run(
     wanted = tracker_names(accelerator)
     if not wanted:
         return False
-    purge = first_step if first_step > 1 else None
     # Accelerate builds its trackers from these in init_trackers; built here, each run gets its own names.
-    accelerator.log_with = [_tracker(name, names, purge) for name in wanted]
+    accelerator.log_with = [_tracker(name, names, first_step) for name in wanted]
     accelerator.init_trackers(names.project, config=config)
     if accelerator.is_main_process:
         logger.info(
