@@ -37,8 +37,9 @@ class Progress(tqdm):
         stream = kwargs.get("file") or sys.stderr
         self.lines = not _is_terminal(stream)
         if self.lines:
-            # tqdm's own refreshes (and its monitor thread) become calls to display(), filtered below
-            kwargs.setdefault("mininterval", 1.0)
+            # every update reaches display(), which decides (tqdm's own timing, and its monitor thread, off)
+            kwargs.setdefault("mininterval", 0)
+            kwargs.setdefault("miniters", 1)
             kwargs.setdefault("maxinterval", float("inf"))
             kwargs.setdefault("ascii", True)
         self._line_n = 0
@@ -59,3 +60,9 @@ class Progress(tqdm):
         self._line_n, self._line_t = self.n, now
         self.fp.write(self.__str__() + "\n")
         self.fp.flush()
+
+    def close(self) -> None:
+        if self.lines and not self.disable and self.leave:
+            self.display()  # the finished bar's line, without tqdm's extra newline
+            self.leave = False
+        super().close()
