@@ -147,3 +147,17 @@ def test_a_lone_cpu_process_left_one_thread_by_accelerate_launch_is_told_how_to_
         torch.set_num_threads(threads)
     assert "accelerate launch gave this CPU process 1 thread of" in caplog.text
     assert "--num_cpu_threads_per_process" in caplog.text
+
+
+def test_train_help_lists_the_recipes_with_what_each_is(monkeypatch, capsys) -> None:
+    from tl_hub.recipes import RECIPES
+
+    monkeypatch.setattr(sys, "argv", [str(TRAIN), "--help"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(TRAIN), run_name="__main__")
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    listed = out[out.index("recipes (--recipe NAME") :]
+    for recipe in RECIPES.values():
+        assert f"  {recipe.name} " in listed and recipe.description.split()[0] in listed
+    assert "--report-to" in out

@@ -58,3 +58,25 @@ def test_a_redirected_training_run_writes_no_frames(tmp_path: Path, monkeypatch,
     args = ["--dataset", "synthetic", "--synthetic-per-class", "4", "--batch-size", "16", "--epochs", "1"]
     code, err = run_script_ok(TRAIN, [*args, "--output-dir", str(tmp_path / "run")], monkeypatch, capsys)
     assert code == 0 and "\r" not in err
+
+
+def test_the_feature_extraction_bar_says_what_it_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from tl_hub.config import PreprocessConfig
+    from tl_hub.models import create_model
+    from tl_hub.training import features
+
+    labels = []
+
+    class Recorded(Progress):
+        def __init__(self, *args, **kwargs):
+            labels.append(kwargs["desc"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(features, "Progress", Recorded)
+    model = create_model("lenet5", num_classes=3, in_chans=1, img_size=32, drop_rate=0.0)
+    images = torch.zeros((4, 1, 32, 32), dtype=torch.uint8)
+    preprocess = PreprocessConfig(grayscale=True, mean=(0.5,), std=(0.5,))
+    features.extract(model, images, preprocess, torch.device("cpu"), desc="validation")
+    assert labels == ["extracting features: validation"]
