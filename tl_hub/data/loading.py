@@ -78,7 +78,7 @@ class TrainSplit(Protocol):
 
     def fingerprint(self) -> str: ...
 
-    def loader(self, batch_size: int) -> DataLoader: ...
+    def loader(self, batch_size: int) -> DataLoader: ...  # StreamSplit's also takes this process's shard
 
 
 @dataclass

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.data_loader import prepare_data_loader
 from accelerate.utils import set_seed
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -26,7 +27,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from tl_hub.config import RunConfig, TrainConfig
 from tl_hub.data.loading import PreparedData, prepare_data
 from tl_hub.data.naming import dataset_name
-from tl_hub.data.streaming import prepare_streaming
+from tl_hub.data.streaming import StreamSplit, prepare_streaming
 from tl_hub.data.transforms import BatchAugment
 from tl_hub.errors import ConfigError, TrainingDiverged
 from tl_hub.models import Architecture, create_model, get_architecture
@@ -228,15 +229,19 @@ def build_inputs(job: Job) -> Inputs:
         trainee = job.model
         train_prepare = image_inputs(run.preprocess, BatchAugment(run.aug))
         eval_prepare = image_inputs(run.preprocess)
-        # in memory, read from the disk image cache by batch, or streamed
-        train_loader = job.data.train.loader(run.train.batch_size)
+        train_loader = _train_loader(job)
     optimizer = build_optimizer(job.plan.groups, run.train)
     scheduler = build_scheduler(optimizer, run.train, len(train_loader))
     if run.transfer.compile:
         trainee = torch.compile(trainee)
-    trainee, optimizer, train_loader, scheduler = accelerator.prepare(
-        trainee, optimizer, train_loader, scheduler
-    )
+    if isinstance(job.data.train, StreamSplit):
+        trainee, optimizer, scheduler = accelerator.prepare(trainee, optimizer, scheduler)
+        # already this process's own shard: Accelerate only moves its batches to the device
+        train_loader = prepare_data_loader(train_loader, accelerator.device, 1, 0, put_on_device=True)
+    else:
+        trainee, optimizer, train_loader, scheduler = accelerator.prepare(
+            trainee, optimizer, train_loader, scheduler
+        )
     eval_loaders = {k: eval_loader(*v, accelerator) for k, v in tensors.items() if k != "train"}
     # DDP all-reduces the gradients of the parameters that required grad when prepare() wrapped the model.
     synced = {id(p) for p in job.model.parameters() if p.requires_grad}
@@ -244,6 +249,16 @@ def build_inputs(job: Job) -> Inputs:
     return Inputs(
         trainee, train_loader, eval_loaders, train_prepare, eval_prepare, optimizer, scheduler, synced, hook
     )
+
+
+def _train_loader(job: Job) -> DataLoader:
+    """The training images: in memory, read from the disk image cache by batch (Accelerate shards both over
+    the processes), or streamed, each process reading its own shard of the stream."""
+    train, batch_size, accelerator = job.data.train, job.run.train.batch_size, job.accelerator
+    if isinstance(train, StreamSplit):
+        n = accelerator.num_processes
+        return train.loader(batch_size // n, accelerator.process_index, n)
+    return train.loader(batch_size)
 
 
 def _cached_features(job: Job, splits: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
