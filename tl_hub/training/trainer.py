@@ -237,7 +237,9 @@ def build_inputs(job: Job) -> Inputs:
     if isinstance(job.data.train, StreamSplit):
         trainee, optimizer, scheduler = accelerator.prepare(trainee, optimizer, scheduler)
         # already this process's own shard: Accelerate only moves its batches to the device
-        train_loader = prepare_data_loader(train_loader, accelerator.device, 1, 0, put_on_device=True)
+        train_loader = prepare_data_loader(
+            train_loader, accelerator.device, 1, 0, put_on_device=True, dispatch_batches=False
+        )
     else:
         trainee, optimizer, train_loader, scheduler = accelerator.prepare(
             trainee, optimizer, train_loader, scheduler
