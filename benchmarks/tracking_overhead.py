@@ -1,13 +1,14 @@
-"""What `--report-to tensorboard` costs: epochs of one run with and without the tracker, side by side.
+"""What `--report-to tensorboard` costs: training steps with and without the tracker, side by side.
 
 The run is set up once (data decoded, model and optimizer built, exactly as `tl_hub.training.trainer.train`
-does); then each round trains one epoch with TensorBoard tracking (every step's loss, learning rate and
-images/s, the epoch's validation metrics) and one without, in alternating order, both with the same epoch
-number, so both do the same work on the same batches. Each epoch includes its validation pass, as in a run.
-The figures are medians over the rounds; the overhead is the median of the per-round ratios, of wall time
-and of this process's CPU time (which neighbours on a shared machine disturb less).
+does) and trains whole epochs with `train_one_epoch`. The steps go in blocks of `--block` steps, tracked and
+untracked in turn (every step's loss, learning rate and images/s to TensorBoard, or nothing), and each pair of
+neighbouring blocks gives a ratio of their times: a neighbour's burst on a shared machine lasts seconds and
+hits both blocks of a pair alike, where it would hit one of two whole epochs. The overhead is the median of
+the ratios, less one; what an epoch's end adds (its validation figures) is timed on its own and added as a
+share of the epoch.
 
-    python benchmarks/tracking_overhead.py --dataset ../shared/data/gtsrb-train-32 --rounds 7
+    python benchmarks/tracking_overhead.py --dataset ../shared/data/gtsrb-train-32 --epochs 7
 """
 
 from __future__ import annotations
@@ -19,17 +20,40 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from tl_hub.recipes import get_recipe
-from tl_hub.training.engine import make_accelerator
+from tl_hub.training.engine import make_accelerator, score, train_one_epoch
 from tl_hub.training.tracking import RunLog, RunNames
-from tl_hub.training.trainer import build_inputs, run_epoch, set_up
+from tl_hub.training.trainer import build_inputs, set_up
+
+
+class Blocks:
+    """`on_step` for train_one_epoch: the tracker's step log in every other block, and each block's time."""
+
+    def __init__(self, log: RunLog, epoch: int, block: int):
+        self.tracked_step = log.start_epoch(epoch)
+        self.block, self.first_tracked = block, epoch % 2 == 0  # which block of a pair goes first alternates
+        self.i, self.clock = 0, time.perf_counter()
+        self.times: dict[bool, list[float]] = {True: [], False: []}
+
+    def __call__(self, loss: torch.Tensor, images: int) -> None:
+        tracked = (self.i // self.block) % 2 == (0 if self.first_tracked else 1)
+        if tracked:
+            self.tracked_step(loss, images)
+        self.i += 1
+        if self.i % self.block == 0:
+            now = time.perf_counter()
+            self.times[tracked].append(now - self.clock)
+            self.clock = now
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="synthetic", help="default: synthetic (use real GTSRB for figures)")
     p.add_argument("--recipe", default="lenet-gtsrb")
-    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--epochs", type=int, default=7)
+    p.add_argument("--block", type=int, default=20, help="steps per block (a multiple of the log's window)")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -41,36 +65,57 @@ def main() -> None:
         job = set_up(run, out, accelerator, resume=False)
         inputs = build_inputs(job)
         steps = len(inputs.train_loader)
-        tracked = RunLog(accelerator, RunNames("benchmark", "tracked", out / "logs"))
-        tracked.start(run, 1, steps, inputs.optimizer, job.plan.group_names)
-        untracked = RunLog(accelerator, RunNames("benchmark", "untracked", out / "logs"))  # never started
-        run_epoch(job, inputs, 1, untracked)  # warm-up: allocator, oneDNN kernels
-        wall: dict[str, list[float]] = {"tracked": [], "untracked": []}
-        cpu: dict[str, list[float]] = {"tracked": [], "untracked": []}
-        for r in range(args.rounds):
-            order = (("tracked", tracked), ("untracked", untracked))
-            for name, log in order if r % 2 == 0 else order[::-1]:
-                start, start_cpu = time.perf_counter(), time.process_time()
-                run_epoch(job, inputs, 2, log)  # the same epoch number: the same batches and augmentation
-                wall[name].append(time.perf_counter() - start)
-                cpu[name].append(time.process_time() - start_cpu)
-            print(
-                f"round {r + 1}: tracked {wall['tracked'][-1]:.2f} s ({cpu['tracked'][-1]:.2f} s CPU), "
-                f"untracked {wall['untracked'][-1]:.2f} s ({cpu['untracked'][-1]:.2f} s CPU)"
+        log = RunLog(accelerator, RunNames("benchmark", "tracked", out / "logs"))
+        log.start(run, 1, steps, inputs.optimizer, job.plan.group_names)
+        ratios, epoch_seconds, end_seconds = [], [], []
+        for epoch in range(1, args.epochs + 1):
+            job.plan.start_epoch(job.model, epoch)
+            inputs.train_loader.set_epoch(epoch)
+            blocks = Blocks(log, epoch, args.block)
+            generator = torch.Generator().manual_seed(epoch)
+            start = time.perf_counter()
+            stats = train_one_epoch(
+                inputs.trainee,
+                inputs.train_loader,
+                inputs.optimizer,
+                inputs.scheduler,
+                accelerator,
+                inputs.train_prepare,
+                generator,
+                on_step=blocks,
             )
-        tracked.finish()
+            loader = inputs.eval_loaders["validation"]
+            validation = score(
+                inputs.trainee, loader, accelerator, inputs.eval_prepare, job.data.label_names, "validation"
+            )
+            epoch_seconds.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            row = {"train_loss": stats["loss"], "train_accuracy": stats["accuracy"]}
+            log.end_epoch(epoch, row, validation)
+            end_seconds.append(time.perf_counter() - start)
+            pairs = list(zip(blocks.times[True], blocks.times[False], strict=False))
+            ratios += [t / u for t, u in pairs]
+            print(f"epoch {epoch}: {epoch_seconds[-1]:.2f} s, {len(pairs)} block pairs", flush=True)
+        log.finish()
         events = sum(f.stat().st_size for f in (out / "logs").rglob("events.out.tfevents.*"))
 
+    epoch = statistics.median(epoch_seconds)
+    steps_overhead = statistics.median(ratios) - 1
+    end = statistics.median(end_seconds)
+    # the steps' overhead counted on the whole epoch (an upper bound: validation is not tracked per step)
+    total = steps_overhead + end / epoch
+    quartiles = statistics.quantiles(ratios, n=4)
     print(f"{args.recipe} on {args.dataset}: {len(job.data.train)} training images, {steps} steps an epoch")
-    for kind, times in (("wall", wall), ("CPU", cpu)):
-        ratios = [t / u for t, u in zip(times["tracked"], times["untracked"], strict=True)]
-        medians = {name: statistics.median(values) for name, values in times.items()}
-        overhead = 100 * (statistics.median(ratios) - 1)
-        print(
-            f"{kind:>4}: tracked {medians['tracked']:.3f} s/epoch, untracked {medians['untracked']:.3f} "
-            f"s/epoch; overhead {overhead:+.2f}% (median of {args.rounds} per-round ratios)"
-        )
-    print(f"TensorBoard event files: {events / 1024:.0f} KiB for {args.rounds} tracked epochs")
+    print(f"an epoch (half its steps tracked, with validation): median {epoch:.2f} s over {args.epochs}")
+    print(
+        f"tracked / untracked block of {args.block} steps: median ratio {1 + steps_overhead:.4f} "
+        f"(quartiles {quartiles[0]:.4f}, {quartiles[2]:.4f}; {len(ratios)} pairs)"
+    )
+    print(f"an epoch's end (validation figures): {1000 * end:.2f} ms")
+    print(f"overhead of --report-to tensorboard: {100 * total:+.2f}% of an epoch")
+    print(
+        f"TensorBoard event files: {events / 1024:.0f} KiB for {args.epochs} epochs, half their steps tracked"
+    )
 
 
 if __name__ == "__main__":
