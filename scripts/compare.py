@@ -8,6 +8,7 @@ accelerate launch scripts/compare.py --recipe lenet-gtsrb --dataset ../shared/da
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from tl_hub.cli import (
     TRAIN_FLAGS,
@@ -83,6 +84,7 @@ def main() -> None:
     setup_logging()
     from tl_hub.experiments.compare import Comparison, run_comparison
     from tl_hub.training.engine import make_accelerator
+    from tl_hub.training.tracking import LOGS_DIR, resolve_trackers
 
     has_source = args.source_dataset is not None or args.init_from is not None
     arms = args.arms or ("scratch", *TRANSFER_ARMS, *((SOURCE_ONLY,) if has_source else ()))
@@ -95,8 +97,10 @@ def main() -> None:
         source_epochs=args.source_epochs,
         init_from=args.init_from,
     )
-    accelerator = make_accelerator()
-    run_comparison(comparison, args.output_dir or f"runs/compare-{run.recipe}", accelerator)
+    report_to = resolve_trackers(args.report_to)  # a tracker that is not installed: said now, not later
+    output_dir = args.output_dir or f"runs/compare-{run.recipe}"
+    accelerator = make_accelerator(report_to, Path(output_dir) / LOGS_DIR)
+    run_comparison(comparison, output_dir, accelerator)
     accelerator.end_training()
 
 

@@ -7,6 +7,7 @@ python scripts/train.py --recipe lenet-gtsrb --dataset ../shared/data/gtsrb-trai
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from tl_hub.cli import (
     TRAIN_FLAGS,
@@ -37,13 +38,15 @@ def main() -> None:
     setup_logging()
     from tl_hub.release.publish import PushTarget, check_can_push, push_to_hub
     from tl_hub.training.engine import make_accelerator
+    from tl_hub.training.tracking import LOGS_DIR, resolve_trackers
     from tl_hub.training.trainer import train
 
     push = PushTarget(args.hub_model_id, args.private, args.hub_token) if args.push_to_hub else None
     if push is not None:
         check_can_push(push)  # before training, not after: fail in seconds, not hours
+    report_to = resolve_trackers(args.report_to)  # a tracker that is not installed: said now, not later
     output_dir = args.output_dir or f"runs/{run.recipe}"
-    accelerator = make_accelerator()
+    accelerator = make_accelerator(report_to, Path(output_dir) / LOGS_DIR)
     train(run, output_dir, accelerator, resume=args.resume)
     accelerator.end_training()
     if push is not None and accelerator.is_main_process:

@@ -48,9 +48,8 @@ from tl_hub.release.space import PETS_MODEL_ENV, SIGNS_MODEL_ENV
 RUNS_DIRS = (Path(__file__).resolve().parents[1] / "runs", Path("runs"))
 # What a tab says, in the page and to API callers, when no model was named or found.
 NO_MODEL = {
-    "sign": "No traffic-sign model yet: train one with "
-    "`accelerate launch scripts/train.py --dataset synthetic` (a minute on a laptop), or start the app with "
-    "`--signs-model REPO_OR_DIR`.",
+    "sign": "No traffic-sign model yet: train one with `python scripts/train.py --recipe cnn-synthetic` "
+    "(the quickstart: under 2 minutes on 2 CPU cores), or start the app with `--signs-model REPO_OR_DIR`.",
     "pet": "No cats & dogs model yet: train one with `python scripts/train.py --model local-dir:PATH "
     "--dataset PHOTOS` (or `--recipe vgg16-catsdogs`), or start the app with `--pets-model REPO_OR_DIR`.",
 }

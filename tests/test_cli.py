@@ -232,3 +232,17 @@ def test_max_train_samples_still_works_for_one_release_and_says_what_to_write(ca
         "--max-train-samples is deprecated and goes in the next release: write --train-size N " in caplog.text
     )
     assert old == run_config_from_args(parse(["--train-size", "300", "--train-sample", "stratified"]))
+
+
+def test_train_help_lists_the_recipes_with_what_each_is(monkeypatch, capsys) -> None:
+    from tl_hub.recipes import RECIPES
+
+    monkeypatch.setattr(sys, "argv", [str(TRAIN), "--help"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(TRAIN), run_name="__main__")
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    listed = out[out.index("recipes (--recipe NAME") :]
+    for recipe in RECIPES.values():
+        assert f"  {recipe.name} " in listed and recipe.description.split()[0] in listed
+    assert "--report-to" in out

@@ -65,7 +65,7 @@ def launch(
         return subprocess.Popen(
             cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=kwargs.pop("timeout", 300))
     if check:
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
@@ -337,3 +337,54 @@ def test_a_release_trained_from_a_local_file_holds_no_path_of_the_machine(tmp_pa
     assert (
         json.loads((release / "config.json").read_text())["training"]["model"]["pretrained"] == weights.name
     )
+
+
+def machine(rank: int, port: int, args: list[str], log: Path) -> subprocess.Popen:
+    """One of two "machines" on localhost, one process each, started as the README's multi-machine command
+    (`--num_processes` counts the processes of every machine; ACCELERATE_USE_CPU: gloo on the CPU)."""
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "2"]
+    cmd += ["--num_processes", "2", "--machine_rank", str(rank), "--main_process_ip", "127.0.0.1"]
+    cmd += ["--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+    env["ACCELERATE_USE_CPU"] = "true"
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [*cmd, str(ROOT / "scripts" / "train.py"), *args], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def test_two_machines_of_one_process_train_what_one_machine_of_two_does(tmp_path: Path) -> None:
+    from .test_bad_inputs import assert_same_weights
+
+    args = [*TINY, "--epochs", "2"]
+    launch("train.py", [*args, "--output-dir", str(tmp_path / "one")], processes=2)
+    port = free_port()
+    # Both "machines" see one filesystem, as a cluster's shared one: one run directory, written by rank 0.
+    two = [*args, "--output-dir", str(tmp_path / "two")]
+    procs = [machine(rank, port, two, tmp_path / f"machine-{rank}.log") for rank in (0, 1)]
+    for rank, proc in enumerate(procs):
+        assert proc.wait(timeout=300) == 0, (tmp_path / f"machine-{rank}.log").read_text()[-3000:]
+    assert "2 processes (MULTI_CPU): global batch 32 = 2 x 16" in (tmp_path / "machine-0.log").read_text()
+    assert "epoch 1/2" not in (tmp_path / "machine-1.log").read_text()  # only the main process logs
+    # Tolerance 0: the same two ranks train the same shards; gloo's all-reduce of two numbers is one
+    # addition, the same in either order, whether the other rank is a local process or another machine.
+    assert_same_weights(tmp_path / "one" / "model", tmp_path / "two" / "model")
+    ours = json.loads((tmp_path / "two" / "model" / "metrics.json").read_text())
+    theirs = json.loads((tmp_path / "one" / "model" / "metrics.json").read_text())
+    for split in ("validation", "test"):
+        assert ours[split] == theirs[split]
+    assert [h["train_loss"] for h in ours["history"]] == [h["train_loss"] for h in theirs["history"]]
+
+
+def test_two_processes_stream_uneven_shards_to_the_same_steps(tmp_path: Path) -> None:
+    from .test_store import photo_dataset
+    from .test_streaming import write_splits
+
+    # two files of 53 and 67 photos, one an unreadable image: each process its own file
+    data = write_splits(tmp_path / "stream", photo_dataset(120, broken=(3,)), files=2)
+    args = ["--recipe", "cnn-gtsrb", "--dataset", str(data), "--streaming", "--val-size", "10"]
+    args += ["--batch-size", "16", "--epochs", "1", "--input-size", "24", "--crop-pct", "0.8"]
+    args += ["--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5", "--output-dir", str(tmp_path / "run")]
+    result = launch("train.py", args, processes=2, timeout=120)  # no process waits for a step never taken
+    assert "2 processes (MULTI_CPU)" in result.stdout and "epoch 1/1: train loss" in result.stdout
+    assert "weights differ" not in result.stdout + result.stderr

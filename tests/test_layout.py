@@ -9,7 +9,14 @@ ROOT = Path(__file__).resolve().parents[1] / "tl_hub"
 
 # Lower layers never import higher ones. Within a layer, modules may import each other (without cycles).
 LAYERS = [
-    ("tl_hub.errors", "tl_hub.strategies", "tl_hub.config", "tl_hub.metrics", "tl_hub.classification_metric"),
+    (
+        "tl_hub.errors",
+        "tl_hub.strategies",
+        "tl_hub.config",
+        "tl_hub.metrics",
+        "tl_hub.classification_metric",
+        "tl_hub.progress",
+    ),
     ("tl_hub.models", "tl_hub.data", "tl_hub.recipes"),
     ("tl_hub.scoring",),
     ("tl_hub.release",),

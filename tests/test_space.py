@@ -98,6 +98,12 @@ def upload(path: Path):
     return gradio_client.handle_file(str(path))
 
 
+def test_no_model_yet_names_the_quickstart_command(app: ModuleType) -> None:
+    assert "`python scripts/train.py --recipe cnn-synthetic`" in app.NO_MODEL["sign"]
+    readme = (ROOT / "README.md").read_text()
+    assert "python scripts/train.py --recipe cnn-synthetic" in readme  # the README's quickstart, the same
+
+
 def test_importing_the_app_loads_no_model_and_opens_no_connection() -> None:
     code = textwrap.dedent(
         f"""

@@ -110,3 +110,49 @@ def test_streaming_needs_class_names(tmp_path: Path, monkeypatch, capsys) -> Non
     args = ["--dataset", str(tmp_path / "data"), "--streaming", "--output-dir", str(tmp_path / "run")]
     code, err = run_script(TRAIN, args, monkeypatch, capsys)
     assert code == 2 and "--streaming needs the class names up front: column 'label'" in err
+
+
+def write_splits(root: Path, train: datasets.Dataset, files: int) -> Path:
+    """A local parquet dataset: `train` in `files` files of unequal sizes, and a validation split."""
+    (root / "data").mkdir(parents=True)
+    bounds = np.linspace(0, len(train), files + 1).astype(int)
+    bounds[1:-1] += 7  # files of different sizes: shards need not be even
+    for i in range(files):
+        part = train.select(range(bounds[i], bounds[i + 1]))
+        part.to_parquet(str(root / "data" / f"train-{i:05d}-of-{files:05d}.parquet"))
+    photo_dataset(10).to_parquet(str(root / "data" / "validation-00000-of-00001.parquet"))
+    return root
+
+
+@pytest.fixture
+def one_process_group(tmp_path: Path):
+    """torch.distributed with this process alone: the processes' agreement before each batch is its own."""
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1
+    )
+    yield
+    torch.distributed.destroy_process_group()
+
+
+def image_keys(images: torch.Tensor) -> list[bytes]:
+    return [image.numpy().tobytes() for image in images]
+
+
+@pytest.mark.parametrize("files", [1, 2], ids=["rows split", "files split"])
+def test_each_process_reads_its_own_shard_and_no_image_twice(files, tmp_path, one_process_group) -> None:
+    root = write_splits(tmp_path / "stream", photo_dataset(120), files)
+    data = prepare_streaming(DataConfig(dataset=str(root), val_size=10), PHOTO, seed=0)
+    everything = image_keys(epoch_of(data.train, 1)[0])
+    assert len(set(everything)) == len(everything) == 120
+    shards = []
+    for process in (0, 1):
+        loader = data.train.loader(8, process, 2)  # half of a global batch of 16
+        loader.dataset.set_epoch(1)
+        shards.append(image_keys(torch.cat([images for images, _ in loader])))
+    # one file each, or every other row: no image read twice, none that is not the epoch's
+    assert set(shards[0]).isdisjoint(shards[1]) and set(shards[0] + shards[1]) <= set(everything)
+    if files == 2:
+        # files of 53 and 67 images; an epoch is 8 steps of 8 (len), so the larger leaves 3 unread
+        assert sorted(map(len, shards)) == [53, 64]
+    else:
+        assert sorted(shards[0] + shards[1]) == sorted(everything)  # every other row: all of them

@@ -36,8 +36,15 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def parser(description: str, flags: Iterable[str], required: Iterable[str] = ()) -> ArgumentParser:
     """A parser holding the named flags of the table (`tl_hub.config.FLAGS`), in the table's order;
-    `required` ones must be given (their help then names no default)."""
-    p = ArgumentParser(description=description, allow_abbrev=False)  # no --seed for --seeds: say so instead
+    `required` ones must be given (their help then names no default); with --recipe, its help ends with
+    the recipes and what each is."""
+    flags = tuple(flags)
+    p = ArgumentParser(
+        description=description,
+        allow_abbrev=False,  # no --seed for --seeds: say so instead
+        epilog=recipes_help() if "--recipe" in flags else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     wanted, required = set(flags), set(required)
     unknown = (wanted | required) - set(FLAG_BY_NAME)
     assert not unknown, f"flags not in the table: {unknown}"
@@ -52,6 +59,25 @@ def parser(description: str, flags: Iterable[str], required: Iterable[str] = ())
         else:
             p.add_argument(flag.name, type=flag.parse, help=flag.help, metavar=flag.dest.upper())
     return p
+
+
+def recipes_help() -> str:
+    """The recipes, one line each: what --help lists."""
+    import textwrap
+
+    from tl_hub.recipes import RECIPES
+
+    width = max(map(len, RECIPES))
+    lines = ["recipes (--recipe NAME; tl_hub/recipes.py):"]
+    for recipe in RECIPES.values():
+        text = textwrap.fill(
+            recipe.description,
+            110,
+            initial_indent=f"  {recipe.name:<{width}}  ",
+            subsequent_indent=" " * (width + 4),
+        )
+        lines.append(text)
+    return "\n".join(lines)
 
 
 def add_hub_write_arguments(parser: argparse.ArgumentParser) -> None:

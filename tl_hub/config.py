@@ -31,6 +31,8 @@ SCHEDULERS = ("constant", "cosine")
 EQUALIZATIONS = ("none", "global", "clahe")
 IMAGE_CACHES = ("auto", "memory", "disk")
 TRAIN_SAMPLES = ("balanced", "stratified")  # how a --train-size sample is drawn
+# Experiment trackers that --report-to names (Accelerate's), with "all" (every one installed) and "none".
+TRACKERS = ("tensorboard", "trackio", "wandb", "mlflow")
 
 
 def cache_root() -> Path:
@@ -276,9 +278,7 @@ class TransferConfig:
     init_from: str | None = None  # a tl_hub release directory or Hub repo to start from
     top_lr_scale: float = 0.1  # finetune-top: the last conv block's lr, relative to the head's
     base_lr_scale: float = 1.0  # finetune-all: the pretrained layers' lr, relative to the head's
-    head_epochs: int = (
-        5  # finetune-top: head-only epochs before the last conv block joins (was warmup_epochs)
-    )
+    head_epochs: int = 5  # finetune-top: head-only epochs before the last block joins (was warmup_epochs)
     feature_cache: bool = True  # feature-extract: run the frozen base once per image, cache on disk
     cache_views: int = 0  # feature-extract: augmented views per image in the cache (0: one clean view)
     fast_base: bool = True  # feature extraction in bf16 autocast where the hardware has native bf16
@@ -455,6 +455,21 @@ def size_or_all(text: str) -> int | str:
         raise ArgumentTypeError(f"{text!r} is neither an integer nor 'all'") from None
 
 
+def report_to(text: str) -> tuple[str, ...]:
+    """--report-to: comma-separated tracker names, "all" (every installed one: resolved by
+    tl_hub.training.tracking) or "none" (the empty tuple)."""
+    names = tuple(part.strip() for part in text.split(","))
+    choices = (*TRACKERS, ALL, "none")
+    for name in names:
+        if name not in choices:
+            raise ArgumentTypeError(f"unknown tracker {name!r}: choose from {', '.join(choices)}")
+    if len(set(names)) != len(names):
+        raise ArgumentTypeError(f"{text!r} repeats a tracker")
+    if len(names) > 1 and ({ALL, "none"} & set(names)):
+        raise ArgumentTypeError(f"{text!r}: 'all' and 'none' stand alone")
+    return () if names == ("none",) else names
+
+
 FLAGS: tuple[Flag, ...] = (
     Flag(
         "--recipe",
@@ -584,5 +599,12 @@ FLAGS: tuple[Flag, ...] = (
     ),
     Flag("--compile", "transfer.compile", "torch.compile the model", None),
     Flag("--resume", None, "continue the run in --output-dir from its last checkpoint", None),
+    Flag(
+        "--report-to",
+        None,  # where the curves go, not what the run is: the scripts hand it to the Accelerator
+        f"experiment trackers, comma-separated: {', '.join(TRACKERS)}, all (every one installed) or none "
+        "(default); their files go under OUTPUT_DIR/logs/",
+        report_to,
+    ),
 )
 FLAG_BY_NAME = {flag.name: flag for flag in FLAGS}

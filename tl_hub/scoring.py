@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from tl_hub.config import PreprocessConfig
 from tl_hub.data.augment import BatchAugment
@@ -23,6 +22,7 @@ from tl_hub.data.loading import SplitData
 from tl_hub.data.preprocess import center_view, normalize
 from tl_hub.data.store import ImageStore
 from tl_hub.metrics import classification_metrics
+from tl_hub.progress import Progress
 
 # A batch from a loader -> the model's input; the generator drives training-time augmentation.
 Prepare = Callable[..., torch.Tensor]
@@ -99,7 +99,9 @@ def predict(
     """Logits and labels for every sample in `loader`, gathered from all processes (no duplicates)."""
     model.eval()
     all_logits, all_labels = [], []
-    for inputs, labels in tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
+    for inputs, labels in Progress(
+        loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process
+    ):
         logits = model(prepare(inputs))
         logits, labels = accelerator.gather_for_metrics((logits, labels))
         all_logits.append(logits.float().cpu())

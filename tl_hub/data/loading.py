@@ -18,7 +18,6 @@ import datasets
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
-from tqdm.auto import tqdm
 
 from tl_hub.config import DataConfig, PreprocessConfig
 from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
@@ -30,6 +29,7 @@ from tl_hub.data.sources import open_dataset
 from tl_hub.data.splits import balanced_sample, stratified_group_split, stratified_sample
 from tl_hub.data.store import ImageStore, StoreDataset, build_store, collate, memory_budget
 from tl_hub.errors import DatasetError
+from tl_hub.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class TrainSplit(Protocol):
 
     def fingerprint(self) -> str: ...
 
-    def loader(self, batch_size: int) -> DataLoader: ...
+    def loader(self, batch_size: int) -> DataLoader: ...  # StreamSplit's also takes this process's shard
 
 
 @dataclass
@@ -266,7 +266,7 @@ def decode_split(
         return SplitData(store, labels), skipped
     ds = ds.cast_column(image_column, datasets.Image(decode=False))
     images, labels, skipped = [], [], 0
-    with tqdm(total=len(ds), desc=f"decoding {desc}", unit="img", leave=False) as bar:
+    with Progress(total=len(ds), desc=f"decoding {desc}", unit="img", leave=False) as bar:
         for batch in ds.iter(batch_size=1024):
             for raw, label in zip(batch[image_column], batch[label_column], strict=True):
                 try:

@@ -31,11 +31,11 @@ import datasets
 import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
-from tqdm.auto import tqdm
 
 from tl_hub.config import PreprocessConfig, cache_root
 from tl_hub.data.images import load_image
 from tl_hub.data.preprocess import decoded_side, preprocess_image
+from tl_hub.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -277,7 +277,7 @@ def _decode_into(
     # fork: the workers inherit the dataset (memory-mapped Arrow) instead of pickling it
     pool = multiprocessing.get_context("fork").Pool(workers, init_decoder) if workers > 1 else None
     try:
-        with tqdm(total=n, desc=f"decoding {desc} to disk", unit="img", leave=False) as bar:
+        with Progress(total=n, desc=f"decoding {desc} to disk", unit="img", leave=False) as bar:
             results = pool.imap_unordered(_decode_chunk, chunks) if pool else map(_decode_chunk, chunks)
             for first, chunk_ok, chunk_digests, errors in results:
                 for error in errors:

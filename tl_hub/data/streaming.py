@@ -19,6 +19,7 @@ import hashlib
 import itertools
 import json
 import logging
+import math
 import multiprocessing
 from collections.abc import Iterator
 from typing import Any
@@ -27,8 +28,8 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import torch
+from datasets.distributed import split_dataset_by_node
 from torch.utils.data import DataLoader, IterableDataset
-from tqdm.auto import tqdm
 
 from tl_hub.config import DataConfig, PreprocessConfig
 from tl_hub.data.images import load_image
@@ -45,6 +46,7 @@ from tl_hub.data.naming import SYNTHETIC
 from tl_hub.data.preprocess import decoded_side, preprocess_image, storage_size
 from tl_hub.data.store import decode_workers, init_decoder
 from tl_hub.errors import DatasetError
+from tl_hub.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -113,33 +115,57 @@ class StreamSplit:
         what = [self.stream.info.dataset_name, self.length, list(self.columns), self.seed, self.held_out]
         return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:16]
 
-    def loader(self, batch_size: int) -> DataLoader:
-        """Shuffled images, decoded by a pool of processes, one per core."""
-        return DataLoader(StreamImages(self, batch_size), batch_size=batch_size)
+    def loader(self, batch_size: int, process: int = 0, processes: int = 1) -> DataLoader:
+        """Shuffled batches of `batch_size` images (this process's share of the global batch) from this
+        process's own shard of the stream, decoded by a pool of processes, one per core."""
+        return DataLoader(StreamImages(self, batch_size, process, processes), batch_size=None)
 
 
 class StreamImages(IterableDataset):
-    """(uint8 image at the storage side, label) pairs of one epoch of the shuffled stream.
+    """(uint8 images at the storage side, labels) batches of one epoch of the shuffled stream.
 
     This process reads the rows (undecoded) and shuffles them; worker processes decode them a batch at a
     time, a few batches ahead, and the batches come back in order. So the stream is read once, and the
     epoch is a function of (seed, epoch) whatever the number of workers.
+
+    With several processes, each reads its own shard (`datasets.distributed.split_dataset_by_node`: whole
+    files when they divide evenly, else every `processes`-th row), so no image is read twice an epoch.
+    Shards need not hold the same number of images (files differ in size, the validation carve and
+    unreadable images fall unevenly): before every batch the processes agree that each has one, and the
+    epoch ends when one has none (DDP needs every process to take every step). A few images of the larger
+    shards go unread then; never more batches than `len()` says.
     """
 
-    def __init__(self, split: StreamSplit, batch_size: int):
+    def __init__(self, split: StreamSplit, batch_size: int, process: int = 0, processes: int = 1):
+        assert 0 <= process < processes, (process, processes)
         self.split, self.batch_size, self.epoch = split, batch_size, 0
+        self.process, self.processes = process, processes
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.split)
+        """Batches an epoch: the same on every process."""
+        return math.ceil(math.ceil(len(self.split) / self.processes) / self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, int]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        batches = self._batches()
+        if self.processes == 1:
+            yield from batches
+            return
+        for count, batch in enumerate(batches):
+            if count == len(self) or not _every_process_has_one(True):
+                return
+            yield batch
+        _every_process_has_one(False)
+
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         split = self.split
-        # The shards' order (datasets' shuffle; a buffer of 1 keeps the rows in order), then the rows
-        # through a buffer of our own, after the validation carve is dropped.
+        # The shards' order (datasets' shuffle; a buffer of 1 keeps the rows in order), this process's share
+        # of them, then the rows through a buffer of our own, after the validation carve is dropped.
         stream = split.stream.shuffle(seed=split.seed, buffer_size=1)
+        if self.processes > 1:
+            stream = split_dataset_by_node(stream, rank=self.process, world_size=self.processes)
         stream.set_epoch(self.epoch)
         image_column = split.columns[0]
         rows = (r for r in stream if not (split.held_out and held_out(r[image_column], split.held_out)))
@@ -153,12 +179,27 @@ class StreamImages(IterableDataset):
                 args = (batch, index, *task)
                 pending.append(pool.apply_async(_decode_rows, args) if pool else _Done(_decode_rows(*args)))
                 if len(pending) > 2 * workers:  # a few batches ahead, never the whole stream
-                    yield from pending.popleft().get()
+                    yield from _collated(pending.popleft().get())
             while pending:
-                yield from pending.popleft().get()
+                yield from _collated(pending.popleft().get())
         finally:
             if pool is not None:
                 pool.terminate()
+
+
+def _collated(pairs: list[tuple[torch.Tensor, int]]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """A decoded batch as (images, labels); nothing when all its images were unreadable."""
+    if pairs:
+        yield torch.stack([image for image, _ in pairs]), torch.tensor([label for _, label in pairs])
+
+
+def _every_process_has_one(mine: bool) -> bool:
+    """Whether every process has a batch (all of them call this the same number of times)."""
+    backend = torch.distributed.get_backend()
+    device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
+    flag = torch.tensor([int(mine)], device=device)
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+    return bool(flag.item())
 
 
 class _Done:
@@ -222,7 +263,9 @@ def eval_rows(stream: datasets.IterableDataset, count: int, image_column: str) -
 def carved_rows(stream: datasets.IterableDataset, fraction: float, image_column: str) -> datasets.Dataset:
     """The rows of `stream` that `held_out` picks, undecoded: one pass over the split, reading only."""
     rows = []
-    for row in tqdm(stream.cast_column(image_column, datasets.Image(decode=False)), desc="validation carve"):
+    for row in Progress(
+        stream.cast_column(image_column, datasets.Image(decode=False)), desc="validation carve"
+    ):
         if held_out(row[image_column], fraction):
             rows.append(row)
     return datasets.Dataset.from_list(rows, features=stream.features)

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from accelerate import Accelerator
-from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from tl_hub import __version__
@@ -48,6 +47,7 @@ from tl_hub.experiments.results import (
 )
 from tl_hub.inference.evaluate import match_labels
 from tl_hub.metrics import summary
+from tl_hub.progress import Progress
 from tl_hub.recipes import get_recipe
 from tl_hub.release.facts import load_facts
 from tl_hub.release.files import CARD_NAME, METRICS_NAME, write_json
@@ -55,6 +55,7 @@ from tl_hub.release.load import from_pretrained
 from tl_hub.scoring import eval_loader, image_inputs, score
 from tl_hub.training.checkpoints import has_progress
 from tl_hub.training.rundir import claim_run_dir
+from tl_hub.training.tracking import LOGS_DIR, RunNames
 from tl_hub.training.trainer import train
 from tl_hub.training.weights import release_start
 
@@ -204,13 +205,13 @@ def _release_done(run_dir: Path) -> bool:
     return (run_dir / "model" / CARD_NAME).exists()  # the model card is the release's last file
 
 
-def _train_or_resume(run: RunConfig, run_dir: Path, accelerator: Accelerator) -> None:
+def _train_or_resume(run: RunConfig, run_dir: Path, accelerator: Accelerator, names: RunNames) -> None:
     """Train `run` into `run_dir`, continuing a crashed run from its last checkpoint."""
     resume = run_dir.exists()
     accelerator.wait_for_everyone()  # every process has looked before the main one writes anything
     if resume:
         logger.info("resuming the unfinished run in %s", run_dir)
-    train(run, run_dir, accelerator, resume=resume)
+    train(run, run_dir, accelerator, resume=resume, names=names)
 
 
 def _run_entry(run_dir: Path, output_dir: Path) -> dict[str, Any]:
@@ -278,6 +279,11 @@ class _Runner:
         self.out = output_dir
         self.accelerator = accelerator
 
+    def names(self, run: str) -> RunNames:
+        """A run of the comparison in the trackers: one project (the comparison's directory), the run
+        named by what it is (arm, size, seed), its files under DIR/logs/."""
+        return RunNames(self.out.resolve().name, run, self.out / LOGS_DIR)
+
     def source(self, seed: int, results: dict) -> str:
         """The source release for `seed`: trained here (once, then reused) or the given one."""
         if self.cmp.init_from is not None:
@@ -285,7 +291,8 @@ class _Runner:
         run_dir = self.out / "source" / f"seed-{seed}"
         if not _release_done(run_dir):
             logger.info("training the source model on %s, seed %d", self.cmp.source_dataset, seed)
-            _train_or_resume(self.cmp.source_run(seed), run_dir, self.accelerator)
+            names = self.names(f"source, seed {seed}")
+            _train_or_resume(self.cmp.source_run(seed), run_dir, self.accelerator, names)
         if all(s["seed"] != seed for s in results["sources"]):
             results["sources"].append(
                 {"seed": seed, "dataset": self.cmp.source_dataset, **_run_entry(run_dir, self.out)}
@@ -307,7 +314,8 @@ class _Runner:
         run = self.cmp.arm_run(arm, size, seed, num_classes, source)
         run_dir = self.out / "runs" / arm / f"size-{size}" / f"seed-{seed}"
         if not _release_done(run_dir):
-            _train_or_resume(run, run_dir, self.accelerator)
+            names = self.names(f"{arm}, {size_label(size)}, seed {seed}")
+            _train_or_resume(run, run_dir, self.accelerator, names)
         t = run.train
         entry |= {
             "train_size": run.data.train_size,
@@ -364,14 +372,14 @@ def _run_pending(comparison: Comparison, output_dir: Path, accelerator: Accelera
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         write_json(output_dir / RESULTS_NAME, results)
-    bar = tqdm(
+    bar = Progress(
         total=len(jobs),
         initial=len(jobs) - len(pending),
         desc="arms",
         unit="arm",
         disable=not accelerator.is_main_process,
     )
-    with logging_redirect_tqdm():
+    with logging_redirect_tqdm(tqdm_class=Progress):
         for arm, size, seed in pending:
             bar.set_postfix_str(f"{arm}, {size_label(size) if size else 'no target images'}, seed {seed}")
             entry = runner.run(arm, size, seed, len(label_names), results)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,21 +17,25 @@ import torch.nn.functional as F
 from accelerate import Accelerator, DataLoaderConfiguration
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from tl_hub.errors import ConfigError
+from tl_hub.progress import Progress
 from tl_hub.scoring import Prepare
 
 logger = logging.getLogger(__name__)
 
 
-def make_accelerator() -> Accelerator:
+def make_accelerator(report_to: tuple[str, ...] = (), project_dir: str | Path | None = None) -> Accelerator:
     """This process's Accelerator: made once by the script, passed to everything that trains or scores.
 
     Batch sizes are global, as in the study, however many processes share them (`split_batches`).
+    `report_to` names the experiment trackers (checked by tl_hub.training.tracking.resolve_trackers), whose
+    files go under `project_dir` (OUTPUT_DIR/logs).
     """
     accelerator = Accelerator(
         dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True),
+        log_with=list(report_to) or None,
+        project_dir=None if project_dir is None else str(project_dir),
     )
     check_processes(accelerator)
     check_threads(accelerator)
@@ -96,13 +102,18 @@ def train_one_epoch(
     generator: torch.Generator,
     label_smoothing: float = 0.0,
     desc: str = "train",
+    on_step: Callable[[torch.Tensor, int], None] | None = None,
 ) -> dict[str, float]:
-    """Train for one pass over `loader`; returns mean loss and accuracy. The caller sets train/eval modes."""
+    """Train for one pass over `loader`; returns mean loss and accuracy. The caller sets train/eval modes.
+
+    `on_step(loss, images)` runs after every optimizer step with the batch's loss (on the device) and the
+    images in the global batch (tl_hub.training.tracking.StepLog)."""
     total_loss = torch.zeros((), device=accelerator.device)
     correct = torch.zeros((), device=accelerator.device)
     seen = torch.zeros((), device=accelerator.device)
-    bar = tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process)
-    for inputs, labels in bar:
+    bar = Progress(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process)
+    last = len(loader) - 1
+    for i, (inputs, labels) in enumerate(bar):
         x = prepare(inputs, generator)
         with accelerator.accumulate(model):
             logits = model(x)
@@ -115,7 +126,10 @@ def train_one_epoch(
         total_loss += loss.detach() * n
         correct += (logits.argmax(dim=1) == labels).sum()
         seen += n
-        if accelerator.is_local_main_process and (bar.n % 10 == 0 or bar.n == len(loader) - 1):
+        if on_step is not None:
+            on_step(loss, n * accelerator.num_processes)
+        # the step's own count: a disabled bar (TQDM_DISABLE) does not count
+        if accelerator.is_local_main_process and not bar.disable and (i % 10 == 0 or i == last):
             # .item() waits for the device: refresh the running figures every few steps only.
             bar.set_postfix(loss=f"{(total_loss / seen).item():.4f}", acc=f"{(correct / seen).item():.4f}")
     # Sum over processes: every process reports the same epoch figures.

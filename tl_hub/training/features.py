@@ -20,12 +20,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from tqdm.auto import tqdm
 
 from tl_hub.config import AugConfig, PreprocessConfig, cache_root
 from tl_hub.data.augment import BatchAugment
 from tl_hub.data.store import ImageStore
 from tl_hub.models.anatomy import feature_shape, head_input
+from tl_hub.progress import Progress
 from tl_hub.scoring import image_inputs
 
 logger = logging.getLogger(__name__)
@@ -98,7 +98,10 @@ def extract(
     model.to(memory_format=torch.channels_last)
     prepare = image_inputs(preprocess, augment)  # training's own batch preparation
     out = []
-    for i in tqdm(range(0, len(images), EXTRACT_BATCH_SIZE), desc=desc, leave=False):
+    bar = Progress(
+        range(0, len(images), EXTRACT_BATCH_SIZE), desc=f"extracting features: {desc}", leave=False
+    )
+    for i in bar:
         x = prepare(images[i : i + EXTRACT_BATCH_SIZE], generator)
         x = x.to(device).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):

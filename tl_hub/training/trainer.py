@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.data_loader import prepare_data_loader
 from accelerate.utils import set_seed
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -27,7 +28,7 @@ from tl_hub.config import RunConfig, TrainConfig
 from tl_hub.data.augment import BatchAugment
 from tl_hub.data.loading import PreparedData, prepare_data
 from tl_hub.data.naming import dataset_name
-from tl_hub.data.streaming import prepare_streaming
+from tl_hub.data.streaming import StreamSplit, prepare_streaming
 from tl_hub.errors import ConfigError, TrainingDiverged
 from tl_hub.models import Architecture, create_model, get_architecture
 from tl_hub.release.config import ReleaseConfig
@@ -49,6 +50,7 @@ from tl_hub.training.features import cached_features
 from tl_hub.training.provenance import recipe_text
 from tl_hub.training.rundir import claim_run_dir
 from tl_hub.training.strategies import TransferPlan
+from tl_hub.training.tracking import LOGS_DIR, RunLog, RunNames
 from tl_hub.training.weights import init_from_release, pretrained_model, start_weights
 
 logger = logging.getLogger(__name__)
@@ -87,22 +89,35 @@ class Inputs:
     hook: object  # the save-state hook that keeps the frozen parameters out of checkpoints
 
 
-def train(run: RunConfig, output_dir: str | Path, accelerator: Accelerator, resume: bool = False) -> Metrics:
-    """Train `run` into `output_dir`, write its release to `output_dir/model`; returns the final metrics."""
+def train(
+    run: RunConfig,
+    output_dir: str | Path,
+    accelerator: Accelerator,
+    resume: bool = False,
+    names: RunNames | None = None,
+) -> Metrics:
+    """Train `run` into `output_dir`, write its release to `output_dir/model`; returns the final metrics.
+
+    `names` names the run in the Accelerator's experiment trackers (default: the run directory's name, its
+    files under `output_dir/logs`)."""
     # Accelerate keeps what it prepared (and saves and loads it as checkpoints): a run starts from none of an
     # earlier run's models, optimizers or loaders, and leaves none behind.
     accelerator.free_memory()
     output_dir = Path(output_dir)
+    names = names or RunNames(output_dir.name, output_dir.name, output_dir / LOGS_DIR)
     # One run at a time in a directory; a run that fails before its first checkpoint leaves nothing behind.
     with claim_run_dir(output_dir, accelerator, lambda: has_progress(output_dir)):
         job = set_up(run, output_dir, accelerator, resume)
         inputs = build_inputs(job)
+        log = RunLog(accelerator, names)
         try:
-            history, last_validation = fit(job, inputs)
+            history, last_validation = fit(job, inputs, log)
             evaluations = score_splits(job, inputs, last_validation)
+            log.final(evaluations)
             release(job, history, evaluations)
         finally:
             inputs.hook.remove()
+            log.finish()
     accelerator.free_memory()
     return evaluations
 
@@ -216,15 +231,21 @@ def build_inputs(job: Job) -> Inputs:
         trainee = job.model
         train_prepare = image_inputs(run.preprocess, BatchAugment(run.aug))
         eval_prepare = image_inputs(run.preprocess)
-        # in memory, read from the disk image cache by batch, or streamed
-        train_loader = job.data.train.loader(run.train.batch_size)
+        train_loader = _train_loader(job)
     optimizer = build_optimizer(job.plan.groups, run.train)
     scheduler = build_scheduler(optimizer, run.train, len(train_loader))
     if run.transfer.compile:
         trainee = torch.compile(trainee)
-    trainee, optimizer, train_loader, scheduler = accelerator.prepare(
-        trainee, optimizer, train_loader, scheduler
-    )
+    if isinstance(job.data.train, StreamSplit):
+        trainee, optimizer, scheduler = accelerator.prepare(trainee, optimizer, scheduler)
+        # already this process's own shard: Accelerate only moves its batches to the device
+        train_loader = prepare_data_loader(
+            train_loader, accelerator.device, 1, 0, put_on_device=True, dispatch_batches=False
+        )
+    else:
+        trainee, optimizer, train_loader, scheduler = accelerator.prepare(
+            trainee, optimizer, train_loader, scheduler
+        )
     eval_loaders = {k: eval_loader(*v, accelerator) for k, v in tensors.items() if k != "train"}
     # DDP all-reduces the gradients of the parameters that required grad when prepare() wrapped the model.
     synced = {id(p) for p in job.model.parameters() if p.requires_grad}
@@ -232,6 +253,16 @@ def build_inputs(job: Job) -> Inputs:
     return Inputs(
         trainee, train_loader, eval_loaders, train_prepare, eval_prepare, optimizer, scheduler, synced, hook
     )
+
+
+def _train_loader(job: Job) -> DataLoader:
+    """The training images: in memory, read from the disk image cache by batch (Accelerate shards both over
+    the processes), or streamed, each process reading its own shard of the stream."""
+    train, batch_size, accelerator = job.data.train, job.run.train.batch_size, job.accelerator
+    if isinstance(train, StreamSplit):
+        n = accelerator.num_processes
+        return train.loader(batch_size // n, accelerator.process_index, n)
+    return train.loader(batch_size)
 
 
 def _cached_features(job: Job, splits: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -287,7 +318,7 @@ def build_scheduler(
 # -- fit ---------------------------------------------------------------------------------------------------
 
 
-def fit(job: Job, inputs: Inputs) -> tuple[list[dict[str, float]], dict | None]:
+def fit(job: Job, inputs: Inputs, log: RunLog) -> tuple[list[dict[str, float]], dict | None]:
     """Every epoch not yet done, each ending with a checkpoint; returns the per-epoch history and the last
     epoch's validation metrics (None when a resumed run had no epoch left)."""
     history: list[dict[str, float]] = []
@@ -299,16 +330,17 @@ def fit(job: Job, inputs: Inputs) -> tuple[list[dict[str, float]], dict | None]:
         history = load_history(job.resume_from)
         first_epoch = len(history) + 1
         logger.info("resumed from %s: continuing at epoch %d", job.resume_from, first_epoch)
+    log.start(job.run, first_epoch, len(inputs.train_loader), inputs.optimizer, job.plan.group_names)
     validation = None
     for epoch in range(first_epoch, job.run.train.epochs + 1):
-        row, validation = run_epoch(job, inputs, epoch)
+        row, validation = run_epoch(job, inputs, epoch, log)
         history.append(row)
         extra = {"run": job.run.to_dict(), "frozen_sha256": job.frozen_digest}
         save_checkpoint(job.accelerator, job.output_dir, epoch, history, extra)
     return history, validation
 
 
-def run_epoch(job: Job, inputs: Inputs, epoch: int) -> tuple[dict[str, float], dict]:
+def run_epoch(job: Job, inputs: Inputs, epoch: int, log: RunLog) -> tuple[dict[str, float], dict]:
     """Train one epoch and score validation; returns the history row and the validation metrics."""
     run, accelerator, plan = job.run, job.accelerator, job.plan
     start = time.perf_counter()
@@ -334,6 +366,7 @@ def run_epoch(job: Job, inputs: Inputs, epoch: int) -> tuple[dict[str, float], d
         generator,
         label_smoothing=run.train.label_smoothing,
         desc=f"epoch {epoch}/{epochs}",
+        on_step=log.start_epoch(epoch),
     )
     if not math.isfinite(stats["loss"]):
         where = " and train into a new --output-dir (this one keeps the epochs before)" if epoch > 1 else ""
@@ -355,6 +388,7 @@ def run_epoch(job: Job, inputs: Inputs, epoch: int) -> tuple[dict[str, float], d
         *(epoch, epochs, row["train_loss"], row["train_accuracy"], row["val_loss"], row["val_accuracy"]),
         row["seconds"],
     )
+    log.end_epoch(epoch, row, validation)
     return row, validation
 
 

@@ -14,7 +14,6 @@ import logging
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
 from tl_hub.data.synthetic.photometry import (
@@ -28,6 +27,7 @@ from tl_hub.data.synthetic.photometry import (
     uniform,
 )
 from tl_hub.data.synthetic.scene import add_clutter, background, warped_sign
+from tl_hub.progress import Progress
 
 __all__ = ["generate_signs", "render_sign"]
 
@@ -98,7 +98,7 @@ def generate_signs(
     total = _NUM_CLASSES * num_per_class
     labels = np.tile(np.arange(_NUM_CLASSES, dtype=np.int64), num_per_class)
     images = np.empty((total, size, size, 3), dtype=np.uint8)
-    for i in tqdm(range(total), desc="Rendering synthetic signs", unit="img", disable=not progress):
+    for i in Progress(range(total), desc="Rendering synthetic signs", unit="img", disable=not progress):
         images[i] = _render(int(labels[i]), np.random.default_rng([seed, i]), size)
     logger.debug("Rendered %d synthetic signs at %dx%d (seed %d)", total, size, size, seed)
     return images, labels
