@@ -600,8 +600,8 @@ def run_deploy(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys) -> tupl
 def test_the_deployed_space_runs_from_its_own_files_and_serves_the_hub_models(
     fake_hub: FakeHub, release: Path, pets_release: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
-    push_to_hub(release, PushTarget("tester/lenet"))
-    push_to_hub(pets_release, PushTarget("tester/pets"))
+    push_to_hub(release, PushTarget("tester/lenet"), api=fake_hub.api())
+    push_to_hub(pets_release, PushTarget("tester/pets"), api=fake_hub.api())
     fake_hub.repos["tester/demo"] = stale = Repo("tester/demo", "space", False, sdk="gradio")
     stale.add_commit({"tl_hub/removed_module.py": b"", "notes.txt": b"kept"}, "earlier deploy")
     args = ["tester/demo", "--signs-model", "tester/lenet", "--pets-model", "tester/pets"]
@@ -652,6 +652,23 @@ def test_the_deployed_space_runs_from_its_own_files_and_serves_the_hub_models(
     assert lines[0].split(" ", 1)[1] in GTSRB_CLASS_NAMES and lines[1].split(" ", 1)[1] in ("cat", "dog")
 
 
+def test_deploy_space_sends_the_app_package_and_model_variables_through_the_client_it_is_given(
+    hub: FakeHub, release: Path
+) -> None:
+    from tl_hub.release.space import deploy_space
+
+    api = hub.api()
+    push_to_hub(release, PushTarget("tester/lenet"), api=api)
+    url = deploy_space("tester/demo", ROOT / "spaces", "tester/lenet", api=api)
+    assert url == f"{hub.url}/spaces/tester/demo"
+    space = hub.repos["tester/demo"]
+    assert space.repo_type == "space" and space.sdk == "gradio"
+    assert space.head.files["app.py"] == (ROOT / "spaces" / "app.py").read_bytes()
+    assert "tl_hub/release/space.py" in space.head.files
+    assert SpaceCard(space.head.files["README.md"].decode()).data.models == ["tester/lenet"]
+    assert {k: v["value"] for k, v in space.variables.items()} == {"TL_HUB_SIGNS_MODEL": "tester/lenet"}
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -699,9 +716,7 @@ def test_the_pets_tab_shows_photos_from_the_models_hub_dataset_fetched_once(
 ) -> None:
     import shutil
 
-    from huggingface_hub import HfApi
-
-    api = HfApi()
+    api = fake_hub.api()  # the app downloads with huggingface_hub's defaults, which fake_hub points here
     api.create_repo("tester/pet-photos", repo_type="dataset")
     for split, n in (("train", 20), ("test", 8)):
         api.upload_file(

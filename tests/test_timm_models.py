@@ -10,7 +10,6 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
-from huggingface_hub import HfApi
 
 from tl_hub.cli import model_changes
 from tl_hub.config import PreprocessConfig, TransferConfig
@@ -104,11 +103,12 @@ def test_a_release_loads_in_tl_hub_and_in_plain_timm_with_identical_logits(
     config = json.loads((release / "config.json").read_text())
     assert config["architecture"] == name and config["pretrained_cfg"]["input_size"] == [3, SIDE, SIDE]
 
-    api = HfApi()
+    api = fake_hub.api()
     api.create_repo(f"tester/{name}")
     api.upload_folder(repo_id=f"tester/{name}", folder_path=str(release))
+    # timm takes no Hub client: `fake_hub` points huggingface_hub's defaults at the server.
     plain = timm.create_model(f"hf-hub:tester/{name}", pretrained=True).eval()
-    predictor = Predictor.from_pretrained(f"tester/{name}")
+    predictor = Predictor.from_pretrained(f"tester/{name}", api=api)
     assert plain.pretrained_cfg["label_names"] == predictor.label_names
     image = torch.randint(0, 256, (90, 120, 3), dtype=torch.uint8).numpy()
     data_config = timm.data.resolve_data_config({}, model=plain)
