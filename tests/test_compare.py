@@ -98,6 +98,7 @@ def results_of(out: Path) -> dict:
     return json.loads((out / "results.json").read_text())
 
 
+@pytest.mark.slow
 def test_results_json_records_every_run_with_its_settings(compared: Path, release: Path) -> None:
     results = results_of(compared)
     assert results["num_classes"] == NUM_CLASSES and results["settings"]["recipe"] == "lenet-gtsrb"
@@ -129,6 +130,7 @@ def test_results_json_records_every_run_with_its_settings(compared: Path, releas
         assert config["transfer"]["strategy"] == arm and config["train"]["seed"] == 0
 
 
+@pytest.mark.slow
 def test_every_arm_and_size_is_scored_on_the_same_validation_images(
     compared: Path, parquet_dir: Path
 ) -> None:
@@ -144,6 +146,7 @@ def test_every_arm_and_size_is_scored_on_the_same_validation_images(
     assert train["scratch", "all"] == train["finetune-all", "all"] == direct.train.fingerprint()
 
 
+@pytest.mark.slow
 def test_report_and_plots(compared: Path, parquet_dir: Path) -> None:
     report = (compared / "report.md").read_text()
     assert "| arm | 2/class | all |" in report
@@ -161,6 +164,7 @@ def test_report_and_plots(compared: Path, parquet_dir: Path) -> None:
             assert image.format == "PNG" and image.width > 400
 
 
+@pytest.mark.slow
 def test_a_rerun_skips_finished_arms(
     compared_copy: Path, parquet_dir: Path, release: Path, monkeypatch, caplog
 ) -> None:
@@ -178,6 +182,7 @@ def test_a_rerun_skips_finished_arms(
     assert (compared_copy / "report.md").exists()  # rewritten from results.json
 
 
+@pytest.mark.slow
 def test_a_crashed_arm_resumes_and_a_finished_unrecorded_one_is_collected(
     compared_copy: Path, parquet_dir: Path, release: Path, monkeypatch, caplog
 ) -> None:
@@ -210,6 +215,7 @@ def test_a_crashed_arm_resumes_and_a_finished_unrecorded_one_is_collected(
         assert after[key]["fingerprints"] == before[key]["fingerprints"]
 
 
+@pytest.mark.slow
 def test_a_rerun_with_other_settings_is_refused_and_one_with_more_arms_adds_them(
     compared_copy: Path, parquet_dir: Path, release: Path, monkeypatch, tmp_path: Path
 ) -> None:
@@ -454,6 +460,7 @@ def test_source_classes_are_matched_by_name_or_by_number_never_by_position(caplo
     assert match_labels(["a", "Stop"], gtsrb, {"a": "Speed limit (30km/h)"}) == [1, 2]
 
 
+@pytest.mark.slow
 def test_the_card_the_space_and_the_report_tell_the_same_start_and_strategy(compared: Path) -> None:
     """Each arm's release read three ways: its model card, the Space's tab text, the comparison report."""
     import importlib.util

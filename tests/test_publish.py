@@ -148,6 +148,7 @@ def test_missing_repo_is_a_clear_error(hub: FakeHub) -> None:
         Predictor.from_pretrained("tester/nothing-here", api=hub.api())
 
 
+@pytest.mark.slow
 def test_train_push_to_hub_end_to_end(fake_hub: FakeHub, tmp_path: Path, monkeypatch, capsys) -> None:
     script = ROOT / "scripts" / "train.py"
     args = ["--dataset", "synthetic", "--synthetic-per-class", "4", "--epochs", "1", "--batch-size", "43"]
@@ -170,6 +171,7 @@ def test_train_push_to_hub_end_to_end(fake_hub: FakeHub, tmp_path: Path, monkeyp
     assert head.files["config.json"] == (tmp_path / "run" / "model" / "config.json").read_bytes()
 
 
+@pytest.mark.slow
 def test_a_release_over_ten_megabytes_goes_the_lfs_way_and_loads_back(hub: FakeHub, tmp_path: Path) -> None:
     """An EfficientNet-Lite0 release (19 MB of weights) takes the path a real push takes: preupload says
     `lfs`, the LFS batch endpoint hands out an upload, the commit names the object by its sha256."""
@@ -202,6 +204,7 @@ def test_a_release_over_ten_megabytes_goes_the_lfs_way_and_loads_back(hub: FakeH
     assert len(hub.lfs_uploads) == 1 and hub.repos["tester/lite0-again"].head.lfs == {"model.safetensors"}
 
 
+@pytest.mark.slow
 def test_push_logs_no_line_per_http_request(hub: FakeHub, release: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(PUSH), str(release), "tester/quiet"],

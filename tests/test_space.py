@@ -98,6 +98,7 @@ def upload(path: Path):
     return gradio_client.handle_file(str(path))
 
 
+@pytest.mark.slow
 def test_importing_the_app_loads_no_model_and_opens_no_connection() -> None:
     code = textwrap.dedent(
         f"""
@@ -304,6 +305,7 @@ def test_malformed_calls_get_one_line_and_no_server_traceback(served, sign_file:
     assert "Traceback" not in capfd.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path, monkeypatch, capsys) -> None:
     """Checked before any model loads: gradio's OSError came after the loading had started, and the process
     aborted (exit -6)."""
@@ -348,6 +350,7 @@ def test_a_user_error_logs_one_line_not_a_traceback(served, photos, tmp_path: Pa
     assert "Traceback" not in capfd.readouterr().err
 
 
+@pytest.mark.slow
 def test_twenty_concurrent_clients_are_all_answered(
     served, predictors: dict[str, Predictor], tmp_path: Path
 ) -> None:

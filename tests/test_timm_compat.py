@@ -43,6 +43,7 @@ def test_the_head_computes_the_studys_flatten_dense_relu_dropout_dense(vgg: torc
     assert not vgg.pre_logits.fc2.weight.requires_grad  # the identity embedding never trains
 
 
+@pytest.mark.slow
 def test_timm_create_model_from_the_hub_gives_the_same_model(
     fake_hub: FakeHub, vgg: torch.nn.Module, tmp_path: Path
 ) -> None:

@@ -78,6 +78,7 @@ def test_the_last_stage_is_timms_last_block_group_with_its_norms() -> None:
     assert {n.split(".")[0] for n in groups["test_vit"].top} == {"blocks", "norm"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["test_efficientnet", "test_vit"])
 def test_a_release_loads_in_tl_hub_and_in_plain_timm_with_identical_logits(
     name: str, fake_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -118,6 +119,7 @@ def test_a_release_loads_in_tl_hub_and_in_plain_timm_with_identical_logits(
         assert torch.equal(plain(x[None]), predictor.logits([image]))  # ... and the same logits
 
 
+@pytest.mark.slow
 def test_feature_extract_caches_pooled_features_and_a_rerun_hits_the_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -267,6 +269,7 @@ def test_the_space_serves_a_generic_release_and_describes_it_from_its_config(
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["test_efficientnet", "test_vit", "vgg16"])
 def test_transformers_pipeline_loads_a_timm_release_with_the_predictors_logits(
     name: str, tmp_path: Path
