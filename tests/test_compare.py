@@ -79,6 +79,19 @@ def tiny(dataset: Path, release: Path, **kwargs) -> Comparison:
     )
 
 
+def test_the_smallest_comparison_trains_records_and_reports(
+    parquet_dir: Path, release: Path, tmp_path: Path
+) -> None:
+    """The fast tier's comparison (the tests of `compared` below run two arms at two sizes, and resume)."""
+    comparison = tiny(
+        parquet_dir, release, base=lenet_on(parquet_dir, epochs=1), arms=("scratch",), sizes=(2,)
+    )
+    run_comparison(comparison, tmp_path / "report")
+    (entry,) = results_of(tmp_path / "report")["results"]
+    assert entry.keys() >= ENTRY_KEYS and (entry["arm"], entry["size"], entry["epochs"]) == ("scratch", 2, 1)
+    assert (tmp_path / "report" / "report.md").is_file()
+
+
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory: pytest.TempPathFactory, parquet_dir: Path, release: Path) -> Path:
     out = tmp_path_factory.mktemp("compare") / "report"
