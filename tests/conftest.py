@@ -12,6 +12,23 @@ from pathlib import Path
 # Offline before anything imports huggingface_hub or datasets (they read these once, at import).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# huggingface_hub of this test session only: a home of its own (no cache or stored token of the user's, no
+# HF_TOKEN), Xet and telemetry off, and a default endpoint on a closed port, so that a test reaches the local
+# Hub server (tests/hub_server.py) only through the HfApi it passes, or the fixture that patches the defaults.
+os.environ.pop("HF_HUB_CACHE", None)
+os.environ.pop("HUGGINGFACE_HUB_CACHE", None)
+os.environ.pop("HF_ASSETS_CACHE", None)
+os.environ.pop("HF_XET_CACHE", None)
+os.environ.pop("HF_DATASETS_CACHE", None)
+os.environ.pop("HF_TOKEN_PATH", None)
+os.environ.pop("HF_STORED_TOKENS_PATH", None)
+os.environ.pop("HF_TOKEN", None)
+os.environ.pop("HUGGING_FACE_HUB_TOKEN", None)
+os.environ.pop("HF_OIDC_RESOURCE", None)
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="tl_hub-test-hf-home-")
+os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # the discard port: nothing answers there
+os.environ["HF_HUB_DISABLE_XET"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # Caches (decoded images, features) of this test session only: never the user's ~/.cache/tl_hub.
 os.environ.setdefault("TL_HUB_CACHE", tempfile.mkdtemp(prefix="tl_hub-test-cache-"))
@@ -24,7 +41,7 @@ from PIL import Image
 from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
 from tl_hub.data.synthetic import generate_signs
 
-from .hub_server import fake_hub  # noqa: F401 - the local Hub-API server fixture, for every test module
+from .hub_server import fake_hub, hub  # noqa: F401 - the local Hub-API server fixtures, for every test module
 
 ROOT = Path(__file__).resolve().parents[1]
 NUM_CLASSES = 5  # a small label set keeps format tests fast

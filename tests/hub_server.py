@@ -33,31 +33,45 @@ gets 404 ``EntryNotFound`` (`RemoteEntryNotFoundError`, an `EntryNotFoundError`)
 ``RevisionNotFound``. A valid token may write to any namespace. Pull requests, multipart LFS and Xet are not
 supported. ``FakeHub.lfs_uploads`` lists the sha256 of every object uploaded the LFS way.
 
-The `fake_hub` fixture starts a `FakeHub` and points huggingface_hub at it. huggingface_hub reads its
-environment once, at import, into `huggingface_hub.constants`, so setting environment variables is not enough:
+Two fixtures start a `FakeHub`. Most tests take `hub` and pass objects, the way huggingface_hub's own
+tests reach their staging Hub with an ``HfApi(endpoint=..., token=...)``:
 
-- ``constants.ENDPOINT``, ``HUGGINGFACE_CO_URL_TEMPLATE`` (the ``/resolve`` url of `hf_hub_url`) and
-  ``HF_URL_HOSTS`` (hosts whose urls `RepoUrl` parses) embed the endpoint, and so does the module-level
-  ``huggingface_hub.hf_api.api`` whose bound methods are the top-level ``huggingface_hub.upload_folder`` etc.
-  (`HfApi()` instances made inside the fixture read ``constants.ENDPOINT`` and need nothing more).
-- ``constants.HF_HUB_OFFLINE`` is set to False (the test suite runs with HF_HUB_OFFLINE=1, which makes every
-  request raise `OfflineModeIsEnabled`).
-- ``constants.HF_HUB_DISABLE_XET`` is set to True: with hf_xet installed, ``upload_folder`` otherwise takes a
-  streamed multi-commit pipeline that retries failed commits (429/5xx) with back-off, so a push failure
-  injected with `FakeHub.fail_next` would be retried, slowly, instead of surfacing. With Xet disabled,
-  ``upload_folder`` makes one ``create_commit``, like ``upload_file``; nothing else changes, as the server
-  never offers Xet.
-- ``constants.HF_HOME`` and the paths derived from it (hub, assets and xet caches, token files, the agent
-  registry cache) point into the test's tmp dir, so nothing is read from or written to the user's cache.
-- ``constants.HF_HUB_DISABLE_TELEMETRY`` is set to True.
-- Environment: HF_ENDPOINT, HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE=0, HF_HUB_DISABLE_XET=1 and
-  HF_TOKEN=`FakeHub.token` (read on every call, so `get_token()` returns it); HF_OIDC_RESOURCE is removed,
-  as an OIDC token exchange would take precedence over HF_TOKEN.
+- `hub`: the server. ``hub.api()`` is an ``HfApi(endpoint=hub.url, token=hub.token)`` (``hub.api(False)`` an
+  anonymous one), passed to tl_hub's Hub-facing functions (``push_to_hub(..., api=)``,
+  ``from_pretrained(..., api=)``, ``Predictor.from_pretrained(..., api=)``, ``deploy_space(..., api=)``) and
+  used for huggingface_hub's own calls (``api.hf_hub_download``, ``api.snapshot_download``). A subprocess is
+  given ``hub.environ()`` (HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE=0), which huggingface_hub reads at import
+  there. One constant is patched, ``constants.HF_HUB_OFFLINE``, set to False for the test: the suite runs
+  offline (conftest.py), which makes every request raise `OfflineModeIsEnabled`, the local server's too.
+  The suite's default endpoint is a closed port (conftest.py), so a call that was not given the object fails
+  instead of reaching the server anyway.
+- `fake_hub`: the same server, with huggingface_hub's globals pointed at it, for code that builds its own
+  client from them and takes no object: a script run in-process (``scripts/push.py``,
+  ``scripts/deploy_space.py``, ``train.py --push-to-hub``), timm's ``create_model("hf-hub:...")``, the
+  Space's module-level ``hf_hub_download``. huggingface_hub reads its environment once, at import, into
+  `huggingface_hub.constants`, so setting environment variables is not enough:
 
-Not patched: copies of constants taken with ``from ..constants import X`` at import
-(``utils._cache_manager.HF_HUB_CACHE``, the default of `scan_cache_dir`; ``utils._git_credential.ENDPOINT``;
-the CLI) and ``utils._http._HUB_ORIGINS`` (hosts whose redirects keep the auth header; this server never
-redirects).
+  - ``constants.ENDPOINT``, ``HUGGINGFACE_CO_URL_TEMPLATE`` (the ``/resolve`` url of `hf_hub_url`) and
+    ``HF_URL_HOSTS`` (hosts whose urls `RepoUrl` parses) embed the endpoint, and so does the module-level
+    ``huggingface_hub.hf_api.api`` whose bound methods are the top-level ``huggingface_hub.upload_folder``
+    etc. (`HfApi()` instances made inside the fixture read ``constants.ENDPOINT`` and need nothing more).
+  - ``constants.HF_HUB_OFFLINE`` is set to False, as by `hub`.
+  - ``constants.HF_HUB_DISABLE_XET`` is set to True (conftest.py sets HF_HUB_DISABLE_XET=1 for the suite
+    already): with hf_xet installed, ``upload_folder`` otherwise takes a streamed multi-commit pipeline that
+    retries failed commits (429/5xx) with back-off, so a push failure injected with `FakeHub.fail_next` would
+    be retried, slowly, instead of surfacing. With Xet disabled, ``upload_folder`` makes one
+    ``create_commit``, like ``upload_file``; nothing else changes, as the server never offers Xet.
+  - ``constants.HF_HOME`` and the paths derived from it (hub, assets and xet caches, token files, the agent
+    registry cache) point into the test's tmp dir, so each test starts with an empty cache.
+  - ``constants.HF_HUB_DISABLE_TELEMETRY`` is set to True.
+  - Environment: HF_ENDPOINT, HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE=0, HF_HUB_DISABLE_XET=1 and
+    HF_TOKEN=`FakeHub.token` (read on every call, so `get_token()` returns it); HF_OIDC_RESOURCE is removed,
+    as an OIDC token exchange would take precedence over HF_TOKEN.
+
+  Not patched: copies of constants taken with ``from ..constants import X`` at import
+  (``utils._cache_manager.HF_HUB_CACHE``, the default of `scan_cache_dir`; ``utils._git_credential.ENDPOINT``;
+  the CLI) and ``utils._http._HUB_ORIGINS`` (hosts whose redirects keep the auth header; this server never
+  redirects).
 """
 
 from __future__ import annotations
@@ -73,10 +87,13 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
 
 TOKEN = "hf_test_token"
 USERNAME = "tester"
@@ -207,6 +224,21 @@ class FakeHub:
             self._server.server_close()
             self._thread.join()
             self._server = self._thread = None
+
+    def api(self, token: str | bool | None = None) -> HfApi:
+        """A huggingface_hub client of this server, with its token (`token=False`: anonymous; or another)."""
+        from huggingface_hub import HfApi
+
+        return HfApi(endpoint=self.url, token=self.token if token is None else token)
+
+    def environ(self) -> dict[str, str]:
+        """The environment a subprocess's huggingface_hub needs to use this server, with its token."""
+        return {
+            "HF_ENDPOINT": self.url,
+            "HF_TOKEN": self.token,
+            "HF_HUB_OFFLINE": "0",
+            "HF_HUB_DISABLE_XET": "1",
+        }
 
     def fail_next(self, status: int, times: int = 1) -> None:
         """Fail the next `times` write requests (create repo, commit) with HTTP `status`, changing nothing."""
@@ -594,40 +626,44 @@ def _apply(
 
 
 @pytest.fixture
-def fake_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeHub]:
-    """A running `FakeHub`, with huggingface_hub pointed at it and its token in HF_TOKEN (see module docs)."""
+def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
+    """A running `FakeHub`, reached through ``hub.api()`` (``hub.environ()`` in a subprocess): module docs."""
+    from huggingface_hub import constants
+
+    with FakeHub() as server:
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the suite is offline; this server is not
+        yield server
+
+
+@pytest.fixture
+def fake_hub(hub: FakeHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeHub:
+    """The `hub` server, with huggingface_hub's globals and HF_TOKEN pointed at it (see module docs)."""
     from huggingface_hub import constants, hf_api
 
     hf_home = tmp_path / "hf_home"
-    with FakeHub() as hub:
-        environment = {
-            "HF_ENDPOINT": hub.url,
-            "HF_HOME": str(hf_home),
-            "HF_HUB_CACHE": str(hf_home / "hub"),
-            "HF_HUB_OFFLINE": "0",
-            "HF_HUB_DISABLE_XET": "1",
-            "HF_TOKEN": hub.token,
-        }
-        for name, value in environment.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.delenv("HF_OIDC_RESOURCE", raising=False)
-        patches = {
-            "ENDPOINT": hub.url,
-            "HUGGINGFACE_CO_URL_TEMPLATE": hub.url + "/{repo_id}/resolve/{revision}/{filename}",
-            "HF_URL_HOSTS": constants.HF_URL_HOSTS | {"127.0.0.1"},
-            "HF_HUB_OFFLINE": False,
-            "HF_HUB_DISABLE_XET": True,
-            "HF_HUB_DISABLE_TELEMETRY": True,
-            "HF_HOME": str(hf_home),
-            "HF_HUB_CACHE": str(hf_home / "hub"),
-            "HUGGINGFACE_HUB_CACHE": str(hf_home / "hub"),
-            "HF_ASSETS_CACHE": str(hf_home / "assets"),
-            "HF_XET_CACHE": str(hf_home / "xet"),
-            "HF_TOKEN_PATH": str(hf_home / "token"),
-            "HF_STORED_TOKENS_PATH": str(hf_home / "stored_tokens"),
-            "AGENT_HARNESSES_PATH": str(hf_home / ".agent_harnesses.json"),
-        }
-        for name, value in patches.items():
-            monkeypatch.setattr(constants, name, value)
-        monkeypatch.setattr(hf_api.api, "endpoint", hub.url)
-        yield hub
+    for name, value in {
+        **hub.environ(),
+        "HF_HOME": str(hf_home),
+        "HF_HUB_CACHE": str(hf_home / "hub"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("HF_OIDC_RESOURCE", raising=False)
+    patches = {
+        "ENDPOINT": hub.url,
+        "HUGGINGFACE_CO_URL_TEMPLATE": hub.url + "/{repo_id}/resolve/{revision}/{filename}",
+        "HF_URL_HOSTS": constants.HF_URL_HOSTS | {"127.0.0.1"},
+        "HF_HUB_DISABLE_XET": True,
+        "HF_HUB_DISABLE_TELEMETRY": True,
+        "HF_HOME": str(hf_home),
+        "HF_HUB_CACHE": str(hf_home / "hub"),
+        "HUGGINGFACE_HUB_CACHE": str(hf_home / "hub"),
+        "HF_ASSETS_CACHE": str(hf_home / "assets"),
+        "HF_XET_CACHE": str(hf_home / "xet"),
+        "HF_TOKEN_PATH": str(hf_home / "token"),
+        "HF_STORED_TOKENS_PATH": str(hf_home / "stored_tokens"),
+        "AGENT_HARNESSES_PATH": str(hf_home / ".agent_harnesses.json"),
+    }
+    for name, value in patches.items():
+        monkeypatch.setattr(constants, name, value)
+    monkeypatch.setattr(hf_api.api, "endpoint", hub.url)
+    return hub

@@ -203,6 +203,7 @@ def measured_run(script: Path, args: list[str], timeout: float = 120) -> tuple[i
     return done.returncode, errors[-1] if errors else "", grew
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("label", "message"),
     [
@@ -471,6 +472,7 @@ def test_compare_checks_its_output_dir_the_same_way(monkeypatch, capsys, tmp_pat
     assert code == 2 and f"--output-dir {str(tmp_path / 'a_file')!r} is a file, not a directory" in err
 
 
+@pytest.mark.slow
 def test_a_diverging_run_stops_with_one_line_and_writes_no_release(monkeypatch, capsys, tmp_path) -> None:
     out = tmp_path / "run"
     code, err = run_script(TRAIN, [*TINY, "--lr", "1e6", "--output-dir", str(out)], monkeypatch, capsys)
@@ -493,6 +495,7 @@ def test_a_directory_in_use_is_refused_and_left_alone(monkeypatch, capsys, tmp_p
     assert [p.name for p in out.iterdir()] == [".lock"]  # the holder's files untouched
 
 
+@pytest.mark.slow
 def test_two_runs_started_at_once_into_one_directory_never_mix(tmp_path: Path) -> None:
     out = tmp_path / "run"
     procs = [
@@ -536,6 +539,7 @@ def truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("damage", "warning"),
     [
@@ -564,6 +568,7 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint(
     assert_same_weights(out / "model", finished_run / "model")
 
 
+@pytest.mark.slow
 def test_a_damaged_run_config_is_restored_from_the_checkpoint(
     finished_run, monkeypatch, capsys, caplog, tmp_path
 ):
@@ -614,6 +619,7 @@ def assert_same_weights(a: Path, b: Path) -> None:
         assert ours[k].equal(theirs[k]), k
 
 
+@pytest.mark.slow
 def test_checkpoints_hold_what_trains_and_resume_is_bit_identical(
     release: Path, monkeypatch, capsys, tmp_path
 ):
@@ -634,6 +640,7 @@ def test_checkpoints_hold_what_trains_and_resume_is_bit_identical(
     assert_same_weights(cut / "model", full / "model")
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_frozen_base_that_changed(release: Path, monkeypatch, capsys, tmp_path) -> None:
     base = tmp_path / "base"
     shutil.copytree(release, base)
@@ -758,6 +765,7 @@ def test_predictor_refuses_what_is_not_an_image_by_name(predictor, given, messag
         assert message in str(error.value) and "\n" not in str(error.value)
 
 
+@pytest.mark.slow
 def test_a_named_pipe_is_refused_without_opening_it(release: Path, tmp_path: Path) -> None:
     """Opening a pipe for reading waits for a writer: Image.open blocked forever on one."""
     import os

@@ -159,6 +159,7 @@ def test_compare_bounds_its_sizes(monkeypatch, capsys, tmp_path) -> None:
     assert code == 2 and "99999999999 must be a positive integer (at most 10,000,000,000)" in err
 
 
+@pytest.mark.slow
 def test_a_real_process_exits_2_without_traceback(tmp_path) -> None:
     result = subprocess.run(
         [

@@ -79,6 +79,19 @@ def tiny(dataset: Path, release: Path, **kwargs) -> Comparison:
     )
 
 
+def test_the_smallest_comparison_trains_records_and_reports(
+    parquet_dir: Path, release: Path, tmp_path: Path
+) -> None:
+    """The fast tier's comparison (the tests of `compared` below run two arms at two sizes, and resume)."""
+    comparison = tiny(
+        parquet_dir, release, base=lenet_on(parquet_dir, epochs=1), arms=("scratch",), sizes=(2,)
+    )
+    run_comparison(comparison, tmp_path / "report")
+    (entry,) = results_of(tmp_path / "report")["results"]
+    assert entry.keys() >= ENTRY_KEYS and (entry["arm"], entry["size"], entry["epochs"]) == ("scratch", 2, 1)
+    assert (tmp_path / "report" / "report.md").is_file()
+
+
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory: pytest.TempPathFactory, parquet_dir: Path, release: Path) -> Path:
     out = tmp_path_factory.mktemp("compare") / "report"
@@ -98,6 +111,7 @@ def results_of(out: Path) -> dict:
     return json.loads((out / "results.json").read_text())
 
 
+@pytest.mark.slow
 def test_results_json_records_every_run_with_its_settings(compared: Path, release: Path) -> None:
     results = results_of(compared)
     assert results["num_classes"] == NUM_CLASSES and results["settings"]["recipe"] == "lenet-gtsrb"
@@ -129,6 +143,7 @@ def test_results_json_records_every_run_with_its_settings(compared: Path, releas
         assert config["transfer"]["strategy"] == arm and config["train"]["seed"] == 0
 
 
+@pytest.mark.slow
 def test_every_arm_and_size_is_scored_on_the_same_validation_images(
     compared: Path, parquet_dir: Path
 ) -> None:
@@ -144,6 +159,7 @@ def test_every_arm_and_size_is_scored_on_the_same_validation_images(
     assert train["scratch", "all"] == train["finetune-all", "all"] == direct.train.fingerprint()
 
 
+@pytest.mark.slow
 def test_report_and_plots(compared: Path, parquet_dir: Path) -> None:
     report = (compared / "report.md").read_text()
     assert "| arm | 2/class | all |" in report
@@ -161,6 +177,7 @@ def test_report_and_plots(compared: Path, parquet_dir: Path) -> None:
             assert image.format == "PNG" and image.width > 400
 
 
+@pytest.mark.slow
 def test_a_rerun_skips_finished_arms(
     compared_copy: Path, parquet_dir: Path, release: Path, monkeypatch, caplog
 ) -> None:
@@ -178,6 +195,7 @@ def test_a_rerun_skips_finished_arms(
     assert (compared_copy / "report.md").exists()  # rewritten from results.json
 
 
+@pytest.mark.slow
 def test_a_crashed_arm_resumes_and_a_finished_unrecorded_one_is_collected(
     compared_copy: Path, parquet_dir: Path, release: Path, monkeypatch, caplog
 ) -> None:
@@ -210,6 +228,7 @@ def test_a_crashed_arm_resumes_and_a_finished_unrecorded_one_is_collected(
         assert after[key]["fingerprints"] == before[key]["fingerprints"]
 
 
+@pytest.mark.slow
 def test_a_rerun_with_other_settings_is_refused_and_one_with_more_arms_adds_them(
     compared_copy: Path, parquet_dir: Path, release: Path, monkeypatch, tmp_path: Path
 ) -> None:
@@ -454,6 +473,7 @@ def test_source_classes_are_matched_by_name_or_by_number_never_by_position(caplo
     assert match_labels(["a", "Stop"], gtsrb, {"a": "Speed limit (30km/h)"}) == [1, 2]
 
 
+@pytest.mark.slow
 def test_the_card_the_space_and_the_report_tell_the_same_start_and_strategy(compared: Path) -> None:
     """Each arm's release read three ways: its model card, the Space's tab text, the comparison report."""
     import importlib.util

@@ -28,7 +28,7 @@ from huggingface_hub.errors import (
 )
 from PIL import Image
 
-from tests.hub_server import FakeHub  # the fake_hub fixture comes from conftest.py
+from tests.hub_server import FakeHub  # the hub and fake_hub fixtures come from conftest.py
 
 REPO = "tester/lenet-gtsrb"
 
@@ -56,8 +56,10 @@ def release_files(tmp_path: Path) -> dict[str, bytes]:
     return files
 
 
-def push_release(tmp_path: Path, message: str = "Upload lenet5 model") -> huggingface_hub.CommitInfo:
-    return HfApi().upload_folder(
+def push_release(
+    api: HfApi, tmp_path: Path, message: str = "Upload lenet5 model"
+) -> huggingface_hub.CommitInfo:
+    return api.upload_folder(
         repo_id=REPO,
         folder_path=tmp_path / "release",
         allow_patterns=["*.safetensors", "*.json", "*.md", "examples/*"],
@@ -65,54 +67,52 @@ def push_release(tmp_path: Path, message: str = "Upload lenet5 model") -> huggin
     )
 
 
-def test_push_then_download_round_trip(
-    fake_hub: FakeHub, release_files: dict[str, bytes], tmp_path: Path
-) -> None:
-    api = HfApi(endpoint=fake_hub.url, token=fake_hub.token)
+def test_push_then_download_round_trip(hub: FakeHub, release_files: dict[str, bytes], tmp_path: Path) -> None:
+    api = hub.api()
     url = api.create_repo(REPO, repo_type="model", private=False, exist_ok=True)
     assert isinstance(url, RepoUrl)
-    assert (str(url), url.repo_id) == (f"{fake_hub.url}/{REPO}", REPO)
+    assert (str(url), url.repo_id) == (f"{hub.url}/{REPO}", REPO)
 
-    info = push_release(tmp_path)
+    info = push_release(api, tmp_path)
 
-    head = fake_hub.repos[REPO].commits[-1]
+    head = hub.repos[REPO].commits[-1]
     assert info.oid == head.sha
     assert info.repo_url.repo_id == REPO
-    assert [c.message for c in fake_hub.repos[REPO].commits] == ["initial commit", "Upload lenet5 model"]
+    assert [c.message for c in hub.repos[REPO].commits] == ["initial commit", "Upload lenet5 model"]
     assert head.files == {
         **release_files,
         ".gitattributes": head.files[".gitattributes"],
     }  # no resume_state.pt
-    weights = hf_hub_download(REPO, "model.safetensors", cache_dir=tmp_path / "cache1")
+    weights = api.hf_hub_download(REPO, "model.safetensors", cache_dir=tmp_path / "cache1")
     assert Path(weights).read_bytes() == release_files["model.safetensors"]
-    picture = hf_hub_download(REPO, "examples/stop.png", cache_dir=tmp_path / "cache1")
+    picture = api.hf_hub_download(REPO, "examples/stop.png", cache_dir=tmp_path / "cache1")
     assert Path(picture).read_bytes() == release_files["examples/stop.png"]
 
-    snapshot = Path(snapshot_download(REPO, cache_dir=tmp_path / "cache2"))
+    snapshot = Path(api.snapshot_download(REPO, cache_dir=tmp_path / "cache2"))
     downloaded = {p.relative_to(snapshot).as_posix(): p.read_bytes() for p in snapshot.rglob("*.*")}
     assert downloaded == head.files
     assert snapshot.name == head.sha
-    only_json = Path(snapshot_download(REPO, cache_dir=tmp_path / "cache3", allow_patterns="*.json"))
+    only_json = Path(api.snapshot_download(REPO, cache_dir=tmp_path / "cache3", allow_patterns="*.json"))
     assert [p.name for p in only_json.rglob("*") if p.is_file()] == ["config.json"]
 
     assert sorted(api.list_repo_files(REPO)) == sorted(head.files)
-    model = huggingface_hub.model_info(REPO, files_metadata=True)  # the module-level HfApi is patched too
+    model = api.model_info(REPO, files_metadata=True)
     assert (model.id, model.sha, model.private) == (REPO, head.sha, False)
     sizes = {s.rfilename: s.size for s in model.siblings}
     assert sizes["model.safetensors"] == 300_000
     assert api.file_exists(REPO, "config.json") and not api.file_exists(REPO, "resume_state.pt")
-    assert not any("lfs" in path or "xet" in path for _, path in fake_hub.requests)
+    assert not any("lfs" in path or "xet" in path for _, path in hub.requests)
 
 
-def test_upload_file_commit_operations_and_unchanged_files(fake_hub: FakeHub) -> None:
-    api = HfApi()
+def test_upload_file_commit_operations_and_unchanged_files(hub: FakeHub, tmp_path: Path) -> None:
+    api = hub.api()
     api.create_repo(REPO)
     picture = png_bytes(2)
     api.upload_file(path_or_fileobj=picture, path_in_repo="a.png", repo_id=REPO, commit_message="Add a.png")
-    assert fake_hub.repos[REPO].commits[-1].files["a.png"] == picture
+    assert hub.repos[REPO].commits[-1].files["a.png"] == picture
 
     api.upload_file(path_or_fileobj=picture, path_in_repo="a.png", repo_id=REPO, commit_message="Same again")
-    assert fake_hub.repos[REPO].commits[-1].message == "Add a.png"  # unchanged: the client skips the commit
+    assert hub.repos[REPO].commits[-1].message == "Add a.png"  # unchanged: the client skips the commit
 
     api.create_commit(
         REPO,
@@ -120,66 +120,65 @@ def test_upload_file_commit_operations_and_unchanged_files(fake_hub: FakeHub) ->
         commit_message="Replace a.png",
         commit_description="details",
     )
-    head = fake_hub.repos[REPO].commits[-1]
+    head = hub.repos[REPO].commits[-1]
     assert (head.message, head.description, sorted(head.files)) == (
         "Replace a.png",
         "details",
         [".gitattributes", "b.txt"],
     )
-    old = fake_hub.repos[REPO].commits[-2].sha
-    assert Path(hf_hub_download(REPO, "a.png", revision=old)).read_bytes() == picture
+    old = hub.repos[REPO].commits[-2].sha
+    assert Path(api.hf_hub_download(REPO, "a.png", revision=old, cache_dir=tmp_path)).read_bytes() == picture
     with pytest.raises(HfHubHTTPError) as error:
         api.create_commit(REPO, [CommitOperationAdd("c", b"c")], commit_message="Stale", parent_commit=old)
     assert error.value.response.status_code == 412
 
 
-def test_create_repo_twice(fake_hub: FakeHub) -> None:
-    api = HfApi()
+def test_create_repo_twice(hub: FakeHub) -> None:
+    api = hub.api()
     first = api.create_repo(REPO)
     assert api.create_repo(REPO, exist_ok=True) == first
     with pytest.raises(HfHubHTTPError) as error:
         api.create_repo(REPO)
     assert error.value.response.status_code == 409
-    assert len(fake_hub.repos[REPO].commits) == 1
+    assert len(hub.repos[REPO].commits) == 1
 
 
-def test_private_repo_needs_the_token(
-    fake_hub: FakeHub, release_files: dict[str, bytes], tmp_path: Path
-) -> None:
-    HfApi().create_repo(REPO, private=True)
-    push_release(tmp_path)
-    assert fake_hub.repos[REPO].private
+def test_private_repo_needs_the_token(hub: FakeHub, release_files: dict[str, bytes], tmp_path: Path) -> None:
+    api = hub.api()
+    api.create_repo(REPO, private=True)
+    push_release(api, tmp_path)
+    assert hub.repos[REPO].private
 
-    anonymous = HfApi(token=False)
+    anonymous = hub.api(token=False)
     with pytest.raises(RepositoryNotFoundError):
         anonymous.model_info(REPO)
     with pytest.raises(RepositoryNotFoundError):
-        hf_hub_download(REPO, "config.json", cache_dir=tmp_path / "anonymous", token=False)
+        anonymous.hf_hub_download(REPO, "config.json", cache_dir=tmp_path / "anonymous")
     with pytest.raises(RepositoryNotFoundError):
-        snapshot_download(REPO, cache_dir=tmp_path / "anonymous", token=False)
+        anonymous.snapshot_download(REPO, cache_dir=tmp_path / "anonymous")
 
-    path = hf_hub_download(REPO, "config.json", cache_dir=tmp_path / "with-token")
+    path = api.hf_hub_download(REPO, "config.json", cache_dir=tmp_path / "with-token")
     assert Path(path).read_bytes() == release_files["config.json"]
 
 
-def test_missing_repo_file_and_revision(fake_hub: FakeHub, tmp_path: Path) -> None:
-    HfApi().create_repo(REPO)
+def test_missing_repo_file_and_revision(hub: FakeHub, tmp_path: Path) -> None:
+    api = hub.api()
+    api.create_repo(REPO)
     with pytest.raises(RemoteEntryNotFoundError) as error:
-        hf_hub_download(REPO, "model.safetensors", cache_dir=tmp_path)
+        api.hf_hub_download(REPO, "model.safetensors", cache_dir=tmp_path)
     assert isinstance(error.value, EntryNotFoundError)
     with pytest.raises(RepositoryNotFoundError):
-        hf_hub_download("tester/nothing-here", "config.json", cache_dir=tmp_path)
+        api.hf_hub_download("tester/nothing-here", "config.json", cache_dir=tmp_path)
     with pytest.raises(RepositoryNotFoundError):
-        HfApi().repo_info("tester/nothing-here")
+        api.repo_info("tester/nothing-here")
     with pytest.raises(RevisionNotFoundError):
-        HfApi().model_info(REPO, revision="v1.0")
+        api.model_info(REPO, revision="v1.0")
 
 
-def test_tokens(fake_hub: FakeHub) -> None:
-    assert HfApi().whoami()["name"] == "tester"
-    assert huggingface_hub.get_token() == fake_hub.token
+def test_tokens(hub: FakeHub) -> None:
+    assert hub.api().whoami()["name"] == "tester"
 
-    wrong = HfApi(token="hf_wrong")
+    wrong = hub.api(token="hf_wrong")
     with pytest.raises(HfHubHTTPError, match="Invalid user token") as error:
         wrong.whoami()
     assert error.value.response.status_code == 401
@@ -187,48 +186,83 @@ def test_tokens(fake_hub: FakeHub) -> None:
         wrong.create_repo(REPO)
     assert error.value.response.status_code == 401
     with pytest.raises(HfHubHTTPError) as error:
-        HfApi(token=False).create_repo(REPO)
+        hub.api(token=False).create_repo(REPO)
     assert error.value.response.status_code == 401
-    assert fake_hub.repos == {}
+    assert hub.repos == {}
 
-    HfApi().create_repo(REPO)
+    hub.api().create_repo(REPO)
     with pytest.raises(RepositoryNotFoundError) as error:  # the client's reading of a 401 on a repo url
-        HfApi(token=False).upload_file(path_or_fileobj=b"x", path_in_repo="x", repo_id=REPO)
+        hub.api(token=False).upload_file(path_or_fileobj=b"x", path_in_repo="x", repo_id=REPO)
     assert error.value.response.status_code == 401
-    assert len(fake_hub.repos[REPO].commits) == 1
+    assert len(hub.repos[REPO].commits) == 1
 
 
 def test_fail_next_fails_pushes_then_recovers(
-    fake_hub: FakeHub, release_files: dict[str, bytes], tmp_path: Path
+    hub: FakeHub, release_files: dict[str, bytes], tmp_path: Path
 ) -> None:
-    fake_hub.fail_next(503)
+    api = hub.api()
+    hub.fail_next(503)
     with pytest.raises(HfHubHTTPError) as error:
-        HfApi().create_repo(REPO, exist_ok=True)
+        api.create_repo(REPO, exist_ok=True)
     assert error.value.response.status_code == 503
-    HfApi().create_repo(REPO, exist_ok=True)
+    api.create_repo(REPO, exist_ok=True)
 
-    fake_hub.fail_next(500, times=2)
+    hub.fail_next(500, times=2)
     for _ in range(2):
         with pytest.raises(HfHubHTTPError) as error:
-            push_release(tmp_path)
+            push_release(api, tmp_path)
         assert error.value.response.status_code == 500
-    assert len(fake_hub.repos[REPO].commits) == 1
+    assert len(hub.repos[REPO].commits) == 1
 
-    push_release(tmp_path, message="Retry")
-    assert fake_hub.repos[REPO].commits[-1].message == "Retry"
+    push_release(api, tmp_path, message="Retry")
+    assert hub.repos[REPO].commits[-1].message == "Retry"
 
 
 def test_upload_folder_through_the_xet_pipeline(
-    fake_hub: FakeHub, release_files: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hub: FakeHub, release_files: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With hf_xet enabled, upload_folder streams commits and retries a failed one; files still go inline."""
     pytest.importorskip("hf_xet")
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
-    HfApi().create_repo(REPO)
-    fake_hub.fail_next(500)
-    push_release(tmp_path)  # the pipeline retries the commit after a second
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)  # the suite disables Xet (conftest.py)
+    api = hub.api()
+    api.create_repo(REPO)
+    hub.fail_next(500)
+    push_release(api, tmp_path)  # the pipeline retries the commit after a second
     commit_url = f"/api/models/{REPO}/commit/main"
-    assert fake_hub.requests.count(("POST", commit_url)) == 2
-    head = fake_hub.repos[REPO].commits[-1]
-    assert (len(fake_hub.repos[REPO].commits), head.message) == (2, "Upload lenet5 model")
+    assert hub.requests.count(("POST", commit_url)) == 2
+    head = hub.repos[REPO].commits[-1]
+    assert (len(hub.repos[REPO].commits), head.message) == (2, "Upload lenet5 model")
     assert head.files["model.safetensors"] == release_files["model.safetensors"]
+
+
+def test_the_suite_is_offline_and_its_default_endpoint_answers_nothing() -> None:
+    """The conftest.py environment: only a test given a FakeHub's client (or `fake_hub`) reaches a Hub."""
+    assert constants.HF_HUB_OFFLINE and constants.ENDPOINT == "http://127.0.0.1:9"
+    assert constants.HF_HUB_DISABLE_XET and huggingface_hub.get_token() is None
+    assert Path(constants.HF_HOME).name.startswith("tl_hub-test-hf-home-")
+
+
+def test_a_client_without_the_servers_endpoint_does_not_reach_it(hub: FakeHub) -> None:
+    hub.api().create_repo(REPO)
+    requests = len(hub.requests)
+    with pytest.raises(Exception, match="Connection refused"):  # the default endpoint's closed port
+        HfApi(token=hub.token).model_info(REPO)
+    assert len(hub.requests) == requests
+
+
+def test_fake_hub_points_huggingface_hubs_globals_at_the_server(
+    fake_hub: FakeHub, release_files: dict[str, bytes], tmp_path: Path
+) -> None:
+    """For code that takes no client: module-level functions, `HfApi()` and `get_token()` reach the server."""
+    assert huggingface_hub.get_token() == fake_hub.token
+    HfApi().create_repo(REPO)
+    push_release(HfApi(), tmp_path)
+    head = fake_hub.repos[REPO].head
+    assert huggingface_hub.model_info(REPO).sha == head.sha
+    weights = hf_hub_download(REPO, "model.safetensors")
+    assert Path(weights).read_bytes() == release_files["model.safetensors"]
+    assert Path(weights).is_relative_to(tmp_path)  # the test's own cache
+    snapshot = Path(snapshot_download(REPO, allow_patterns="*.json"))
+    assert (
+        snapshot.name == head.sha and (snapshot / "config.json").read_bytes() == release_files["config.json"]
+    )

@@ -173,6 +173,7 @@ def test_the_module_loads_offline_and_accumulates_batches_like_one_compute() -> 
     assert combined.compute(predictions=logits, references=labels)["macro_f1"] == whole["macro_f1"]
 
 
+@pytest.mark.slow
 def test_the_module_loads_where_a_file_called_evaluate_py_comes_first_on_the_path(tmp_path) -> None:
     """As in scripts/, beside scripts/evaluate.py: load_metric() still finds the evaluate library."""
     import subprocess

@@ -1,15 +1,21 @@
-"""Push a release to a local Hub-API server through huggingface_hub's real client, then load it back."""
+"""Push a release to a local Hub-API server through huggingface_hub's real client, then load it back.
+
+The library is given the server's client (`hub.api()`); the scripts, run in-process, build their own from
+huggingface_hub's globals, which `fake_hub` points at the server (tests/hub_server.py).
+"""
 
 import hashlib
 import json
+import os
 import runpy
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from huggingface_hub import HfApi, ModelCard
+from huggingface_hub import ModelCard
 
 from tl_hub import Predictor
 from tl_hub.errors import TLHubError
@@ -66,9 +72,12 @@ def test_push_uploads_the_release_only_and_loads_back_identically(
     )
 
 
-def test_the_pushed_model_card_names_the_repo_and_holds_the_metrics(fake_hub: FakeHub, release: Path) -> None:
-    push_to_hub(release, PushTarget("tester/signs"))
-    card = ModelCard.load("tester/signs")
+def test_the_pushed_model_card_names_the_repo_and_holds_the_metrics(
+    hub: FakeHub, release: Path, tmp_path: Path
+) -> None:
+    api = hub.api()
+    push_to_hub(release, PushTarget("tester/signs"), api=api)
+    card = ModelCard.load(api.hf_hub_download("tester/signs", "README.md", cache_dir=tmp_path))
     assert 'Predictor.from_pretrained("tester/signs")' in card.text
     assert card.data.model_name == "tester/signs"
     results = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
@@ -111,34 +120,35 @@ def test_a_rejected_token_fails_cleanly(fake_hub: FakeHub, release: Path, monkey
     assert code == 2 and "push to 'tester/x' failed" in err and "Traceback" not in err
 
 
-def test_private_repos_are_private(fake_hub: FakeHub, release: Path, monkeypatch) -> None:
-    push_to_hub(release, PushTarget("tester/secret", private=True))
-    assert fake_hub.repos["tester/secret"].private
-    monkeypatch.delenv("HF_TOKEN")
+def test_private_repos_are_private(hub: FakeHub, release: Path) -> None:
+    push_to_hub(release, PushTarget("tester/secret", private=True), api=hub.api())
+    assert hub.repos["tester/secret"].private
     with pytest.raises(TLHubError, match=r"cannot load config.json from 'tester/secret'"):
-        Predictor.from_pretrained("tester/secret")
+        Predictor.from_pretrained("tester/secret", api=hub.api(token=False))
 
 
 def test_loading_a_mismatched_repo_is_refused_with_what_differs(
-    fake_hub: FakeHub, release: Path, tmp_path: Path
+    hub: FakeHub, release: Path, tmp_path: Path
 ) -> None:
-    push_to_hub(release, PushTarget("tester/mixed-up"))
+    api = hub.api()
+    push_to_hub(release, PushTarget("tester/mixed-up"), api=api)
     config = json.loads((release / "config.json").read_text())
     config["num_classes"], config["label_names"] = 2, ["a", "b"]
     bad = tmp_path / "config.json"
     bad.write_text(json.dumps(config))
-    HfApi().upload_file(path_or_fileobj=str(bad), path_in_repo="config.json", repo_id="tester/mixed-up")
+    api.upload_file(path_or_fileobj=str(bad), path_in_repo="config.json", repo_id="tester/mixed-up")
     with pytest.raises(
         TLHubError, match=r"shape mismatch \(file vs model\): fc.weight \(43, 84\) vs \(2, 84\)"
     ):
-        from_pretrained("tester/mixed-up")
+        from_pretrained("tester/mixed-up", api=api)
 
 
-def test_missing_repo_is_a_clear_error(fake_hub: FakeHub) -> None:
+def test_missing_repo_is_a_clear_error(hub: FakeHub) -> None:
     with pytest.raises(TLHubError, match=r"cannot load config.json from 'tester/nothing-here'"):
-        Predictor.from_pretrained("tester/nothing-here")
+        Predictor.from_pretrained("tester/nothing-here", api=hub.api())
 
 
+@pytest.mark.slow
 def test_train_push_to_hub_end_to_end(fake_hub: FakeHub, tmp_path: Path, monkeypatch, capsys) -> None:
     script = ROOT / "scripts" / "train.py"
     args = ["--dataset", "synthetic", "--synthetic-per-class", "4", "--epochs", "1", "--batch-size", "43"]
@@ -161,13 +171,10 @@ def test_train_push_to_hub_end_to_end(fake_hub: FakeHub, tmp_path: Path, monkeyp
     assert head.files["config.json"] == (tmp_path / "run" / "model" / "config.json").read_bytes()
 
 
-def test_a_release_over_ten_megabytes_goes_the_lfs_way_and_loads_back(
-    fake_hub: FakeHub, tmp_path: Path
-) -> None:
+@pytest.mark.slow
+def test_a_release_over_ten_megabytes_goes_the_lfs_way_and_loads_back(hub: FakeHub, tmp_path: Path) -> None:
     """An EfficientNet-Lite0 release (19 MB of weights) takes the path a real push takes: preupload says
     `lfs`, the LFS batch endpoint hands out an upload, the commit names the object by its sha256."""
-    from huggingface_hub import hf_hub_download
-
     from tl_hub.models.registry import create_model
     from tl_hub.recipes import get_recipe
 
@@ -178,31 +185,33 @@ def test_a_release_over_ten_megabytes_goes_the_lfs_way_and_loads_back(
     model = create_model("efficientnet_lite0", num_classes=2, in_chans=3, img_size=224, drop_rate=0.0)
     release = write_fake_release(tmp_path / "run" / "model", model, run, ["cat", "dog"])
     weights = (release / "model.safetensors").read_bytes()
-    assert len(weights) > fake_hub.lfs_threshold
-    push_to_hub(release, PushTarget("tester/lite0"))
-    head = fake_hub.repos["tester/lite0"].head
+    assert len(weights) > hub.lfs_threshold
+    api = hub.api()
+    push_to_hub(release, PushTarget("tester/lite0"), api=api)
+    head = hub.repos["tester/lite0"].head
     assert head.lfs == {"model.safetensors"}  # and only it: the card and JSON files are small
-    assert fake_hub.lfs_uploads == [hashlib.sha256(weights).hexdigest()]
-    assert ("POST", "/tester/lite0.git/info/lfs/objects/batch") in fake_hub.requests
-    downloaded = hf_hub_download("tester/lite0", "model.safetensors")
+    assert hub.lfs_uploads == [hashlib.sha256(weights).hexdigest()]
+    assert ("POST", "/tester/lite0.git/info/lfs/objects/batch") in hub.requests
+    downloaded = api.hf_hub_download("tester/lite0", "model.safetensors", cache_dir=tmp_path / "cache")
     assert Path(downloaded).read_bytes() == weights
     images = [torch.randint(0, 256, (64, 64, 3), dtype=torch.uint8).numpy() for _ in range(2)]
     assert torch.equal(
-        Predictor.from_pretrained("tester/lite0").logits(images),
+        Predictor.from_pretrained("tester/lite0", api=api).logits(images),
         Predictor.from_pretrained(release).logits(images),
     )
     # Pushing the same weights again uploads nothing new: the Hub already holds the object.
-    push_to_hub(release, PushTarget("tester/lite0-again"))
-    assert len(fake_hub.lfs_uploads) == 1 and fake_hub.repos["tester/lite0-again"].head.lfs == {
-        "model.safetensors"
-    }
+    push_to_hub(release, PushTarget("tester/lite0-again"), api=api)
+    assert len(hub.lfs_uploads) == 1 and hub.repos["tester/lite0-again"].head.lfs == {"model.safetensors"}
 
 
-def test_push_logs_no_line_per_http_request(fake_hub: FakeHub, release: Path) -> None:
-    import subprocess
-
+@pytest.mark.slow
+def test_push_logs_no_line_per_http_request(hub: FakeHub, release: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(PUSH), str(release), "tester/quiet"], capture_output=True, text=True, timeout=120
+        [sys.executable, str(PUSH), str(release), "tester/quiet"],
+        env={**os.environ, **hub.environ()},  # read by huggingface_hub at import, in the subprocess
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "tester/quiet" in fake_hub.repos and "HTTP Request" not in result.stdout + result.stderr
+    assert "tester/quiet" in hub.repos and "HTTP Request" not in result.stdout + result.stderr

@@ -61,7 +61,9 @@ def tinycnn(monkeypatch: pytest.MonkeyPatch) -> str:
     return "tinycnn"
 
 
-@pytest.mark.parametrize("strategy", ["feature-extract", "finetune-top"])
+@pytest.mark.parametrize(
+    "strategy", [pytest.param("feature-extract", marks=pytest.mark.slow), "finetune-top"]
+)
 def test_a_new_family_trains_releases_and_serves_from_its_record_alone(
     tinycnn: str, strategy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -28,6 +28,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_the_release_is_a_colour_signcnn_with_its_card(run_dir: Path) -> None:
     config = json.loads((run_dir / "model" / "config.json").read_text())
     assert config["architecture"] == "signcnn" and config["num_classes"] == 43
@@ -37,6 +38,7 @@ def test_the_release_is_a_colour_signcnn_with_its_card(run_dir: Path) -> None:
     assert "cnn-gtsrb" in card and "Batch normalization" in card
 
 
+@pytest.mark.slow
 def test_predictor_and_the_space_serve_it(run_dir: Path, tmp_path: Path) -> None:
     predictor = Predictor.from_pretrained(run_dir / "model")
     top = predictor(render_sign(14, np.random.default_rng(0), 64))

@@ -104,6 +104,7 @@ def test_no_model_yet_names_the_quickstart_command(app: ModuleType) -> None:
     assert "python scripts/train.py --recipe cnn-synthetic" in readme  # the README's quickstart, the same
 
 
+@pytest.mark.slow
 def test_importing_the_app_loads_no_model_and_opens_no_connection() -> None:
     code = textwrap.dedent(
         f"""
@@ -310,6 +311,7 @@ def test_malformed_calls_get_one_line_and_no_server_traceback(served, sign_file:
     assert "Traceback" not in capfd.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path, monkeypatch, capsys) -> None:
     """Checked before any model loads: gradio's OSError came after the loading had started, and the process
     aborted (exit -6)."""
@@ -373,6 +375,7 @@ def test_a_user_error_logs_one_line_not_a_traceback(served, photos, tmp_path: Pa
     assert "Traceback" not in capfd.readouterr().err
 
 
+@pytest.mark.slow
 def test_twenty_concurrent_clients_are_all_answered(
     served, predictors: dict[str, Predictor], tmp_path: Path
 ) -> None:
@@ -610,8 +613,8 @@ def run_deploy(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys) -> tupl
 def test_the_deployed_space_runs_from_its_own_files_and_serves_the_hub_models(
     fake_hub: FakeHub, release: Path, pets_release: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
-    push_to_hub(release, PushTarget("tester/lenet"))
-    push_to_hub(pets_release, PushTarget("tester/pets"))
+    push_to_hub(release, PushTarget("tester/lenet"), api=fake_hub.api())
+    push_to_hub(pets_release, PushTarget("tester/pets"), api=fake_hub.api())
     fake_hub.repos["tester/demo"] = stale = Repo("tester/demo", "space", False, sdk="gradio")
     stale.add_commit({"tl_hub/removed_module.py": b"", "notes.txt": b"kept"}, "earlier deploy")
     args = ["tester/demo", "--signs-model", "tester/lenet", "--pets-model", "tester/pets"]
@@ -660,6 +663,23 @@ def test_the_deployed_space_runs_from_its_own_files_and_serves_the_hub_models(
     lines = result.stdout.strip().splitlines()
     assert [line.split(" ", 1)[0] for line in lines] == ["tester/lenet", "tester/pets"]
     assert lines[0].split(" ", 1)[1] in GTSRB_CLASS_NAMES and lines[1].split(" ", 1)[1] in ("cat", "dog")
+
+
+def test_deploy_space_sends_the_app_package_and_model_variables_through_the_client_it_is_given(
+    hub: FakeHub, release: Path
+) -> None:
+    from tl_hub.release.space import deploy_space
+
+    api = hub.api()
+    push_to_hub(release, PushTarget("tester/lenet"), api=api)
+    url = deploy_space("tester/demo", ROOT / "spaces", "tester/lenet", api=api)
+    assert url == f"{hub.url}/spaces/tester/demo"
+    space = hub.repos["tester/demo"]
+    assert space.repo_type == "space" and space.sdk == "gradio"
+    assert space.head.files["app.py"] == (ROOT / "spaces" / "app.py").read_bytes()
+    assert "tl_hub/release/space.py" in space.head.files
+    assert SpaceCard(space.head.files["README.md"].decode()).data.models == ["tester/lenet"]
+    assert {k: v["value"] for k, v in space.variables.items()} == {"TL_HUB_SIGNS_MODEL": "tester/lenet"}
 
 
 @pytest.mark.parametrize(

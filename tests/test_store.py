@@ -123,6 +123,7 @@ def test_auto_keeps_signs_in_memory_and_photos_on_disk() -> None:
     assert not uses_disk("memory", PHOTO, 10) and uses_disk("disk", signs, 10)
 
 
+@pytest.mark.slow
 def test_memory_beyond_the_machine_is_refused_in_one_line_before_decoding(
     monkeypatch, capsys, tmp_path
 ) -> None:
@@ -181,6 +182,7 @@ def test_saturation_jitter_keeps_greys_and_moves_colours() -> None:
     assert torch.equal(colour, before)  # jittered in place, but on a copy: the caller's batch is untouched
 
 
+@pytest.mark.slow
 def test_training_from_the_disk_cache_equals_training_from_memory(monkeypatch, capsys, tmp_path) -> None:
     """Signs keep no margin: the disk cache holds the very tensors memory does, so the runs are identical."""
     runs = {}
@@ -192,6 +194,7 @@ def test_training_from_the_disk_cache_equals_training_from_memory(monkeypatch, c
     assert_same_weights(runs["memory"] / "model", runs["disk"] / "model")
 
 
+@pytest.mark.slow
 def test_photo_augmentation_from_the_disk_cache_resumes_bit_identical(
     monkeypatch, capsys, caplog, tmp_path
 ) -> None:

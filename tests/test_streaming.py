@@ -40,6 +40,7 @@ def epoch_of(split: streaming.StreamSplit, epoch: int, batch_size: int = 32) -> 
     return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
 
 
+@pytest.mark.slow
 def test_a_stream_yields_every_training_image_once_an_epoch_in_a_seeded_order(
     photo_parquet: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -69,6 +70,7 @@ def test_the_validation_carve_is_the_same_in_any_order() -> None:
     assert [held_out(im, 0.1) for im in reversed(images)] == picked[::-1]
 
 
+@pytest.mark.slow
 def test_a_streamed_run_resumes_bit_identical(photo_parquet, monkeypatch, capsys, caplog, tmp_path) -> None:
     caplog.set_level(logging.INFO)
     args = ["--dataset", str(photo_parquet), "--streaming", "--val-size", "30", "--batch-size", "32"]

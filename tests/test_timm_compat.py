@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 import timm
 import torch
-from huggingface_hub import HfApi
 
 from tl_hub.config import ModelConfig, PreprocessConfig, RunConfig
 from tl_hub.models import create_model
@@ -44,17 +43,19 @@ def test_the_head_computes_the_studys_flatten_dense_relu_dropout_dense(vgg: torc
     assert not vgg.pre_logits.fc2.weight.requires_grad  # the identity embedding never trains
 
 
+@pytest.mark.slow
 def test_timm_create_model_from_the_hub_gives_the_same_model(
     fake_hub: FakeHub, vgg: torch.nn.Module, tmp_path: Path
 ) -> None:
     run = RunConfig(recipe="vgg16-catsdogs", model=ModelConfig("vgg16", 0.5), preprocess=IMAGENET)
     save_pretrained(vgg, tmp_path / "release", ReleaseConfig.from_run(run, ["cat", "dog"]))
-    api = HfApi()
+    api = fake_hub.api()
     api.create_repo("tester/vgg16-pets")
     api.upload_folder(repo_id="tester/vgg16-pets", folder_path=str(tmp_path / "release"))
 
+    # timm takes no Hub client: `fake_hub` points huggingface_hub's defaults at the server.
     timm_model = timm.create_model("hf-hub:tester/vgg16-pets", pretrained=True).eval()
-    ours, config = from_pretrained("tester/vgg16-pets")
+    ours, config = from_pretrained("tester/vgg16-pets", api=api)
     assert timm_model.pretrained_cfg["label_names"] == list(config.label_names) == ["cat", "dog"]
     data_config = timm.data.resolve_data_config({}, model=timm_model)
     assert tuple(data_config["input_size"]) == (3, 32, 32) and data_config["crop_pct"] == 0.875

@@ -10,7 +10,6 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
-from huggingface_hub import HfApi
 
 from tl_hub.cli import model_changes
 from tl_hub.config import PreprocessConfig, TransferConfig
@@ -79,6 +78,7 @@ def test_the_last_stage_is_timms_last_block_group_with_its_norms() -> None:
     assert {n.split(".")[0] for n in groups["test_vit"].top} == {"blocks", "norm"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["test_efficientnet", "test_vit"])
 def test_a_release_loads_in_tl_hub_and_in_plain_timm_with_identical_logits(
     name: str, fake_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -104,11 +104,12 @@ def test_a_release_loads_in_tl_hub_and_in_plain_timm_with_identical_logits(
     config = json.loads((release / "config.json").read_text())
     assert config["architecture"] == name and config["pretrained_cfg"]["input_size"] == [3, SIDE, SIDE]
 
-    api = HfApi()
+    api = fake_hub.api()
     api.create_repo(f"tester/{name}")
     api.upload_folder(repo_id=f"tester/{name}", folder_path=str(release))
+    # timm takes no Hub client: `fake_hub` points huggingface_hub's defaults at the server.
     plain = timm.create_model(f"hf-hub:tester/{name}", pretrained=True).eval()
-    predictor = Predictor.from_pretrained(f"tester/{name}")
+    predictor = Predictor.from_pretrained(f"tester/{name}", api=api)
     assert plain.pretrained_cfg["label_names"] == predictor.label_names
     image = torch.randint(0, 256, (90, 120, 3), dtype=torch.uint8).numpy()
     data_config = timm.data.resolve_data_config({}, model=plain)
@@ -118,6 +119,7 @@ def test_a_release_loads_in_tl_hub_and_in_plain_timm_with_identical_logits(
         assert torch.equal(plain(x[None]), predictor.logits([image]))  # ... and the same logits
 
 
+@pytest.mark.slow
 def test_feature_extract_caches_pooled_features_and_a_rerun_hits_the_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -267,6 +269,7 @@ def test_the_space_serves_a_generic_release_and_describes_it_from_its_config(
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["test_efficientnet", "test_vit", "vgg16"])
 def test_transformers_pipeline_loads_a_timm_release_with_the_predictors_logits(
     name: str, tmp_path: Path

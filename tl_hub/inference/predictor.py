@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -15,6 +16,9 @@ from tl_hub.data.preprocess import model_input
 from tl_hub.errors import ConfigError
 from tl_hub.release.config import ReleaseConfig
 from tl_hub.release.load import from_pretrained
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +60,14 @@ class Predictor:
 
     @classmethod
     def from_pretrained(
-        cls, repo_or_dir: str | Path, device: str | torch.device | None = None, compile: bool = False
+        cls,
+        repo_or_dir: str | Path,
+        device: str | torch.device | None = None,
+        compile: bool = False,
+        api: HfApi | None = None,
     ) -> Predictor:
-        """Load a release directory or a Hub repo id produced by tl_hub."""
-        model, config = from_pretrained(repo_or_dir)
+        """Load a release directory or a Hub repo id produced by tl_hub (`api`: the Hub client to use)."""
+        model, config = from_pretrained(repo_or_dir, api=api)
         predictor = cls(model, config, device, compile)
         predictor.source = str(repo_or_dir)
         return predictor

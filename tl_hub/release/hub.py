@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tl_hub.errors import TLHubError
 
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
 
-def fetch(repo_or_dir: str | Path, filename: str) -> Path:
-    """The local path of `filename` in a release directory, or downloaded from the Hub repo `repo_or_dir`."""
+
+def fetch(repo_or_dir: str | Path, filename: str, api: HfApi | None = None) -> Path:
+    """The local path of `filename` in a release directory, or downloaded from the Hub repo `repo_or_dir`.
+
+    `api` is the Hub client to download with (its endpoint and token); None: huggingface_hub's defaults.
+    """
     path = Path(repo_or_dir).expanduser()
     if path.is_dir():
         if not (path / filename).is_file():
             raise TLHubError(f"{filename} not found in {str(path)!r}: is it a tl_hub release directory?")
         return path / filename
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import HfApi
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
+    hub = api if api is not None else HfApi()
     try:
-        return Path(hf_hub_download(str(repo_or_dir), filename))
+        return Path(hub.hf_hub_download(str(repo_or_dir), filename))
     except LocalEntryNotFoundError:
         raise TLHubError(
             f"{str(repo_or_dir)!r} is not a local directory, and the Hub cannot be reached to download it "

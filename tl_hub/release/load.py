@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file
@@ -16,19 +16,22 @@ from tl_hub.release.config import ReleaseConfig
 from tl_hub.release.files import CONFIG_NAME, METRICS_NAME, WEIGHTS_NAME, load_state_dict_strict, read_json
 from tl_hub.release.hub import fetch
 
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
+
 logger = logging.getLogger(__name__)
 
 
-def load_config(repo_or_dir: str | Path) -> ReleaseConfig:
-    """The release's config.json, parsed and checked."""
+def load_config(repo_or_dir: str | Path, api: HfApi | None = None) -> ReleaseConfig:
+    """The release's config.json, parsed and checked (`api`: the Hub client for a repo id, as `fetch`)."""
     source = str(repo_or_dir)
-    return ReleaseConfig.from_dict(read_json(fetch(repo_or_dir, CONFIG_NAME), source), source)
+    return ReleaseConfig.from_dict(read_json(fetch(repo_or_dir, CONFIG_NAME, api), source), source)
 
 
-def load_metrics(repo_or_dir: str | Path) -> dict[str, Any] | None:
+def load_metrics(repo_or_dir: str | Path, api: HfApi | None = None) -> dict[str, Any] | None:
     """The release's metrics.json, or None when the release has none (or it cannot be fetched)."""
     try:
-        return read_json(fetch(repo_or_dir, METRICS_NAME), str(repo_or_dir))
+        return read_json(fetch(repo_or_dir, METRICS_NAME, api), str(repo_or_dir))
     except TLHubError as e:
         logger.warning("no metrics for %s: %s", repo_or_dir, e)
         return None
@@ -55,16 +58,16 @@ def model_from_config(config: ReleaseConfig) -> nn.Module:
 
 
 def from_pretrained(
-    repo_or_dir: str | Path, expected_architecture: str | None = None
+    repo_or_dir: str | Path, expected_architecture: str | None = None, api: HfApi | None = None
 ) -> tuple[nn.Module, ReleaseConfig]:
-    """Load (model in eval mode, config) from a release directory or a Hub repo id."""
-    config = load_config(repo_or_dir)
+    """Load (model in eval mode, config) from a release directory or a Hub repo id (`api`: its Hub client)."""
+    config = load_config(repo_or_dir, api)
     if expected_architecture is not None and config.architecture != expected_architecture:
         raise TLHubError(
             f"{str(repo_or_dir)!r} holds architecture {config.architecture!r}, not {expected_architecture!r}"
         )
     model = model_from_config(config)
-    weights = fetch(repo_or_dir, WEIGHTS_NAME)
+    weights = fetch(repo_or_dir, WEIGHTS_NAME, api)
     try:
         state = load_file(weights)
     except (SafetensorError, OSError) as e:

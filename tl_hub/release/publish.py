@@ -24,13 +24,17 @@ class PushTarget:
     token: str | None = None  # None: HF_TOKEN or the token saved by `hf auth login`
 
 
-def check_can_push(target: PushTarget) -> str:
-    """The token to push with; a TLHubError saying how to get one, or how to leave offline mode, otherwise."""
+def check_can_push(target: PushTarget, api: HfApi | None = None) -> str:
+    """The token to push with; a TLHubError saying how to get one, or how to leave offline mode, otherwise.
+
+    The token is the target's, else the one `api` was made with, else huggingface_hub's (`get_token`).
+    """
     if target.repo_id.count("/") != 1 or not all(target.repo_id.split("/")):
         raise TLHubError(f"--hub-model-id {target.repo_id!r} is not of the form USER/NAME (or ORG/NAME)")
     if constants.HF_HUB_OFFLINE:
         raise TLHubError("HF_HUB_OFFLINE is set: unset it to push to the Hub")
-    token = target.token or get_token()
+    api_token = api.token if api is not None and isinstance(api.token, str) else None
+    token = target.token or api_token or get_token()
     if not token:
         raise TLHubError(
             "no Hugging Face token: set HF_TOKEN, run `hf auth login`, or pass --hub-token "
@@ -48,16 +52,17 @@ def commit_message(directory: Path) -> str:
     return f"Upload {facts.recipe.name} model: {headline.split} accuracy {headline.accuracy:.4f}"
 
 
-def push_to_hub(path: str | Path, target: PushTarget) -> str:
+def push_to_hub(path: str | Path, target: PushTarget, api: HfApi | None = None) -> str:
     """Upload the release files of `path` to `target.repo_id` (created if missing); returns the repo URL.
 
     Only the release files go up, never resume state; the model card is rendered for the repo id. The
     release must load (config.json and weights, as `from_pretrained` checks them). A failure leaves the local
-    directory as it was, and the error says how to retry.
+    directory as it was, and the error says how to retry. `api` is the Hub client (its endpoint; its token
+    unless the target has one); None: huggingface_hub's defaults.
     """
     directory = release_dir(path)
     from_pretrained(directory)  # a release that would not load is refused here, not by its users
-    token = check_can_push(target)
+    token = check_can_push(target, api)
     card = render_model_card(directory, repo_id=target.repo_id)
     operations = [
         CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(directory / name))
@@ -66,10 +71,10 @@ def push_to_hub(path: str | Path, target: PushTarget) -> str:
     ]
     operations.append(CommitOperationAdd(path_in_repo=CARD_NAME, path_or_fileobj=str(card).encode()))
     message = commit_message(directory)
-    api = HfApi(token=token)
+    api = api if api is not None else HfApi()
     try:
-        url = api.create_repo(target.repo_id, private=target.private, exist_ok=True)
-        api.create_commit(target.repo_id, operations, commit_message=message)
+        url = api.create_repo(target.repo_id, private=target.private, exist_ok=True, token=token)
+        api.create_commit(target.repo_id, operations, commit_message=message, token=token)
     except Exception as e:  # any failure of the Hub or the network: keep the files and say how to retry
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise TLHubError(

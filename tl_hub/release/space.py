@@ -39,13 +39,13 @@ def space_files(space_dir: Path, models: list[str] | None = None) -> dict[str, b
     return files
 
 
-def _check_model(api: HfApi, flag: str, repo_id: str) -> None:
+def _check_model(api: HfApi, token: str, flag: str, repo_id: str) -> None:
     if Path(repo_id).expanduser().exists():
         raise TLHubError(
             f"{flag} {repo_id!r} is a local path, which a Space cannot read: push it with "
             f"`python scripts/push.py {repo_id} USER/NAME` and pass USER/NAME"
         )
-    if repo_id.count("/") != 1 or not api.file_exists(repo_id, CONFIG_NAME):
+    if repo_id.count("/") != 1 or not api.file_exists(repo_id, CONFIG_NAME, token=token):
         raise TLHubError(
             f"{flag} {repo_id!r}: no tl_hub model ({CONFIG_NAME}) in that Hub repo: push one with "
             "`python scripts/push.py RUN_DIR USER/NAME` first"
@@ -59,43 +59,47 @@ def deploy_space(
     pets_model: str | None = None,
     private: bool = False,
     token: str | None = None,
+    api: HfApi | None = None,
 ) -> str:
     """Create or update the Gradio Space `space_id` with the app in `space_dir`; returns the Space URL.
 
     `signs_model` / `pets_model` (Hub repo ids, checked to exist) become the Space's model variables and its
     README's `models:`; left out, the app's defaults stay. tl_hub files the package no longer has are deleted.
+    `api`: the Hub client (its endpoint; its token unless `token` is given); None: huggingface_hub's defaults.
     """
     from tl_hub.release.publish import PushTarget, check_can_push
 
     if space_id.count("/") != 1 or not all(space_id.split("/")):
         raise TLHubError(f"SPACE_ID {space_id!r} is not of the form USER/NAME (or ORG/NAME)")
-    token = check_can_push(PushTarget(space_id, private, token))
-    api = HfApi(token=token)
+    token = check_can_push(PushTarget(space_id, private, token), api)
+    api = api if api is not None else HfApi()
     variables = {SIGNS_MODEL_ENV: signs_model, PETS_MODEL_ENV: pets_model}
     flags = {SIGNS_MODEL_ENV: "--signs-model", PETS_MODEL_ENV: "--pets-model"}
     try:
         for key, repo_id in variables.items():
             if repo_id is not None:
-                _check_model(api, flags[key], repo_id)
+                _check_model(api, token, flags[key], repo_id)
     except TLHubError:
         raise
     except Exception as e:
         raise TLHubError(f"cannot check the models on the Hub ({_reason(e)}): are you online?") from None
     files = space_files(Path(space_dir), [m for m in (signs_model, pets_model) if m] or None)
     try:
-        url = api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+        url = api.create_repo(
+            space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True, token=token
+        )
         stale = [
             name
-            for name in api.list_repo_files(space_id, repo_type="space")
+            for name in api.list_repo_files(space_id, repo_type="space", token=token)
             if name.startswith(f"{PACKAGE_DIR}/") and name not in files
         ]
         operations = [CommitOperationAdd(name, data) for name, data in files.items()]
         operations += [CommitOperationDelete(name) for name in stale]
         message = f"Deploy tl_hub {tl_hub.__version__} Space"
-        api.create_commit(space_id, operations, repo_type="space", commit_message=message)
+        api.create_commit(space_id, operations, repo_type="space", commit_message=message, token=token)
         for key, value in variables.items():
             if value is not None:
-                api.add_space_variable(space_id, key, value, description="tl_hub model repo id")
+                api.add_space_variable(space_id, key, value, description="tl_hub model repo id", token=token)
     except Exception as e:  # the Hub or the network: nothing local changed, so a rerun is the retry
         raise TLHubError(f"deploying Space {space_id!r} failed ({_reason(e)}): rerun the command") from None
     logger.info("deployed %d files to %s", len(files), url)
