@@ -140,6 +140,7 @@ def image_keys(images: torch.Tensor) -> list[bytes]:
     return [image.numpy().tobytes() for image in images]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("files", [1, 2], ids=["rows split", "files split"])
 def test_each_process_reads_its_own_shard_and_no_image_twice(files, tmp_path, one_process_group) -> None:
     root = write_splits(tmp_path / "stream", photo_dataset(120), files)

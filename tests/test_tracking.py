@@ -58,6 +58,7 @@ def test_a_run_writes_the_curves_tensorboard_reads(tmp_path: Path, monkeypatch, 
     assert "train.lr: 0.001" in text and "recipe: lenet-gtsrb" in text and "processes: 1" in text
 
 
+@pytest.mark.slow
 def test_a_resumed_run_continues_the_same_curves_without_repeated_steps(
     tmp_path: Path, monkeypatch, capsys
 ) -> None:
@@ -78,6 +79,7 @@ def test_a_resumed_run_continues_the_same_curves_without_repeated_steps(
     assert len(list((cut / "logs" / "run").glob("*/hparams.yml"))) == 1  # stored when the run began
 
 
+@pytest.mark.slow
 def test_a_comparison_logs_each_arm_as_a_run_of_its_own(tmp_path: Path, monkeypatch, capsys) -> None:
     out = tmp_path / "cmp"
     args = [*TINY[:-2], "--epochs", "1", "--arms", "scratch", "--sizes", "2,all", "--seeds", "0"]
