@@ -837,3 +837,33 @@ def test_predictor_arguments_out_of_range_are_a_value_error_naming_them(predicto
     with pytest.raises(ValueError) as error:
         call(predictor, np.zeros((8, 8, 3), np.uint8))
     assert message in str(error.value)
+
+
+def _pipe_in(root: Path) -> Path:
+    import os
+
+    folder = image_folder(root, {"cat": 3, "dog": 3})
+    os.mkfifo(folder / "train" / "dog" / "3.png")  # a named pipe: opening it would block forever
+    return folder
+
+
+def _dangling_link_in(root: Path) -> Path:
+    folder = image_folder(root, {"cat": 3, "dog": 3})
+    (folder / "train" / "dog" / "3.png").symlink_to(root / "nowhere.png")
+    return folder
+
+
+@pytest.mark.parametrize("make", [_pipe_in, _dangling_link_in], ids=["a named pipe", "a dangling link"])
+@pytest.mark.parametrize("script", ["train", "evaluate"])
+def test_an_image_folder_file_that_is_not_a_regular_file_is_refused_without_opening_it(
+    make, script, release, monkeypatch, capsys, tmp_path
+) -> None:
+    data = make(tmp_path / "data")
+    if script == "train":
+        args = [TRAIN, ["--dataset", str(data), "--output-dir", str(tmp_path / "run"), "--epochs", "1"]]
+    else:
+        args = [EVALUATE, [str(release), "--dataset", str(data), "--split", "train"]]
+    code, err = run_script(*args, monkeypatch, capsys)
+    assert code == 2
+    assert "image file 'train/dog/3.png' is not a regular file (a pipe, a device or a dangling link)" in err
+    assert not (tmp_path / "run").exists()

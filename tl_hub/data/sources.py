@@ -6,6 +6,7 @@ DatasetDict, with a one-line `DatasetError` saying how to fix a name that does n
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import datasets
@@ -104,6 +105,13 @@ def parquet_rows(path: Path) -> int | None:
         return None
 
 
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.stat().st_mode)  # stat never opens: a named pipe does not block it
+    except OSError:
+        return False
+
+
 def check_class_folders(path: Path) -> None:
     """Refuse an image folder with a class folder that holds no image in any split: `datasets` would drop
     that class without a word, and the model would have one class fewer than the folders say."""
@@ -120,6 +128,13 @@ def check_class_folders(path: Path) -> None:
             return  # labels come from those files, not from folder names
         subdirs[:] = [sub for sub in subdirs if not sub.startswith(".")]
         walked.append((Path(directory), list(subdirs), files))
+        for name in files:
+            if Path(name).suffix.lower() in extensions and not _regular(Path(directory) / name):
+                shown = str((Path(directory) / name).relative_to(path))
+                raise DatasetError(
+                    f"image file {shown!r} is not a regular file (a pipe, a device or a dangling link): "
+                    "reading it could block or fail; remove it from the image folder"
+                )
     for d, subdirs, files in reversed(walked):  # every folder after its subfolders
         children[d] = [d / sub for sub in subdirs]
         direct[d] = any(Path(f).suffix.lower() in extensions for f in files)
