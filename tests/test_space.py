@@ -584,7 +584,10 @@ def test_in_a_real_browser_a_bad_file_gets_a_message_and_an_uploaded_sign_is_cla
         )
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(url, wait_until="networkidle")
+            # "load", not "networkidle": a busy machine (the whole suite on 2 cores) may never let the page's
+            # connections idle for 500 ms; the locators below wait for what they need.
+            page.set_default_timeout(90_000)
+            page.goto(url, wait_until="load")
             upload_input = page.locator("input[type=file]").first
             upload_input.set_input_files(str(bad))
             toast = page.get_by_test_id("toast-body").first
