@@ -31,8 +31,9 @@ import torch
 from tl_hub.recipes import get_recipe
 from tl_hub.scoring import score
 from tl_hub.training.engine import make_accelerator, train_one_epoch
+from tl_hub.training.inputs import build_inputs
 from tl_hub.training.tracking import RunLog, RunNames
-from tl_hub.training.trainer import build_inputs, set_up
+from tl_hub.training.trainer import set_up
 
 
 class Blocks:

@@ -23,8 +23,8 @@ from tl_hub.models import create_model, get_architecture
 from tl_hub.recipes import get_recipe
 from tl_hub.scoring import feature_inputs, image_inputs
 from tl_hub.training.features import extract
+from tl_hub.training.inputs import HeadOnly
 from tl_hub.training.strategies import TransferPlan
-from tl_hub.training.trainer import HeadOnly
 
 RECIPE = get_recipe("vgg16-catsdogs").config
 PRE = RECIPE.preprocess

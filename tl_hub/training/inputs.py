@@ -1,0 +1,176 @@
+"""The trainer's inputs step: from what set-up made (`Job`), the loaders the loop feeds, the module it trains,
+the optimizer and the learning-rate schedule, all prepared by Accelerate (`Inputs`)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.data_loader import prepare_data_loader
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from tl_hub.config import RunConfig, TrainConfig
+from tl_hub.data.augment import BatchAugment
+from tl_hub.data.loading import PreparedData
+from tl_hub.data.streaming import StreamSplit
+from tl_hub.models import Architecture
+from tl_hub.release.facts import StartWeights
+from tl_hub.scoring import Prepare, eval_loader, feature_inputs, image_inputs
+from tl_hub.training.checkpoints import keep_out_of_checkpoints
+from tl_hub.training.features import cached_features
+from tl_hub.training.strategies import TransferPlan
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    """What set-up gives the later steps."""
+
+    run: RunConfig
+    output_dir: Path
+    accelerator: Accelerator
+    arch: Architecture
+    data: PreparedData
+    model: nn.Module  # the whole network: what the release holds
+    plan: TransferPlan
+    resume_from: Path | None  # the checkpoint to continue from
+    frozen_digest: str  # of the parameters no epoch trains (left out of checkpoints)
+    start: StartWeights  # where the weights started, by a public name (the release's facts)
+
+
+@dataclass
+class Inputs:
+    """What the loop feeds and trains: the images, or the frozen base's cached features."""
+
+    trainee: nn.Module  # the model, or its head alone on cached features; prepared by Accelerate
+    train_loader: DataLoader
+    eval_loaders: dict[str, DataLoader]  # validation, and test when the dataset has one
+    train_prepare: Prepare
+    eval_prepare: Prepare
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    synced: set[int]  # ids of the parameters DDP averages (those trainable when it wrapped the model)
+    hook: object  # the save-state hook that keeps the frozen parameters out of checkpoints
+
+
+class HeadOnly(nn.Module):
+    """`model`'s head as a module of its own, fed cached base features: what feature-extract trains."""
+
+    def __init__(self, model: nn.Module, arch: Architecture):
+        super().__init__()
+        self.model = model
+        self.head_forward = arch.head_forward
+        self.head_input = arch.head_input
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if self.head_forward is not None:
+            return self.head_forward(self.model, features)
+        if self.head_input == "pre_logits":  # pooled features: the classifier is the whole head
+            return self.model.get_classifier()(features)
+        return self.model.forward_head(features)
+
+
+def build_inputs(job: Job) -> Inputs:
+    """Loaders for the strategy (images, or cached features when the base is frozen), the optimizer and the
+    schedule, all prepared by Accelerate."""
+    run, accelerator, data = job.run, job.accelerator, job.data
+    splits = data.splits()
+    if run.transfer.spec.caches_features and run.transfer.feature_cache:
+        tensors = _cached_features(job, splits)
+        trainee: nn.Module = HeadOnly(job.model, job.arch)
+        train_prepare = eval_prepare = feature_inputs
+        features = TensorDataset(*tensors["train"])
+        train_loader = DataLoader(features, batch_size=run.train.batch_size, shuffle=True)
+    else:
+        tensors = {name: (split.images, split.labels) for name, split in splits.items() if name != "train"}
+        trainee = job.model
+        train_prepare = image_inputs(run.preprocess, BatchAugment(run.aug))
+        eval_prepare = image_inputs(run.preprocess)
+        train_loader = _train_loader(job)
+    optimizer = build_optimizer(job.plan.groups, run.train)
+    scheduler = build_scheduler(optimizer, run.train, len(train_loader))
+    if run.transfer.compile:
+        trainee = torch.compile(trainee)
+    if isinstance(job.data.train, StreamSplit):
+        trainee, optimizer, scheduler = accelerator.prepare(trainee, optimizer, scheduler)
+        # already this process's own shard: Accelerate only moves its batches to the device
+        train_loader = prepare_data_loader(
+            train_loader, accelerator.device, 1, 0, put_on_device=True, dispatch_batches=False
+        )
+    else:
+        trainee, optimizer, train_loader, scheduler = accelerator.prepare(
+            trainee, optimizer, train_loader, scheduler
+        )
+    eval_loaders = {k: eval_loader(*v, accelerator) for k, v in tensors.items() if k != "train"}
+    # DDP all-reduces the gradients of the parameters that required grad when prepare() wrapped the model.
+    synced = {id(p) for p in job.model.parameters() if p.requires_grad}
+    hook = keep_out_of_checkpoints(accelerator, job.plan.never_trained())
+    return Inputs(
+        trainee, train_loader, eval_loaders, train_prepare, eval_prepare, optimizer, scheduler, synced, hook
+    )
+
+
+def _train_loader(job: Job) -> DataLoader:
+    """The training images: in memory, read from the disk image cache by batch (Accelerate shards both over
+    the processes), or streamed, each process reading its own shard of the stream."""
+    train, batch_size, accelerator = job.data.train, job.run.train.batch_size, job.accelerator
+    if isinstance(train, StreamSplit):
+        n = accelerator.num_processes
+        return train.loader(batch_size // n, accelerator.process_index, n)
+    return train.loader(batch_size)
+
+
+def _cached_features(job: Job, splits: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The frozen base run once per image (cached on disk): what the head trains and is scored on."""
+    run, accelerator = job.run, job.accelerator
+    tensors = {}
+    with accelerator.main_process_first():
+        for name, split in splits.items():
+            tensors[name] = cached_features(
+                job.model,
+                split.images,
+                split.labels,
+                run.preprocess,
+                accelerator.device,
+                frozen=job.plan.frozen_state(job.model),
+                kind=job.arch.head_input,
+                views=run.transfer.cache_views if name == "train" else 0,
+                aug=run.aug,
+                seed=run.train.seed,
+                fast=run.transfer.fast_base,
+                desc=name,
+            )
+    if run.aug.enabled and not run.transfer.cache_views:
+        logger.info("feature cache: one clean view per image, no augmentation (--cache-views K adds K views)")
+    return tensors
+
+
+def build_optimizer(params: list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """The learning-rate factor per step: a linear warm-up (per batch, not per epoch, so the first epoch
+    does not crawl), then constant or a cosine decay to 0 over the remaining steps."""
+    total = cfg.epochs * steps_per_epoch
+    warmup = round(cfg.lr_warmup_epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        if cfg.scheduler == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(step - warmup, total - warmup) / max(1, total - warmup)))
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
