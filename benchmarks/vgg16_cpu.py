@@ -1,6 +1,8 @@
 """VGG16 on the CPU: where the time goes, and what the feature cache saves.
 
-1. The frozen base's forward (224x224 images/s) in fp32 NCHW, fp32 channels_last and bf16 autocast.
+1. The frozen base's forward (224x224 images/s) in fp32 NCHW, fp32 channels_last and bf16 autocast, as a
+   share of this CPU's own float32 matmul peak (measured here), and one image through the whole network
+   (the Space's case).
 2. feature-extract training on the study's protocol (2,500 images, 100 epochs), measured side by side on a
    reduced size and projected: recomputing the frozen base every epoch (what a Keras generator loop does)
    against tl_hub's cache (the base once per image, then epochs over the head only).
@@ -41,6 +43,43 @@ def timed(fn, repeats: int = 3) -> float:
     return statistics.median(times)
 
 
+def matmul_peak(dtype: torch.dtype, n: int = 2048) -> float:
+    """GFLOPS of an n x n matrix product in `dtype`: the machine's own ceiling for dense work."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    return 2 * n**3 / timed(lambda: a @ b, repeats=5) / 1e9
+
+
+def forward_gflops(module: torch.nn.Module, x: torch.Tensor) -> float:
+    """GFLOPs of one forward pass of `module` on the single image `x`, counted by PyTorch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        module(x)
+    return counter.get_total_flops() / 1e9
+
+
+def single_image(model: torch.nn.Module, x: torch.Tensor, peak: float) -> None:
+    """The Space's case: the whole network on one image, fp32 and bf16 (channels_last)."""
+    gflops = forward_gflops(model, x)
+    x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        f32 = model(x)
+        for bf16 in (False, True):
+
+            def run(bf16: bool = bf16) -> None:
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    model(x)
+
+            seconds = timed(run, repeats=5)
+            print(
+                f"  one image, whole network, {'bf16' if bf16 else 'fp32'}: {seconds * 1000:6.1f} ms "
+                f"({1 / seconds:5.2f} images/s, {gflops / seconds / peak:4.0%} of the fp32 peak)"
+            )
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            b16 = model(x).float()
+    print(f"  bf16 vs fp32 logits: relative L2 difference {((b16 - f32).norm() / f32.norm()).item():.4f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=48)
@@ -61,16 +100,25 @@ def main() -> None:
         return run
 
     model.eval()
+    peak = {dtype: matmul_peak(dtype) for dtype in (torch.float32, torch.bfloat16)}
+    print(
+        f"this CPU's measured matmul peak ({torch.get_num_threads()} threads, 2048x2048 products, median): "
+        f"fp32 {peak[torch.float32]:.0f} GFLOPS, bf16 {peak[torch.bfloat16]:.0f} GFLOPS"
+    )
+    gflops = forward_gflops(model.features, x[:1])
     rates = {"fp32, NCHW": args.batch / timed(forward(torch.contiguous_format))}
     model.features.to(memory_format=torch.channels_last)
     rates["fp32, channels_last"] = args.batch / timed(forward(torch.channels_last))
-    rates["bf16 autocast, channels_last"] = args.batch / timed(
-        forward(torch.channels_last, bf16=True), repeats=1
-    )
+    rates["bf16 autocast, channels_last"] = args.batch / timed(forward(torch.channels_last, bf16=True))
     base = rates["fp32, NCHW"]
-    print(f"VGG16 conv base forward, 224x224, batch {args.batch}, {torch.get_num_threads()} threads:")
+    print(f"VGG16 conv base forward, 224x224, batch {args.batch}, {gflops:.2f} GFLOPs per image:")
     for name, r in rates.items():
-        print(f"  {name:<36} {r:6.2f} images/s  {r / base:5.2f}x")
+        share = r * gflops / peak[torch.float32]
+        print(
+            f"  {name:<36} {r:6.2f} images/s  {r / base:5.2f}x  {r * gflops:6.0f} GFLOPS = "
+            f"{share:4.0%} of the fp32 peak"
+        )
+    single_image(model, x[:1], peak[torch.float32])
     with torch.inference_mode():
         f32 = model.features(x.contiguous(memory_format=torch.channels_last))
         with torch.autocast("cpu", dtype=torch.bfloat16):

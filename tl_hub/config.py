@@ -280,7 +280,10 @@ class TransferConfig:
     base_lr_scale: float = 1.0  # finetune-all: the pretrained layers' lr, relative to the head's
     head_epochs: int = 5  # finetune-top: head-only epochs before the last block joins (was warmup_epochs)
     feature_cache: bool = True  # feature-extract: run the frozen base once per image, cache on disk
-    cache_views: int = 0  # feature-extract: augmented views per image in the cache (0: one clean view)
+    # feature-extract: augmented views per image in the cache (0: one clean view); finetune-top on a
+    # sequential base: K > 0 caches K views of the frozen prefix's output, one per epoch
+    # (tl_hub.training.inputs.caches_prefix)
+    cache_views: int = 0
     fast_base: bool = True  # feature extraction in bf16 autocast where the hardware has native bf16
     compile: bool = False  # torch.compile the model
 
@@ -587,7 +590,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "--cache-views",
         "transfer.cache_views",
-        f"feature-extract: augmented views per image in the feature cache (0 to {MAX_CACHE_VIEWS})",
+        f"feature-extract: augmented views per image in the feature cache (0 to {MAX_CACHE_VIEWS}); "
+        "finetune-top on VGG16 or LeNet-5: views of the frozen layers below the last block, one per epoch",
         integer,
     ),
     Flag(

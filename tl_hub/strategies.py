@@ -2,14 +2,18 @@
 
 A strategy is one record. The groups are read from the model by `tl_hub.models.anatomy` (the head; the
 base's last stage, "top"; the rest of the base), so one record serves every architecture. The trainer's
-optimizer groups, the epochs at which groups join, what checkpoints may skip and whether the head's input
-may be cached all follow from the record (`tl_hub.training.strategies.TransferPlan`); a new strategy is a
-new entry in `STRATEGIES`, with no branch to add anywhere.
+optimizer groups, the epochs at which groups join, what checkpoints may skip and what the feature cache
+may hold (`Strategy.cache`) all follow from the record (`tl_hub.training.strategies.TransferPlan`); a new
+strategy is a new entry in `STRATEGIES`, with no branch to add anywhere.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tl_hub.config import RunConfig
 
 GROUPS = ("head", "top", "rest")
 
@@ -38,7 +42,23 @@ class Strategy:
     @property
     def caches_features(self) -> bool:
         """Only the head ever trains, so the base's output per image never changes and may be cached."""
-        return self.trained_groups == {"head"}
+        return self.cache == "head-input"
+
+    @property
+    def cache(self) -> str | None:
+        """What the feature cache may hold, read from the groups that train:
+
+        - "head-input": only the head trains, so what the head reads never changes (feature-extract);
+        - "prefix": the base below its last stage never trains, so that prefix's output per view never
+          changes, and the last stage trains with the head on it (finetune-top; in a sequential base);
+        - None: every layer trains, nothing is fixed.
+        """
+        trained = self.trained_groups
+        if trained == {"head"}:
+            return "head-input"
+        if "rest" not in trained:
+            return "prefix"
+        return None
 
 
 STRATEGIES: dict[str, Strategy] = {
@@ -73,3 +93,16 @@ STRATEGY_NAMES = tuple(STRATEGIES)
 def get_strategy(name: str) -> Strategy:
     """The strategy called `name` (a TransferConfig has checked it is one)."""
     return STRATEGIES[name]
+
+
+def caches_prefix(run: RunConfig, sequential_base: bool) -> bool:
+    """Whether `run` trains on the frozen prefix's cached output: its strategy leaves the base below the last
+    stage frozen, the base is sequential (VGG16, LeNet-5: the prefix is a slice of it), the feature cache is
+    on, nothing is streamed, and no augmentation is lost (augmented views are cached, or there is none)."""
+    return (
+        get_strategy(run.transfer.strategy).cache == "prefix"
+        and sequential_base
+        and run.transfer.feature_cache
+        and not run.data.streaming
+        and (run.transfer.cache_views > 0 or not run.aug.enabled)
+    )

@@ -100,10 +100,29 @@ def _groups_of_timm_model(model: nn.Module) -> ParameterGroups:
     return ParameterGroups(head, top, rest, fixed, None)
 
 
+PREFIX = "prefix:"
+
+
+def prefix_kind(base: str, top_start: int) -> str:
+    """The `head_input` kind of a sequential base's frozen prefix: its layers before `top_start` (the last
+    stage's first layer), e.g. "prefix:features:24" for VGG16's conv blocks 1-4 and their pooling."""
+    return f"{PREFIX}{base}:{top_start}"
+
+
+def split_prefix(model: nn.Module, kind: str) -> tuple[nn.Module, nn.Module]:
+    """(the prefix, the rest of the base) of a `prefix_kind`: two views of the same layers."""
+    base, top_start = kind[len(PREFIX) :].rsplit(":", 1)
+    layers = model.get_submodule(base)
+    return layers[: int(top_start)], layers[int(top_start) :]
+
+
 @torch.no_grad()
 def head_input(model: nn.Module, x: torch.Tensor, kind: str) -> torch.Tensor:
-    """What the head reads for input `x`: "features" (forward_features) or "pre_logits" (pooled, before the
-    classifier)."""
+    """What a cached input holds for input `x`: what the head reads, "features" (forward_features) or
+    "pre_logits" (pooled, before the classifier); or a sequential base's frozen prefix's output
+    (`prefix_kind`), on which its last stage and the head train."""
+    if kind.startswith(PREFIX):
+        return split_prefix(model, kind)[0](x)
     features = model.forward_features(x)
     return features if kind == "features" else model.forward_head(features, pre_logits=True)
 

@@ -10,9 +10,11 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from tl_hub.config import RunConfig
 from tl_hub.errors import TLHubError
+from tl_hub.models import get_architecture
 from tl_hub.release.facts import STRATEGY_WORDS, Facts, load_facts
 from tl_hub.release.files import METRICS_NAME, read_json
 from tl_hub.release.load import load_config
+from tl_hub.strategies import caches_prefix
 
 
 def _fmt(value: float | None) -> str:
@@ -55,6 +57,12 @@ def _describe_aug(run: RunConfig) -> str:
         if not t.cache_views:
             return f"none: the head trained on one cached, plain view per image (configured: {described})"
         return f"{described}; {t.cache_views} augmented views per image, computed once and cached"
+    if caches_prefix(run, get_architecture(run.model.architecture).base is not None):
+        views = max(1, t.cache_views)
+        return (
+            f"{described}; {views} view{'s' if views > 1 else ''} per image through the frozen layers, "
+            "computed once and cached, one per epoch"
+        )
     return described
 
 

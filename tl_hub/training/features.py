@@ -2,6 +2,8 @@
 
 With the feature-extract strategy only the head learns, so the base's output for an image never changes:
 computing it once and training the head on the cached tensors turns each epoch into a pass over a small MLP.
+With finetune-top on a sequential base (VGG16, LeNet-5) the layers below the last stage never train, so
+their output per view is cached the same way, and each epoch runs only the last stage and the head.
 The cache key hashes the base's weights, the preprocessing, the images (and the augmentation of any extra
 views), so a rerun finds it and any change misses it. Location: $TL_HUB_CACHE/features (default
 ~/.cache/tl_hub/features).
@@ -127,13 +129,14 @@ def cached_features(
     """(features, labels) of `images`: from the cache, or computed and cached.
 
     views=0 gives one clean view per image; views=K gives K augmented views (labels repeated K times).
-    `frozen` is the state the features depend on (every weight the head does not train); `kind` is what
-    the head reads (tl_hub.models.anatomy.head_input).
+    `frozen` is the state the features depend on (every weight no epoch trains); `kind` is what the cache
+    holds (tl_hub.models.anatomy.head_input): what the head reads, or a sequential base's frozen prefix's
+    output, on which its last stage trains with the head.
     """
     aug = aug or AugConfig()
     bf16 = fast and bf16_pays(device)
     key = fingerprint(frozen, preprocess, images, views, aug, seed, bf16) + (
-        "" if kind == "features" else kind
+        "" if kind == "features" else kind.replace(":", "-")
     )
     path = cache_dir() / f"{key}.safetensors"
     shape = feature_shape(model, preprocess.channels, preprocess.input_size, kind)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,15 +13,17 @@ import torch
 from accelerate import Accelerator
 from accelerate.data_loader import prepare_data_loader
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from tl_hub.config import RunConfig, TrainConfig
 from tl_hub.data.augment import BatchAugment
 from tl_hub.data.loading import PreparedData
 from tl_hub.data.streaming import StreamSplit
 from tl_hub.models import Architecture
+from tl_hub.models.anatomy import split_prefix
 from tl_hub.release.facts import StartWeights
 from tl_hub.scoring import Prepare, eval_loader, feature_inputs, image_inputs
+from tl_hub.strategies import caches_prefix
 from tl_hub.training.checkpoints import keep_out_of_checkpoints
 from tl_hub.training.features import cached_features
 from tl_hub.training.strategies import TransferPlan
@@ -57,6 +60,7 @@ class Inputs:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     synced: set[int]  # ids of the parameters DDP averages (those trainable when it wrapped the model)
     hook: object  # the save-state hook that keeps the frozen parameters out of checkpoints
+    on_epoch: Callable[[int], None] | None = None  # told each epoch's number (the prefix cache's view)
 
 
 class HeadOnly(nn.Module):
@@ -76,23 +80,68 @@ class HeadOnly(nn.Module):
         return self.model.forward_head(features)
 
 
+class TopOnly(HeadOnly):
+    """A sequential base's last stage and the head, fed the frozen prefix's cached output: what finetune-top
+    trains on the prefix cache. The layers are `model`'s own, sliced at each call, so the state dict (and a
+    checkpoint) names each tensor once, as HeadOnly's does."""
+
+    def __init__(self, model: nn.Module, arch: Architecture, kind: str):
+        super().__init__(model, arch)
+        self.kind = kind
+
+    def forward(self, prefix_output: torch.Tensor) -> torch.Tensor:
+        _, top = split_prefix(self.model, self.kind)
+        return super().forward(top(prefix_output.contiguous(memory_format=torch.channels_last)))
+
+
+class ViewPerEpoch(Dataset):
+    """K cached views of N images served one view per epoch: epoch e reads view (e - 1) mod K of every
+    image, so an epoch is one pass over the images, as when training on live augmented images."""
+
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor, views: int):
+        self.features, self.labels, self.views = features, labels, views
+        self.images = len(features) // views
+        self.view = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.view = (epoch - 1) % self.views
+
+    def __len__(self) -> int:
+        return self.images
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        j = self.view * self.images + i
+        return self.features[j], self.labels[j]
+
+
 def build_inputs(job: Job) -> Inputs:
     """Loaders for the strategy (images, or cached features when the base is frozen), the optimizer and the
     schedule, all prepared by Accelerate."""
     run, accelerator, data = job.run, job.accelerator, job.data
     splits = data.splits()
+    on_epoch = None
     if run.transfer.spec.caches_features and run.transfer.feature_cache:
         tensors = _cached_features(job, splits)
         trainee: nn.Module = HeadOnly(job.model, job.arch)
         train_prepare = eval_prepare = feature_inputs
         features = TensorDataset(*tensors["train"])
         train_loader = DataLoader(features, batch_size=run.train.batch_size, shuffle=True)
+    elif caches_prefix(run, job.plan.prefix_kind is not None):
+        kind = job.plan.prefix_kind
+        tensors = _cached_features(job, splits, kind)
+        # oneDNN's fast layout, as the extraction left it: the same whether the cache was hit or filled
+        trainee = TopOnly(job.model.to(memory_format=torch.channels_last), job.arch, kind)
+        train_prepare = eval_prepare = feature_inputs
+        views = ViewPerEpoch(*tensors["train"], max(1, run.transfer.cache_views))
+        train_loader = DataLoader(views, batch_size=run.train.batch_size, shuffle=True)
+        on_epoch = views.set_epoch
     else:
         tensors = {name: (split.images, split.labels) for name, split in splits.items() if name != "train"}
         trainee = job.model
         train_prepare = image_inputs(run.preprocess, BatchAugment(run.aug))
         eval_prepare = image_inputs(run.preprocess)
         train_loader = _train_loader(job)
+        _say_why_live(job)
     optimizer = build_optimizer(job.plan.groups, run.train)
     scheduler = build_scheduler(optimizer, run.train, len(train_loader))
     if run.transfer.compile:
@@ -112,8 +161,38 @@ def build_inputs(job: Job) -> Inputs:
     synced = {id(p) for p in job.model.parameters() if p.requires_grad}
     hook = keep_out_of_checkpoints(accelerator, job.plan.never_trained())
     return Inputs(
-        trainee, train_loader, eval_loaders, train_prepare, eval_prepare, optimizer, scheduler, synced, hook
+        trainee,
+        train_loader,
+        eval_loaders,
+        train_prepare,
+        eval_prepare,
+        optimizer,
+        scheduler,
+        synced,
+        hook,
+        on_epoch,
     )
+
+
+def _say_why_live(job: Job) -> None:
+    """Log why a strategy that could train on cached views of its frozen layers trains on live images."""
+    run = job.run
+    if run.transfer.spec.caches_features:
+        return
+    if job.plan.prefix_kind is None and run.transfer.cache_views:
+        logger.warning(
+            "--cache-views %d ignored: %s on %s trains on live images (views are cached for feature-extract, "
+            "and for finetune-top on a sequential base: VGG16, LeNet-5)",
+            run.transfer.cache_views,
+            run.transfer.strategy,
+            run.model.architecture,
+        )
+    elif job.plan.prefix_kind is not None and run.transfer.feature_cache and not run.data.streaming:
+        logger.info(
+            "%s trains on live images: --cache-views K caches K augmented views of the frozen layers below "
+            "the last stage, and each epoch then runs only that stage and the head",
+            run.transfer.strategy,
+        )
 
 
 def _train_loader(job: Job) -> DataLoader:
@@ -126,8 +205,11 @@ def _train_loader(job: Job) -> DataLoader:
     return train.loader(batch_size)
 
 
-def _cached_features(job: Job, splits: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """The frozen base run once per image (cached on disk): what the head trains and is scored on."""
+def _cached_features(
+    job: Job, splits: dict, kind: str | None = None
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The frozen base (or its frozen prefix: `kind`) run once per image and view, cached on disk: what the
+    trained layers train and are scored on."""
     run, accelerator = job.run, job.accelerator
     tensors = {}
     with accelerator.main_process_first():
@@ -139,14 +221,14 @@ def _cached_features(job: Job, splits: dict) -> dict[str, tuple[torch.Tensor, to
                 run.preprocess,
                 accelerator.device,
                 frozen=job.plan.frozen_state(job.model),
-                kind=job.arch.head_input,
+                kind=kind or job.arch.head_input,
                 views=run.transfer.cache_views if name == "train" else 0,
                 aug=run.aug,
                 seed=run.train.seed,
                 fast=run.transfer.fast_base,
                 desc=name,
             )
-    if run.aug.enabled and not run.transfer.cache_views:
+    if kind is None and run.aug.enabled and not run.transfer.cache_views:
         logger.info("feature cache: one clean view per image, no augmentation (--cache-views K adds K views)")
     return tensors
 

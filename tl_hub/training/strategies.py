@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from tl_hub.config import TransferConfig
-from tl_hub.models.anatomy import parameter_groups
+from tl_hub.models.anatomy import parameter_groups, prefix_kind
 from tl_hub.strategies import GROUPS, Stage, get_strategy
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,6 @@ class TransferPlan:
         self.head, self.top, self.rest = (self.params[name] for name in GROUPS)
         self.fixed = [named[n] for n in groups.fixed]
         self.top_start = groups.top_start
-        self.head_names = set(groups.head)
         # The optimizer's parameter groups, one per (start, learning rate): stages that start together at the
         # same rate share one; and their names in the trackers' learning-rate curves.
         merged: list[tuple[int, float, list[str]]] = []
@@ -56,9 +55,24 @@ class TransferPlan:
         """The 1-based epoch from which `stage` trains."""
         return 1 if stage.after is None else int(getattr(self.cfg, stage.after)) + 1
 
+    @property
+    def prefix_kind(self) -> str | None:
+        """The feature cache's kind for the frozen prefix (`tl_hub.models.anatomy.prefix_kind`), when the
+        strategy may cache it and the base is sequential; else None."""
+        if self.strategy.cache != "prefix" or self.base is None or not self.top_start:
+            return None
+        return prefix_kind(self.base, self.top_start)
+
     def frozen_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
-        """Every weight and buffer but the head's: what the head's input depends on when only it trains."""
-        return {name: t for name, t in model.state_dict().items() if name not in self.head_names}
+        """Every weight and buffer no epoch trains: what a cached input depends on (the head's input when only
+        the head trains; the frozen prefix's output when the rest never trains)."""
+        trained = {id(p) for name in self.strategy.trained_groups for p in self.params[name]}
+        named = dict(model.named_parameters())
+        return {
+            name: t
+            for name, t in model.state_dict().items()
+            if not (name in named and id(named[name]) in trained)
+        }
 
     def trainable(self, epoch: int) -> list[nn.Parameter]:
         """The parameters that train in `epoch` (1-based)."""

@@ -115,6 +115,11 @@ def set_up(run: RunConfig, output_dir: Path, accelerator: Accelerator, resume: b
             "feature-extract caches every image's features, which --streaming never holds: "
             "add --no-feature-cache, or drop --streaming"
         )
+    if run.data.streaming and run.transfer.cache_views and run.transfer.feature_cache:
+        raise ConfigError(
+            f"--cache-views {run.transfer.cache_views} caches every image's views, which --streaming never "
+            "holds: drop --cache-views (or add --no-feature-cache), or drop --streaming"
+        )
     # One process decodes (and fills the disk image cache); the others then read what it made.
     with accelerator.main_process_first():
         prepare = prepare_streaming if run.data.streaming else prepare_data
@@ -194,6 +199,8 @@ def run_epoch(job: Job, inputs: Inputs, epoch: int, log: RunLog) -> tuple[dict[s
     set_seed(global_seed)
     generator = torch.Generator().manual_seed(augment_seed)
     inputs.train_loader.set_epoch(epoch)
+    if inputs.on_epoch is not None:
+        inputs.on_epoch(epoch)
     plan.start_epoch(job.model, epoch)
     if plan.unfreezes(epoch):
         plan.log_counts(epoch)  # finetune-top: the last conv block joins the head
