@@ -19,8 +19,9 @@ from tl_hub.cli import (
     run_main,
     setup_logging,
 )
-from tl_hub.config import ALL, MAX_SAMPLES, integer
+from tl_hub.config import MAX_SAMPLES
 from tl_hub.experiments.results import ARMS, SOURCE_ONLY, TRANSFER_ARMS
+from tl_hub.flags import ALL, integer
 
 # What every arm shares comes from the training flags; what varies between arms (the seed, the strategy,
 # the training-set size) has flags of its own here.

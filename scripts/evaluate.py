@@ -9,8 +9,9 @@ import argparse
 from pathlib import Path
 
 from tl_hub.cli import parser, run_main, setup_logging
-from tl_hub.config import MAX_BATCH_SIZE, integer
+from tl_hub.config import MAX_BATCH_SIZE
 from tl_hub.errors import ConfigError
+from tl_hub.flags import integer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -13,6 +13,7 @@ LAYERS = [
         "tl_hub.errors",
         "tl_hub.strategies",
         "tl_hub.config",
+        "tl_hub.flags",
         "tl_hub.metrics",
         "tl_hub.classification_metric",
         "tl_hub.progress",
