@@ -83,8 +83,8 @@ def main() -> None:
     args = parse_args()
     run = run_config_from_args(args, ignore=("--init-from",))
     setup_logging()
+    from tl_hub.accelerator import make_accelerator
     from tl_hub.experiments.compare import Comparison, run_comparison
-    from tl_hub.training.engine import make_accelerator
     from tl_hub.training.tracking import LOGS_DIR, resolve_trackers
 
     has_source = args.source_dataset is not None or args.init_from is not None
