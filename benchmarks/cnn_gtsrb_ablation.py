@@ -52,7 +52,7 @@ def main() -> None:
     p.add_argument("--output-dir", type=Path, default=Path("runs/ablation-cnn-gtsrb"))
     args = p.parse_args()
     setup_logging()
-    from tl_hub.training.engine import make_accelerator
+    from tl_hub.accelerator import make_accelerator
     from tl_hub.training.trainer import train
 
     base = get_recipe("cnn-gtsrb").config.replace({"data.dataset": args.dataset})

@@ -28,9 +28,10 @@ from pathlib import Path
 
 import torch
 
+from tl_hub.accelerator import make_accelerator
 from tl_hub.recipes import get_recipe
 from tl_hub.scoring import score
-from tl_hub.training.engine import make_accelerator, train_one_epoch
+from tl_hub.training.engine import train_one_epoch
 from tl_hub.training.inputs import build_inputs
 from tl_hub.training.tracking import RunLog, RunNames
 from tl_hub.training.trainer import set_up

@@ -19,8 +19,9 @@ from tl_hub.cli import (
     run_main,
     setup_logging,
 )
-from tl_hub.config import ALL, MAX_SAMPLES, integer
+from tl_hub.config import MAX_SAMPLES
 from tl_hub.experiments.results import ARMS, SOURCE_ONLY, TRANSFER_ARMS
+from tl_hub.flags import ALL, integer
 
 # What every arm shares comes from the training flags; what varies between arms (the seed, the strategy,
 # the training-set size) has flags of its own here.
@@ -82,8 +83,8 @@ def main() -> None:
     args = parse_args()
     run = run_config_from_args(args, ignore=("--init-from",))
     setup_logging()
+    from tl_hub.accelerator import make_accelerator
     from tl_hub.experiments.compare import Comparison, run_comparison
-    from tl_hub.training.engine import make_accelerator
     from tl_hub.training.tracking import LOGS_DIR, resolve_trackers
 
     has_source = args.source_dataset is not None or args.init_from is not None

@@ -9,8 +9,9 @@ import argparse
 from pathlib import Path
 
 from tl_hub.cli import parser, run_main, setup_logging
-from tl_hub.config import MAX_BATCH_SIZE, integer
+from tl_hub.config import MAX_BATCH_SIZE
 from tl_hub.errors import ConfigError
+from tl_hub.flags import integer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,9 +58,9 @@ def main() -> None:
 
     label_map = parse_label_map(args.label_map) if args.label_map is not None else None
     setup_logging()
+    from tl_hub.accelerator import make_accelerator
     from tl_hub.inference.evaluate import evaluate_release
     from tl_hub.release.files import write_json
-    from tl_hub.training.engine import make_accelerator
 
     accelerator = make_accelerator()
     metrics = evaluate_release(

@@ -36,8 +36,8 @@ def main() -> None:
         raise ConfigError("--push-to-hub needs --hub-model-id USER/NAME")
     run = run_config_from_args(args)
     setup_logging()
+    from tl_hub.accelerator import make_accelerator
     from tl_hub.release.publish import PushTarget, check_can_push, push_to_hub
-    from tl_hub.training.engine import make_accelerator
     from tl_hub.training.tracking import LOGS_DIR, resolve_trackers
     from tl_hub.training.trainer import train
 

@@ -189,7 +189,7 @@ def test_a_lone_cpu_process_left_one_thread_by_accelerate_launch_is_told_how_to_
 
     import torch
 
-    from tl_hub.training import engine
+    from tl_hub import accelerator
 
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("one core: nothing is left idle")
@@ -199,7 +199,7 @@ def test_a_lone_cpu_process_left_one_thread_by_accelerate_launch_is_told_how_to_
     caplog.set_level(logging.WARNING)
     try:
         torch.set_num_threads(1)
-        engine.check_threads(engine.Accelerator(cpu=True))
+        accelerator.check_threads(accelerator.Accelerator(cpu=True))
     finally:
         torch.set_num_threads(threads)
     assert "accelerate launch gave this CPU process 1 thread of" in caplog.text

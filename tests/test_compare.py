@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 import tl_hub.experiments.compare as compare
+from tl_hub.accelerator import make_accelerator
 from tl_hub.config import RunConfig
 from tl_hub.data.loading import prepare_data
 from tl_hub.errors import ConfigError, DatasetError
@@ -22,7 +23,6 @@ from tl_hub.experiments.report import CURVES_PLOT, SIZES_PLOT, write_report
 from tl_hub.inference.evaluate import match_labels
 from tl_hub.recipes import get_recipe
 from tl_hub.release.files import RELEASE_FILES
-from tl_hub.training.engine import make_accelerator
 
 from .conftest import NUM_CLASSES, ROOT
 from .test_cli import TRAIN, run_script

@@ -13,12 +13,13 @@ LAYERS = [
         "tl_hub.errors",
         "tl_hub.strategies",
         "tl_hub.config",
+        "tl_hub.flags",
         "tl_hub.metrics",
         "tl_hub.classification_metric",
         "tl_hub.progress",
     ),
     ("tl_hub.models", "tl_hub.data", "tl_hub.recipes"),
-    ("tl_hub.scoring",),
+    ("tl_hub.accelerator", "tl_hub.scoring"),
     ("tl_hub.release",),
     ("tl_hub.training",),
     ("tl_hub.inference",),
@@ -111,3 +112,24 @@ def test_inference_and_release_never_import_training() -> None:
         if b == "tl_hub.training" or b.startswith("tl_hub.training.")
     ]
     assert readers == []
+
+
+def test_the_evaluation_script_never_reaches_training() -> None:
+    """scripts/evaluate.py, and every tl_hub module it reaches by imports, read no training code: the
+    Accelerator it makes comes from tl_hub.accelerator, below training."""
+    edges = imports()
+    script = ast.parse((ROOT.parent / "scripts" / "evaluate.py").read_text())
+    todo = [
+        name
+        for node in ast.walk(script)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tl_hub")
+        for name in (node.module, *(f"{node.module}.{a.name}" for a in node.names))
+        if name in edges
+    ]
+    reached: set[str] = set()
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo.extend(edges[module])
+    assert sorted(m for m in reached if m == "tl_hub.training" or m.startswith("tl_hub.training.")) == []

@@ -10,10 +10,10 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from tl_hub.accelerator import make_accelerator
 from tl_hub.inference.predictor import Predictor
 from tl_hub.models import ARCHITECTURES, Architecture
 from tl_hub.recipes import get_recipe
-from tl_hub.training.engine import make_accelerator
 from tl_hub.training.trainer import train
 
 

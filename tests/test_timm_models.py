@@ -11,6 +11,7 @@ import timm
 import torch
 import torch.nn.functional as F
 
+from tl_hub.accelerator import make_accelerator
 from tl_hub.cli import model_changes
 from tl_hub.config import PreprocessConfig, TransferConfig
 from tl_hub.inference.predictor import Predictor
@@ -18,7 +19,6 @@ from tl_hub.models import create_model, get_architecture
 from tl_hub.models.anatomy import parameter_groups
 from tl_hub.models.sources import resolve_model
 from tl_hub.recipes import get_recipe
-from tl_hub.training.engine import make_accelerator
 from tl_hub.training.strategies import TransferPlan
 from tl_hub.training.trainer import train
 

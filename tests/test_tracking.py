@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tl_hub.config import report_to
+from tl_hub.flags import report_to
 from tl_hub.training import tracking
 
 from .conftest import ROOT

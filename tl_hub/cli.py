@@ -14,8 +14,8 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
-from tl_hub.config import ALL, FLAG_BY_NAME, FLAGS
 from tl_hub.errors import ConfigError, TLHubError
+from tl_hub.flags import ALL, FLAG_BY_NAME, FLAGS
 
 if TYPE_CHECKING:
     from tl_hub.config import RunConfig
@@ -35,7 +35,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def parser(description: str, flags: Iterable[str], required: Iterable[str] = ()) -> ArgumentParser:
-    """A parser holding the named flags of the table (`tl_hub.config.FLAGS`), in the table's order;
+    """A parser holding the named flags of the table (`tl_hub.flags.FLAGS`), in the table's order;
     `required` ones must be given (their help then names no default); with --recipe, its help ends with
     the recipes and what each is."""
     flags = tuple(flags)

@@ -1,45 +1,22 @@
-"""The Accelerate loop's parts: the process set-up and one epoch of training.
+"""The Accelerate loop's parts: the per-epoch seeds and one epoch of training.
 
-Every script makes one Accelerator per process (`make_accelerator`) and hands it down; training, evaluation
-and experiments all score a model with `tl_hub.scoring.score`.
+Every script makes one Accelerator per process (`tl_hub.accelerator.make_accelerator`) and hands it down;
+training, evaluation and experiments all score a model with `tl_hub.scoring.score`.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate import Accelerator
 from torch import nn
 from torch.utils.data import DataLoader
 
-from tl_hub.errors import ConfigError
 from tl_hub.progress import Progress
 from tl_hub.scoring import Prepare
-
-logger = logging.getLogger(__name__)
-
-
-def make_accelerator(report_to: tuple[str, ...] = (), project_dir: str | Path | None = None) -> Accelerator:
-    """This process's Accelerator: made once by the script, passed to everything that trains or scores.
-
-    Batch sizes are global, as in the study, however many processes share them (`split_batches`).
-    `report_to` names the experiment trackers (checked by tl_hub.training.tracking.resolve_trackers), whose
-    files go under `project_dir` (OUTPUT_DIR/logs).
-    """
-    accelerator = Accelerator(
-        dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True),
-        log_with=list(report_to) or None,
-        project_dir=None if project_dir is None else str(project_dir),
-    )
-    check_processes(accelerator)
-    check_threads(accelerator)
-    return accelerator
 
 
 def epoch_seeds(seed: int, epoch: int, process: int) -> tuple[int, int]:
@@ -57,39 +34,6 @@ def epoch_seeds(seed: int, epoch: int, process: int) -> tuple[int, int]:
     sequence = np.random.SeedSequence(seed, spawn_key=(epoch, process))
     global_seed, augment_seed = sequence.generate_state(2)  # uint32: within numpy's seed range
     return int(global_seed), int(augment_seed)
-
-
-def check_threads(accelerator: Accelerator) -> None:
-    """Say so when `accelerate launch` left a lone CPU process one thread of several cores.
-
-    Unless told `--num_cpu_threads_per_process`, `accelerate launch` sets OMP_NUM_THREADS=1 for a single
-    process (with or without `--cpu`): the quickstart then took 2 min 46 s instead of 1 min 46 s on 2 cores.
-    """
-    launched = "ACCELERATE_DYNAMO_BACKEND" in os.environ  # set by accelerate launch
-    cores = len(os.sched_getaffinity(0))
-    lone = accelerator.device.type == "cpu" and accelerator.num_processes == 1 and cores > 1
-    if launched and lone and os.environ.get("OMP_NUM_THREADS") == "1" and torch.get_num_threads() == 1:
-        logger.warning(
-            "accelerate launch gave this CPU process 1 thread of %d cores (OMP_NUM_THREADS=1): pass "
-            "--num_cpu_threads_per_process %d to accelerate launch, or run the script with python",
-            cores,
-            cores,
-        )
-
-
-def check_processes(accelerator: Accelerator) -> None:
-    """Refuse processes that were launched together but that Accelerate runs each on its own.
-
-    Without a GPU, `accelerate launch --num_processes N` (or torchrun) starts N processes that Accelerate
-    leaves unconnected: each would train the whole run and write the same files.
-    """
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if launched > accelerator.num_processes:
-        raise ConfigError(
-            f"{launched} processes were launched but Accelerate runs each alone (no GPU): on the CPU, launch "
-            f"with `ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes {launched} ...`, "
-            "or launch one process"
-        )
 
 
 def train_one_epoch(

@@ -54,8 +54,9 @@ try:
 except ImportError:  # tensorboardX alone: Accelerate's own log
     _Summary = None
 
-from tl_hub.config import ALL, TRACKERS, RunConfig
+from tl_hub.config import TRACKERS, RunConfig
 from tl_hub.errors import ConfigError
+from tl_hub.flags import ALL
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """A whole training run, in steps: set-up -> inputs -> fit -> score -> release.
 
 `train` runs the steps in order; each step is a short function of what the ones before it made. The caller
-makes the process's Accelerator (`tl_hub.training.engine.make_accelerator`) and ends it; `train` can run
+makes the process's Accelerator (`tl_hub.accelerator.make_accelerator`) and ends it; `train` can run
 several times in one process (tl_hub.experiments.compare does).
 
 The run directory OUTPUT_DIR holds `run_config.json`, `checkpoints/epoch_NNN/` (Accelerate state, for
