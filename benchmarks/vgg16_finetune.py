@@ -67,13 +67,13 @@ def main() -> None:
     def steps(forward, inputs, prepare) -> float:
         generator = torch.Generator().manual_seed(1)
         begin = time.perf_counter()
-        for i in range(0, args.images, args.batch):
+        for i in range(0, len(inputs), args.batch):
             x = prepare(inputs[i : i + args.batch], generator).contiguous(memory_format=torch.channels_last)
             loss = F.cross_entropy(forward(x), labels[i : i + args.batch])
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        return (time.perf_counter() - begin) / args.images
+        return (time.perf_counter() - begin) / len(inputs)
 
     steps(model, images[: args.batch], live_prepare)  # warm-up: oneDNN picks its kernels
     steps(top, prefix[: args.batch], feature_inputs)
