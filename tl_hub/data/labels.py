@@ -98,11 +98,16 @@ def label_column(ds: datasets.Dataset, column: str) -> pa.ChunkedArray:
     return ds.with_format("arrow")[column]
 
 
-def read_labels(ds: datasets.Dataset, column: str, split: str) -> np.ndarray:
-    """The split's labels, checked (`checked_labels`) against its ClassLabel names, if it has them."""
-    feature = ds.features[column]
-    names = len(feature.names) if isinstance(feature, datasets.ClassLabel) else None
-    return checked_labels(label_column(ds, column), column, split, names)
+def named_classes(feature: object) -> int | None:
+    """How many classes a label feature names: a ClassLabel's name count, None for bare integers."""
+    return len(feature.names) if isinstance(feature, datasets.ClassLabel) else None
+
+
+def read_labels(ds: datasets.Dataset, column: str, split: str, num_names: int | None) -> np.ndarray:
+    """The split's labels, checked (`checked_labels`): the one check of a label column. `num_names`: how many
+    classes the labels may name (the train split's label names, for the splits read after it; for the
+    train split itself, `named_classes` of its feature)."""
+    return checked_labels(label_column(ds, column), column, split, num_names)
 
 
 def unlabelled(ds: datasets.Dataset, column: str) -> bool:

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tl_hub.config import DataConfig, PreprocessConfig
 from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
 from tl_hub.data.images import load_image
-from tl_hub.data.labels import class_names, label_feature_is_numeric, read_labels, unlabelled
+from tl_hub.data.labels import class_names, label_feature_is_numeric, named_classes, read_labels, unlabelled
 from tl_hub.data.naming import SYNTHETIC
 from tl_hub.data.preprocess import preprocess_image, storage_size
 from tl_hub.data.sources import open_dataset
@@ -119,7 +119,8 @@ def dataset_label_names(cfg: DataConfig) -> list[str]:
         )
     train = dsd["train"]
     _, label_col = resolve_columns(train.features, cfg.image_column, cfg.label_column)
-    return class_names(train.features[label_col], read_labels(train, label_col, "train"), label_col)
+    feature = train.features[label_col]
+    return class_names(feature, read_labels(train, label_col, "train", named_classes(feature)), label_col)
 
 
 def resolve_columns(
@@ -166,29 +167,21 @@ def resolve_columns(
     return image, label
 
 
-def check_labels(labels: np.ndarray, label_names: list[str], split: str, named: bool, column: str) -> None:
-    """Refuse labels (already read by `read_labels`) that a classifier cannot learn from: beyond the train
-    split's label names, or of one class only.
+def check_train_classes(labels: np.ndarray, label_names: list[str], named: bool) -> None:
+    """Refuse training labels (already checked by `read_labels`) of one class only, which no classifier
+    learns from.
 
     `named` says whether the names come from the dataset (a ClassLabel); integer labels without names take
     0..max as the classes (`class_names`), so a class number without images is said.
     """
     num = len(label_names)
-    bad = (labels < 0) | (labels >= num)
-    if bad.any():
-        n, row = int(bad.sum()), int(np.flatnonzero(bad)[0])
-        raise DatasetError(
-            f"column {column!r}: {n} {split} {'row has' if n == 1 else 'rows have'} a label beyond the "
-            f"{num} label names (row {row}: {int(labels[row])}): labels must run from 0 to {num - 1}; fix or "
-            f"drop {'it' if n == 1 else 'them'}"
-        )
     present = np.unique(labels)
-    if split == "train" and len(present) < 2:
+    if len(present) < 2:
         only = label_names[int(present[0])] if len(present) else "none"
         raise DatasetError(
             f"the train split has one class only ({only!r}): a classifier needs images of two or more classes"
         )
-    if split == "train" and not named and len(present) < num:
+    if not named and len(present) < num:
         missing = sorted(set(range(num)) - set(present.tolist()))  # class_names bounds num by 2 x present
         logger.warning(
             "%d classes have no training image: %s", len(missing), ", ".join(map(str, missing[:10]))
@@ -196,7 +189,7 @@ def check_labels(labels: np.ndarray, label_names: list[str], split: str, named: 
 
 
 def labelled_test(
-    test: datasets.Dataset | None, label_col: str, label_names: list[str], named: bool
+    test: datasets.Dataset | None, label_col: str, label_names: list[str]
 ) -> datasets.Dataset | None:
     """`test`, if there is one and it has labels (the Hub marks an unlabelled one with -1s)."""
     if test is None:
@@ -204,7 +197,7 @@ def labelled_test(
     if unlabelled(test, label_col):
         logger.warning("the test split has no labels (all -1): it is not scored")
         return None
-    check_labels(read_labels(test, label_col, "test"), label_names, "test", named, label_col)
+    read_labels(test, label_col, "test", len(label_names))
     return test
 
 
@@ -313,18 +306,18 @@ def prepare_data(cfg: DataConfig, preprocess: PreprocessConfig, seed: int) -> Pr
     if len(train) == 0:
         raise DatasetError(f"dataset {cfg.dataset!r} is empty: its train split has no rows")
     image_col, label_col = resolve_columns(train.features, cfg.image_column, cfg.label_column)
-    labels = read_labels(train, label_col, "train")
-    label_names = class_names(train.features[label_col], labels, label_col)
-    named = isinstance(train.features[label_col], datasets.ClassLabel)
-    check_labels(labels, label_names, "train", named, label_col)
+    feature = train.features[label_col]
+    labels = read_labels(train, label_col, "train", named_classes(feature))
+    label_names = class_names(feature, labels, label_col)
+    named = isinstance(feature, datasets.ClassLabel)
+    check_train_classes(labels, label_names, named)
 
     val_name = next((s for s in VALIDATION_SPLITS if s in dsd), None)
     if val_name is not None:
         validation = dsd[val_name]
         if len(validation) == 0:
             raise DatasetError(f"dataset {cfg.dataset!r}: its {val_name!r} split has no rows")
-        val_labels = read_labels(validation, label_col, val_name)
-        check_labels(val_labels, label_names, val_name, named, label_col)
+        val_labels = read_labels(validation, label_col, val_name, len(label_names))
         validation_from = f"the dataset's '{val_name}' split"
         if cfg.val_size is not None and cfg.val_size < len(validation):
             validation = validation.select(balanced_sample(val_labels, cfg.val_size, seed))
@@ -369,7 +362,7 @@ def prepare_data(cfg: DataConfig, preprocess: PreprocessConfig, seed: int) -> Pr
             seed + (1 if cfg.train_sample == "balanced" else 2),
         )
 
-    test = labelled_test(dsd.get("test"), label_col, label_names, named)
+    test = labelled_test(dsd.get("test"), label_col, label_names)
     splits, skipped = decode_splits(
         {"train": train, "validation": validation, "test": test},
         (image_col, label_col),

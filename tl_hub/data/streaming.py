@@ -37,7 +37,6 @@ from tl_hub.data.labels import checked_labels, read_labels
 from tl_hub.data.loading import (
     VALIDATION_SPLITS,
     PreparedData,
-    check_labels,
     decode_splits,
     labelled_test,
     resolve_columns,
@@ -304,11 +303,10 @@ def prepare_streaming(cfg: DataConfig, preprocess: PreprocessConfig, seed: int) 
             f"({fraction:.1%}), which training skips"
         )
     logger.info("validation: %s (streaming; --val-size sets how many)", validation_from)
-    validation_labels = read_labels(evaluation["validation"], columns[1], "validation")
-    check_labels(validation_labels, label_names, "validation", True, columns[1])
+    read_labels(evaluation["validation"], columns[1], "validation", len(label_names))
     if "test" in streams:
         test = eval_rows(streams["test"], count, columns[0])
-        evaluation["test"] = labelled_test(test, columns[1], label_names, True)
+        evaluation["test"] = labelled_test(test, columns[1], label_names)
     splits, skipped = decode_splits(evaluation, columns, preprocess, cfg.image_cache)
     stream = StreamSplit(train, columns, preprocess, length, len(label_names), seed, fraction)
     logger.info("train: streamed, %d images an epoch, decoded by %d worker(s)", length, decode_workers())

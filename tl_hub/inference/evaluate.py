@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
-from tl_hub.data.labels import BY_POSITION, class_names, read_labels, unlabelled
+from tl_hub.data.labels import BY_POSITION, class_names, named_classes, read_labels, unlabelled
 from tl_hub.data.loading import decode_split, resolve_columns, uses_disk
 from tl_hub.data.sources import open_dataset
 from tl_hub.errors import DatasetError
@@ -135,7 +135,10 @@ def evaluate_release(
         raise DatasetError(
             f"split {split!r} of dataset {dataset!r} has no labels (all -1 or null): it cannot be scored"
         )
-    data_labels = class_names(ds.features[label_col], read_labels(ds, label_col, split), label_col, split)
+    feature = ds.features[label_col]
+    data_labels = class_names(
+        feature, read_labels(ds, label_col, split, named_classes(feature)), label_col, split
+    )
     columns = torch.tensor(match_labels(data_labels, list(config.label_names), label_map))
     disk = uses_disk("auto", config.preprocess, len(ds))  # big or photo test sets: the disk image cache
     data, _ = decode_split(ds, image_col, label_col, config.preprocess, split, disk)
