@@ -232,7 +232,7 @@ def run_path() -> list[tuple[str, str, int]]:
         return None
 
     def follow(name: str, tracked: set[str], depth: int, seen: tuple[str, ...]) -> None:
-        module, fn, names = functions[name]
+        _module, fn, names = functions[name]
         tracked = set(tracked)
         kinds = {  # local name -> its tl_hub class (parameters by their annotation)
             a.arg: names[ast.unparse(a.annotation)]
@@ -243,7 +243,7 @@ def run_path() -> list[tuple[str, str, int]]:
             if isinstance(node, ast.Assign):
                 value, targets = node.value, node.targets[0]
                 pairs = (
-                    zip(targets.elts, value.elts)
+                    zip(targets.elts, value.elts, strict=True)
                     if isinstance(targets, ast.Tuple) and isinstance(value, ast.Tuple)
                     else [(targets, value)]
                 )
