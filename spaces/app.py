@@ -44,7 +44,8 @@ from tl_hub.release.space import PETS_MODEL_ENV, SIGNS_MODEL_ENV
 
 # Where the models come from: --signs-model / --pets-model, else the environment variables
 # TL_HUB_SIGNS_MODEL / TL_HUB_PETS_MODEL (the Space's variables, set by scripts/deploy_space.py), else
-# the newest local release that fits the tab under runs/ (the repository's, or the working directory's).
+# the most accurate local release that fits the tab under runs/ (the repository's, or the working
+# directory's), as `serving.choose_release` ranks them, logged with why.
 RUNS_DIRS = (Path(__file__).resolve().parents[1] / "runs", Path("runs"))
 # What a tab says, in the page and to API callers, when no model was named or found.
 NO_MODEL = {
@@ -62,8 +63,8 @@ QUEUE_SIZE = 64  # requests waiting beyond that are told the app is busy
 
 
 def model_source(given: str | None, kind: str) -> str | Path | None:
-    """The model of a tab: the one given (flag or environment), else the newest fitting release under
-    RUNS_DIRS."""
+    """The model of a tab: the one given (flag or environment), else the most accurate fitting release
+    under RUNS_DIRS."""
     return serving.model_source(given, kind, RUNS_DIRS, NO_MODEL[kind])
 
 

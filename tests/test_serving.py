@@ -143,3 +143,91 @@ def test_an_upload_is_read_from_its_path_or_its_inline_data(tmp_path: Path) -> N
     for payload in (str(tmp_path / "red.png"), {"path": str(tmp_path / "red.png")}, inline):
         image = serving.read_upload(payload)
         assert image.size == (8, 6) and image.getpixel((0, 0))[:3] == (255, 0, 0)
+
+
+def _runs_of(release: Path, runs: Path, records: dict[str, list[tuple[str, str, float]] | None]) -> None:
+    """Copies of `release` under `runs/NAME/model`, newest first, each with the results (split, dataset,
+    accuracy) given (None: no facts.json at all)."""
+    import os
+    import shutil
+
+    for age, (name, results) in enumerate(records.items()):
+        model = runs / name / "model"
+        shutil.copytree(release, model)
+        if results is None:
+            (model / "facts.json").unlink()
+        else:
+            facts = json.loads((model / "facts.json").read_text())
+            facts["results"] = [
+                {**facts["results"][0], "split": s, "dataset": d, "accuracy": a} for s, d, a in results
+            ]
+            (model / "facts.json").write_text(json.dumps(facts))
+        weights = model / "model.safetensors"
+        os.utime(weights, (weights.stat().st_atime, weights.stat().st_mtime - 100 * age))
+
+
+def test_with_no_model_named_a_tab_serves_its_most_accurate_release_newest_on_a_tie(
+    release: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    runs = tmp_path / "runs"
+    _runs_of(  # newest first
+        release,
+        runs,
+        {
+            "no-facts": None,
+            "no-result": [],
+            "fair": [("validation", "tanganke/gtsrb", 0.90)],
+            "best-twin-new": [("validation", "tanganke/gtsrb", 0.95)],
+            "best-twin-old": [("validation", "tanganke/gtsrb", 0.95)],
+            "tested": [("validation", "tanganke/gtsrb", 0.99), ("test", "tanganke/gtsrb", 0.93)],
+        },
+    )
+    caplog.set_level("INFO", logger="tl_hub.inference.serving")
+    assert serving.model_source(None, "sign", (runs,)) == (runs / "best-twin-new" / "model").resolve()
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert (
+        line.startswith("signs tab: ")
+        and "best-twin-new/model (lenet5, 0.950 validation accuracy on " in line
+    )
+    assert line.endswith("; the most accurate of 6 signs releases, the newest of 2 tied)")
+    caplog.clear()
+    assert serving.model_source("someone/model", "sign", (runs,)) == "someone/model"  # a name wins
+    assert caplog.records[0].getMessage() == "signs tab: someone/model (given)"
+    # "tested" counts by its test figure (0.93), not its validation (0.99)
+    cands = {c.directory.parent.name: c for c in serving.release_candidates("sign", (runs,))}
+    assert cands["tested"].result.split == "test" and cands["no-facts"].result is None
+
+
+def test_results_on_real_signs_outrank_any_result_on_rendered_ones(release: Path, tmp_path: Path) -> None:
+    import shutil
+
+    runs = tmp_path / "runs"
+    _runs_of(
+        release,
+        runs,
+        {
+            "renders-only": [("validation", "synthetic", 1.0)],  # says nothing of real signs
+            "renders-scored-on-real": [("validation", "synthetic", 0.999), ("train", "gtsrb-train-32", 0.84)],
+            "none": [],
+        },
+    )
+    path, why = serving.choose_release("sign", (runs,))
+    assert path == (runs / "renders-scored-on-real" / "model").resolve()
+    assert "(lenet5, 0.840 train accuracy on gtsrb-train-32; the most accurate on real data of 3 " in why
+    shutil.rmtree(runs / "renders-scored-on-real")
+    path, why = serving.choose_release("sign", (runs,))  # rendered results still beat none
+    assert (
+        path.parent.name == "renders-only"
+        and "1.000 validation accuracy on synthetic (rendered signs)" in why
+    )
+
+
+def test_a_release_serves_the_tab_its_label_names_fit() -> None:
+    from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
+
+    assert serving.release_task(list(GTSRB_CLASS_NAMES)) == "sign"
+    assert serving.release_task(list(reversed(GTSRB_CLASS_NAMES))) == "sign"  # any order
+    assert serving.release_task(list(GTSRB_CLASS_NAMES[:42])) is None
+    for names in (["cat", "dog"], ["Dog", "Cat"], ["cats", "dogs"]):
+        assert serving.release_task(names) == "pet"
+    assert serving.release_task(["cat", "dog", "bird"]) is None and serving.release_task(["cat"]) is None
