@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import tempfile
 import threading
@@ -22,7 +21,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from tl_hub.cli import ArgumentParser
+from tl_hub.cli import ArgumentParser, add_space_model_arguments
 from tl_hub.config import cache_root
 from tl_hub.errors import RequestRefused, TLHubError
 from tl_hub.inference import serving
@@ -40,7 +39,6 @@ from tl_hub.inference.serving import (
     render_sign_examples,
 )
 from tl_hub.inference.space_server import SpaceBlocks, refusals, serve
-from tl_hub.release.space import PETS_MODEL_ENV, SIGNS_MODEL_ENV
 
 # Where the models come from: --signs-model / --pets-model, else the environment variables
 # TL_HUB_SIGNS_MODEL / TL_HUB_PETS_MODEL (the Space's variables, set by scripts/deploy_space.py), else
@@ -190,18 +188,7 @@ def build_demo(
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = ArgumentParser(description="Serve tl_hub's traffic-sign and cats & dogs classifiers.")
-    p.add_argument(
-        "--signs-model",
-        default=os.environ.get(SIGNS_MODEL_ENV),
-        help=f"Hub repo id or release directory (default: ${SIGNS_MODEL_ENV}, else the newest fitting "
-        "runs/*/model)",
-    )
-    p.add_argument(
-        "--pets-model",
-        default=os.environ.get(PETS_MODEL_ENV),
-        help=f"Hub repo id or release directory (default: ${PETS_MODEL_ENV}, else the newest fitting "
-        "runs/*/model)",
-    )
+    add_space_model_arguments(p)
     p.add_argument("--host", default=None, help="address to listen on (default: gradio's, 127.0.0.1)")
     p.add_argument("--port", type=port_number, default=None, help="port (default: gradio's, 7860)")
     p.add_argument(

@@ -707,3 +707,20 @@ def test_deploying_a_local_model_directory_says_to_push_it_first(
     args = ["tester/demo", "--signs-model", str(release), "--pets-model", "tester/p"]
     code, _, err = run_deploy(args, monkeypatch, capsys)
     assert code == 2 and "a local path, which a Space cannot read: push it with" in err
+
+
+def test_the_app_and_deploying_take_the_model_flags_declared_once(
+    app: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runpy
+
+    from tl_hub.release.space import SPACE_MODELS
+
+    monkeypatch.setenv("TL_HUB_PETS_MODEL", "someone/pets")
+    args = app.parse_args(["--signs-model", "runs/x/model"])
+    assert (args.signs_model, args.pets_model) == ("runs/x/model", "someone/pets")  # the variable: default
+    deploy = runpy.run_path(str(DEPLOY))["parse_args"](["tester/demo", *MODELS])
+    assert (deploy.signs_model, deploy.pets_model) == ("tester/s", "tester/p")
+    assert [m.flag for m in SPACE_MODELS] == ["--signs-model", "--pets-model"]
+    for path in (ROOT / "spaces" / "app.py", DEPLOY):
+        assert '"--signs-model"' not in path.read_text()  # declared in tl_hub.cli only
