@@ -215,3 +215,24 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_fake_release(
         directory, LeNet5(num_classes=43), get_recipe("lenet-gtsrb").config, list(GTSRB_CLASS_NAMES)
     )
+
+
+@pytest.fixture(scope="session")
+def vgg16_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained vgg16-catsdogs release at 64x64 (random weights)."""
+    import dataclasses
+
+    import torch
+
+    from tl_hub.models import create_model
+    from tl_hub.recipes import get_recipe
+
+    recipe = get_recipe("vgg16-catsdogs").config
+    run = dataclasses.replace(
+        recipe,
+        preprocess=dataclasses.replace(recipe.preprocess, input_size=64),
+        model=dataclasses.replace(recipe.model, pretrained=None),
+    )
+    torch.manual_seed(0)
+    model = create_model("vgg16", num_classes=2, in_chans=3, img_size=64, drop_rate=0.5)
+    return write_fake_release(tmp_path_factory.mktemp("vgg16") / "model", model, run, ["cat", "dog"])

@@ -78,27 +78,6 @@ def test_a_predictor_whose_compile_fails_serves_in_eager_mode(
     assert list(got.values()) == pytest.approx(list(expected.values()), abs=1e-6)
 
 
-@pytest.fixture(scope="module")
-def vgg16_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained vgg16-catsdogs release at 64x64 (random weights)."""
-    import dataclasses
-
-    from tl_hub.models import create_model
-    from tl_hub.recipes import get_recipe
-
-    from .conftest import write_fake_release
-
-    recipe = get_recipe("vgg16-catsdogs").config
-    run = dataclasses.replace(
-        recipe,
-        preprocess=dataclasses.replace(recipe.preprocess, input_size=64),
-        model=dataclasses.replace(recipe.model, pretrained=None),
-    )
-    torch.manual_seed(0)
-    model = create_model("vgg16", num_classes=2, in_chans=3, img_size=64, drop_rate=0.5)
-    return write_fake_release(tmp_path_factory.mktemp("vgg16") / "model", model, run, ["cat", "dog"])
-
-
 def test_grad_cam_reads_vgg16_at_its_last_convolution(vgg16_release: Path) -> None:
     from tl_hub.inference.explain import cam_layer
 

@@ -231,3 +231,35 @@ def test_a_release_serves_the_tab_its_label_names_fit() -> None:
     for names in (["cat", "dog"], ["Dog", "Cat"], ["cats", "dogs"]):
         assert serving.release_task(names) == "pet"
     assert serving.release_task(["cat", "dog", "bird"]) is None and serving.release_task(["cat"]) is None
+
+
+def test_the_pets_tab_says_what_its_vgg16_release_is_from_the_release(vgg16_release: Path) -> None:
+    from tl_hub.inference.predictor import Predictor
+    from tl_hub.release.facts import load_facts
+
+    facts = load_facts(vgg16_release)
+    assert not facts.recipe.study_results  # 64x64 random weights: not the study's protocol, no study figures
+    text = serving.model_summary(Predictor.from_pretrained(vgg16_release), facts)
+    assert "`vgg16`, 2 classes, sees a 64x64 RGB image" in text
+    assert (
+        f"recipe `vgg16-catsdogs` on `{facts.dataset}`, strategy `{facts.strategy}` from random weights"
+        in text
+    )
+    headline = facts.headline()
+    assert f"**{headline.split.capitalize()} accuracy:** {headline.accuracy:.1%} on " in text
+    assert "study" not in text.lower()
+
+
+def test_a_model_trained_on_renders_shows_its_figure_on_real_signs(release: Path, tmp_path: Path) -> None:
+    from tl_hub.inference.predictor import Predictor
+    from tl_hub.release.facts import load_facts
+
+    runs = tmp_path / "runs"
+    _runs_of(release, runs, {"r": [("validation", "synthetic", 1.0), ("train", "gtsrb-train-32", 0.843)]})
+    model = runs / "r" / "model"
+    text = serving.model_summary(Predictor.from_pretrained(model), load_facts(model))
+    assert "**Train accuracy:** 84.3% on " in text and "`gtsrb-train-32` (macro-F1" in text
+    _runs_of(release, runs, {"only-renders": [("validation", "synthetic", 1.0)]})
+    model = runs / "only-renders" / "model"
+    text = serving.model_summary(Predictor.from_pretrained(model), load_facts(model))
+    assert "**Validation accuracy:** 100.0% on " in text and "`synthetic` (tl_hub's rendered signs)" in text

@@ -258,7 +258,9 @@ def hub_link(source: str | None) -> str:
 
 
 def model_summary(predictor: Predictor, facts: Facts | None) -> str:
-    """What the model is (config.json), what it was trained on and how well it scored (facts.json)."""
+    """What the model is (config.json), what it was trained on and how well it scored (facts.json: the
+    result `counted_result` ranks it by, so a model trained on rendered signs shows its figure on real ones
+    when it has one)."""
     config, p = predictor.config, predictor.preprocess
     view = f"{p.input_size}x{p.input_size} {'grayscale' if p.grayscale else 'RGB'}"
     if p.equalize != "none":
@@ -274,10 +276,12 @@ def model_summary(predictor: Predictor, facts: Facts | None) -> str:
         f"**Trained with** recipe `{facts.recipe.name}` on `{facts.dataset}`, strategy `{facts.strategy}` "
         f"from {facts.start.describe()} ({facts.counts.get('train', '?')} training images)."
     )
-    if (m := facts.headline()) is not None:
+    m, rendered = counted_result(facts)  # the figure the tab was chosen by: real images first
+    if m is not None:
+        what = " (tl_hub's rendered signs)" if rendered else ""
         lines.append(
             f"**{m.split.capitalize()} accuracy:** {m.accuracy:.1%} on {m.num_samples} images of "
-            f"`{m.dataset}` (macro-F1 {m.macro_f1:.3f}, top-5 {m.top5_accuracy:.1%})."
+            f"`{m.dataset}`{what} (macro-F1 {m.macro_f1:.3f}, top-5 {m.top5_accuracy:.1%})."
         )
     return "\n\n".join(lines)
 
