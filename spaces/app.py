@@ -28,7 +28,6 @@ from tl_hub.inference import serving
 from tl_hub.inference.predictor import Predictor
 from tl_hub.inference.serving import (
     ModelSlot,
-    dataset_examples,
     heatmap,
     load_models,
     local_release,  # noqa: F401 - reached as app.local_release by its callers
@@ -36,7 +35,7 @@ from tl_hub.inference.serving import (
     port_number,
     port_problem,
     read_upload,
-    render_sign_examples,
+    tab_examples,
 )
 from tl_hub.inference.space_server import SpaceBlocks, refusals, serve
 
@@ -140,16 +139,20 @@ def build_demo(
     pets: str | Path | Predictor | ModelSlot | None,
     top_k: int = TOP_K,
     examples_dir: str | Path | None = None,
-    pet_examples: list[str] | None = None,
+    hub_cache: Path | None = None,
 ) -> gr.Blocks:
     """The two-tab app around a traffic-sign and a cats & dogs model (repo ids, directories or Predictors).
 
     Nothing loads here: each model loads on its tab's first request (pass Predictors to load them yourself).
-    A tab without a model (None) says how to get one, and the other tab works as ever.
+    A tab without a model (None) says how to get one, and the other tab works as ever. Each tab's examples
+    are `serving.tab_examples`, copied into `examples_dir`; only with `hub_cache` are they fetched from the
+    Hub (a Hub model's own, or the pets model's Hub dataset).
     """
     signs_slot = signs if isinstance(signs, ModelSlot) else ModelSlot(signs, missing=NO_MODEL["sign"])
     pets_slot = pets if isinstance(pets, ModelSlot) else ModelSlot(pets, missing=NO_MODEL["pet"])
     examples_dir = Path(examples_dir or tempfile.mkdtemp(prefix="tl_hub_space_"))
+    signs_examples = tab_examples("sign", signs_slot.source, examples_dir, hub_cache)
+    pets_examples = tab_examples("pet", pets_slot.source, examples_dir, hub_cache)
     tabs = [
         (
             Tab(
@@ -158,8 +161,7 @@ def build_demo(
                 "Traffic signs of the German Traffic Sign Recognition Benchmark's 43 classes: upload a photo "
                 "cropped tightly around one sign.",
                 "Traffic sign photo",
-                render_sign_examples(examples_dir / "signs"),
-                "Examples (rendered by tl_hub)",
+                *signs_examples,
             ),
             signs_slot,
         ),
@@ -169,8 +171,7 @@ def build_demo(
                 "pet",
                 "Cats vs. dogs, a model trained by transfer learning: upload a photo of one animal.",
                 "Cat or dog photo",
-                pet_examples or None,
-                "Examples (from the model's training dataset)",
+                *pets_examples,
             ),
             pets_slot,
         ),
@@ -208,8 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     pets = ModelSlot(
         model_source(args.pets_model, "pet"), compile=not args.no_compile, missing=NO_MODEL["pet"]
     )
-    cache = cache_root() / "examples"
-    demo = build_demo(signs, pets, pet_examples=dataset_examples(pets.source, cache))
+    demo = build_demo(signs, pets, hub_cache=cache_root() / "examples")
     if args.preload:
         try:
             load_models([signs, pets], strict=True)

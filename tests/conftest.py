@@ -159,8 +159,9 @@ def disk_dir(tmp_path_factory: pytest.TempPathFactory, signs: tuple[np.ndarray, 
     return root
 
 
-def write_fake_release(directory: Path, model, run, label_names: list[str]) -> Path:
-    """A release of `model` as `run` would write it, with made-up metrics (3 epochs, a fair model)."""
+def write_fake_release(directory: Path, model, run, label_names: list[str], examples=None) -> Path:
+    """A release of `model` as `run` would write it, with made-up metrics (3 epochs, a fair model);
+    `examples`: the SplitData its example images come from."""
     from tl_hub.data.naming import dataset_name
     from tl_hub.metrics import classification_metrics
     from tl_hub.release.config import ReleaseConfig
@@ -199,7 +200,7 @@ def write_fake_release(directory: Path, model, run, label_names: list[str]) -> P
     }
     facts = run_facts(run, start_weights(run), recipe_text(run), metrics, n)
     config = ReleaseConfig.from_run(public_run(run, facts), label_names)
-    return write_release(directory, model, config, metrics, facts)
+    return write_release(directory, model, config, metrics, facts, examples)
 
 
 @pytest.fixture(scope="session")

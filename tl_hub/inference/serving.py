@@ -3,10 +3,10 @@ and what a request may send.
 
 Each tab's model (`ModelSlot`: loaded once, on first use), found as the most accurate fitting release
 under `runs/` when none is named (`choose_release`); the model summary (from config.json and facts.json);
-example signs rendered by tl_hub and example photos fetched from the model's Hub dataset; uploads and inline
-`data:` URLs checked and decoded (`read_upload`); the port checks made before serving. What a request cannot
-get is a `RequestRefused`, whose message is the caller's. `spaces/app.py` builds the page and its events
-around these; nothing here imports gradio.
+example images from the release itself, else signs rendered by tl_hub or photos fetched from the model's
+Hub dataset (`tab_examples`); uploads and inline `data:` URLs checked and decoded (`read_upload`); the port
+checks made before serving. What a request cannot get is a `RequestRefused`, whose message is the caller's.
+`spaces/app.py` builds the page and its events around these; nothing here imports gradio.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import argparse
 import base64
 import binascii
 import logging
+import shutil
 import socket
 import tempfile
 import threading
@@ -301,6 +302,75 @@ def render_sign_examples(directory: Path) -> list[str]:
         render_sign(class_id, np.random.default_rng([seed, class_id]), EXAMPLE_SIZE).save(path)
         paths.append(str(path))
     return paths
+
+
+def release_examples(source: str | Path | None, directory: Path, hub: bool = False) -> list[str]:
+    """The example images a release holds (`examples/*.jpg`, written from its validation split by
+    `write_release`), each checked (size, pixels, an image at all) and copied into `directory`, where the page
+    may serve files from. A local release's always; a Hub repo's only with `hub` (downloaded, cached by
+    huggingface_hub); none, quietly, when there are none or they cannot be had."""
+    from tl_hub.release.files import EXAMPLES_DIR, MAX_EXAMPLE_BYTES, MAX_EXAMPLES, example_files
+
+    if source is None:
+        return []
+    local = Path(source).expanduser()
+    try:
+        if local.is_dir():
+            files = example_files(local)
+        elif hub:
+            files = _hub_examples(str(source))
+        else:
+            return []
+    except Exception as e:  # offline, a repo that cannot be listed: the tab just has other examples
+        logger.info("no example images from %s (%s)", source, str(e).splitlines()[0] if str(e) else e)
+        return []
+    target = directory / "release"
+    target.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for file in files[:MAX_EXAMPLES]:
+        try:
+            if file.stat().st_size > MAX_EXAMPLE_BYTES:
+                raise TLHubError(f"over {MAX_EXAMPLE_BYTES // 2**10} KB")
+            read_image(file, max_pixels=MAX_PIXELS)  # an image, within the pixel limit
+            shutil.copyfile(file, target / file.name)
+        except (TLHubError, OSError) as e:
+            logger.warning("%s: %s/%s passed over (%s)", source, EXAMPLES_DIR, file.name, e)
+            continue
+        paths.append(str(target / file.name))
+    return paths
+
+
+def _hub_examples(repo_id: str) -> list[Path]:
+    """The example images of the Hub model repo `repo_id`, downloaded."""
+    from huggingface_hub import HfApi, constants
+
+    from tl_hub.release.files import EXAMPLES_DIR, MAX_EXAMPLES
+    from tl_hub.release.hub import fetch
+
+    if constants.HF_HUB_OFFLINE:
+        raise RuntimeError("HF_HUB_OFFLINE is set")
+    names = sorted(
+        name
+        for name in HfApi().list_repo_files(repo_id)
+        if name.startswith(f"{EXAMPLES_DIR}/") and name.endswith(".jpg") and name.count("/") == 1
+    )
+    return [fetch(repo_id, name) for name in names[:MAX_EXAMPLES]]
+
+
+def tab_examples(
+    kind: str, source: str | Path | None, directory: Path, hub_cache: Path | None = None
+) -> tuple[list[str], str]:
+    """A tab's example images and what to call them: the release's own (`release_examples`, from its
+    validation split) where it has them; else, for signs, signs rendered by tl_hub; for pets, photos from the
+    model's Hub dataset fetched into `hub_cache` (`dataset_examples`; none without a cache). With no
+    `hub_cache` nothing here goes to the network."""
+    if own := release_examples(source, directory / kind, hub=hub_cache is not None):
+        return own, "Examples (from the model's validation split)"
+    if kind == "sign":
+        return render_sign_examples(directory / "signs"), "Examples (rendered by tl_hub)"
+    if hub_cache is not None:
+        return dataset_examples(source, hub_cache), "Examples (from the model's training dataset)"
+    return [], ""
 
 
 def dataset_examples(source: str | Path | None, directory: Path, n: int = EXAMPLE_PHOTOS) -> list[str]:
