@@ -263,3 +263,39 @@ def test_a_model_trained_on_renders_shows_its_figure_on_real_signs(release: Path
     model = runs / "only-renders" / "model"
     text = serving.model_summary(Predictor.from_pretrained(model), load_facts(model))
     assert "**Validation accuracy:** 100.0% on " in text and "`synthetic` (tl_hub's rendered signs)" in text
+
+
+def test_a_tab_offers_the_releases_own_examples_local_or_from_the_hub(
+    fake_hub: FakeHub, release: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from tl_hub.release.files import MAX_EXAMPLE_BYTES
+    from tl_hub.release.publish import PushTarget, push_to_hub
+
+    model = tmp_path / "pets" / "model"
+    shutil.copytree(release, model)
+    examples = model / "examples"
+    examples.mkdir()
+    for name, colour in (("00-cat.jpg", "orange"), ("01-dog.jpg", "brown")):
+        Image.new("RGB", (40, 30), colour).save(examples / name)
+    (examples / "02-big.jpg").write_bytes(b"\xff" * (MAX_EXAMPLE_BYTES + 1))  # over the limit: passed over
+    (examples / "03-broken.jpg").write_bytes(b"not a JPEG")  # not an image: passed over
+    page = tmp_path / "page"
+    paths, label = serving.tab_examples("pet", str(model), page)
+    assert [Path(p).name for p in paths] == ["00-cat.jpg", "01-dog.jpg"]
+    assert label == "Examples (from the model's validation split)"
+    assert all(Path(p).parent == page / "pet" / "release" for p in paths)  # copied where the page serves from
+    assert Path(paths[0]).read_bytes() == (examples / "00-cat.jpg").read_bytes()
+
+    push_to_hub(model, PushTarget("tester/pets"), api=fake_hub.api())  # the examples go up with the release
+    pushed = fake_hub.repos["tester/pets"].head.files
+    assert {n for n in pushed if n.startswith("examples/")} == {
+        f"examples/0{i}-{n}.jpg" for i, n in ((0, "cat"), (1, "dog"), (3, "broken"))
+    }
+    assert serving.tab_examples("pet", "tester/pets", tmp_path / "p2") == ([], "")  # not online unless asked
+    paths, label = serving.tab_examples("pet", "tester/pets", tmp_path / "p3", hub_cache=tmp_path / "cache")
+    assert [Path(p).name for p in paths] == ["00-cat.jpg", "01-dog.jpg"]
+
+    paths, label = serving.tab_examples("sign", str(release), tmp_path / "p4")  # none of its own
+    assert label == "Examples (rendered by tl_hub)" and len(paths) == len(serving.EXAMPLE_SIGNS)

@@ -724,3 +724,21 @@ def test_the_app_and_deploying_take_the_model_flags_declared_once(
     assert [m.flag for m in SPACE_MODELS] == ["--signs-model", "--pets-model"]
     for path in (ROOT / "spaces" / "app.py", DEPLOY):
         assert '"--signs-model"' not in path.read_text()  # declared in tl_hub.cli only
+
+
+def test_the_pets_tab_offers_its_releases_own_examples(
+    app: ModuleType, pets_release: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    model = tmp_path / "pets" / "model"
+    shutil.copytree(pets_release, model)
+    (model / "examples").mkdir()
+    for name in ("00-cat.jpg", "01-dog.jpg"):
+        Image.new("RGB", (32, 32), "orange").save(model / "examples" / name)
+    demo = app.build_demo(None, str(model), examples_dir=tmp_path / "ex")
+    datasets = [c["props"] for c in demo.config["components"] if c["type"] == "dataset"]
+    labels = [d.get("label") for d in datasets]
+    assert labels == ["Examples (rendered by tl_hub)", "Examples (from the model's validation split)"]
+    shown = [Path(s[0]["path"]).name for s in datasets[1]["samples"]]
+    assert shown == ["00-cat.jpg", "01-dog.jpg"]
