@@ -9,7 +9,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tl_hub.cli import ArgumentParser, add_hub_write_arguments, run_main, setup_logging
+from tl_hub.cli import (
+    ArgumentParser,
+    add_hub_write_arguments,
+    add_space_model_arguments,
+    run_main,
+    setup_logging,
+)
 
 SPACE_DIR = Path(__file__).resolve().parents[1] / "spaces"
 
@@ -17,8 +23,7 @@ SPACE_DIR = Path(__file__).resolve().parents[1] / "spaces"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = ArgumentParser(description="Deploy tl_hub's Gradio Space to the Hub.")
     p.add_argument("space_id", metavar="SPACE_ID", help="the Space repo, USER/NAME (created if missing)")
-    p.add_argument("--signs-model", required=True, help="Hub repo id of the traffic-sign model, USER/NAME")
-    p.add_argument("--pets-model", required=True, help="Hub repo id of the cats & dogs model, USER/NAME")
+    add_space_model_arguments(p, deploying=True)
     p.add_argument("--space-dir", type=Path, default=SPACE_DIR, help="the app folder (default: %(default)s)")
     add_hub_write_arguments(p)
     return p.parse_args(argv)

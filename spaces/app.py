@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import tempfile
 import threading
@@ -22,14 +21,13 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from tl_hub.cli import ArgumentParser
+from tl_hub.cli import ArgumentParser, add_space_model_arguments
 from tl_hub.config import cache_root
 from tl_hub.errors import RequestRefused, TLHubError
 from tl_hub.inference import serving
 from tl_hub.inference.predictor import Predictor
 from tl_hub.inference.serving import (
     ModelSlot,
-    dataset_examples,
     heatmap,
     load_models,
     local_release,  # noqa: F401 - reached as app.local_release by its callers
@@ -37,14 +35,14 @@ from tl_hub.inference.serving import (
     port_number,
     port_problem,
     read_upload,
-    render_sign_examples,
+    tab_examples,
 )
 from tl_hub.inference.space_server import SpaceBlocks, refusals, serve
-from tl_hub.release.space import PETS_MODEL_ENV, SIGNS_MODEL_ENV
 
 # Where the models come from: --signs-model / --pets-model, else the environment variables
 # TL_HUB_SIGNS_MODEL / TL_HUB_PETS_MODEL (the Space's variables, set by scripts/deploy_space.py), else
-# the newest local release that fits the tab under runs/ (the repository's, or the working directory's).
+# the most accurate local release that fits the tab under runs/ (the repository's, or the working
+# directory's), as `serving.choose_release` ranks them, logged with why.
 RUNS_DIRS = (Path(__file__).resolve().parents[1] / "runs", Path("runs"))
 # What a tab says, in the page and to API callers, when no model was named or found.
 NO_MODEL = {
@@ -62,8 +60,8 @@ QUEUE_SIZE = 64  # requests waiting beyond that are told the app is busy
 
 
 def model_source(given: str | None, kind: str) -> str | Path | None:
-    """The model of a tab: the one given (flag or environment), else the newest fitting release under
-    RUNS_DIRS."""
+    """The model of a tab: the one given (flag or environment), else the most accurate fitting release
+    under RUNS_DIRS."""
     return serving.model_source(given, kind, RUNS_DIRS, NO_MODEL[kind])
 
 
@@ -141,16 +139,20 @@ def build_demo(
     pets: str | Path | Predictor | ModelSlot | None,
     top_k: int = TOP_K,
     examples_dir: str | Path | None = None,
-    pet_examples: list[str] | None = None,
+    hub_cache: Path | None = None,
 ) -> gr.Blocks:
     """The two-tab app around a traffic-sign and a cats & dogs model (repo ids, directories or Predictors).
 
     Nothing loads here: each model loads on its tab's first request (pass Predictors to load them yourself).
-    A tab without a model (None) says how to get one, and the other tab works as ever.
+    A tab without a model (None) says how to get one, and the other tab works as ever. Each tab's examples
+    are `serving.tab_examples`, copied into `examples_dir`; only with `hub_cache` are they fetched from the
+    Hub (a Hub model's own, or the pets model's Hub dataset).
     """
     signs_slot = signs if isinstance(signs, ModelSlot) else ModelSlot(signs, missing=NO_MODEL["sign"])
     pets_slot = pets if isinstance(pets, ModelSlot) else ModelSlot(pets, missing=NO_MODEL["pet"])
     examples_dir = Path(examples_dir or tempfile.mkdtemp(prefix="tl_hub_space_"))
+    signs_examples = tab_examples("sign", signs_slot.source, examples_dir, hub_cache)
+    pets_examples = tab_examples("pet", pets_slot.source, examples_dir, hub_cache)
     tabs = [
         (
             Tab(
@@ -159,8 +161,7 @@ def build_demo(
                 "Traffic signs of the German Traffic Sign Recognition Benchmark's 43 classes: upload a photo "
                 "cropped tightly around one sign.",
                 "Traffic sign photo",
-                render_sign_examples(examples_dir / "signs"),
-                "Examples (rendered by tl_hub)",
+                *signs_examples,
             ),
             signs_slot,
         ),
@@ -170,8 +171,7 @@ def build_demo(
                 "pet",
                 "Cats vs. dogs, a model trained by transfer learning: upload a photo of one animal.",
                 "Cat or dog photo",
-                pet_examples or None,
-                "Examples (from the model's training dataset)",
+                *pets_examples,
             ),
             pets_slot,
         ),
@@ -189,18 +189,7 @@ def build_demo(
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = ArgumentParser(description="Serve tl_hub's traffic-sign and cats & dogs classifiers.")
-    p.add_argument(
-        "--signs-model",
-        default=os.environ.get(SIGNS_MODEL_ENV),
-        help=f"Hub repo id or release directory (default: ${SIGNS_MODEL_ENV}, else the newest fitting "
-        "runs/*/model)",
-    )
-    p.add_argument(
-        "--pets-model",
-        default=os.environ.get(PETS_MODEL_ENV),
-        help=f"Hub repo id or release directory (default: ${PETS_MODEL_ENV}, else the newest fitting "
-        "runs/*/model)",
-    )
+    add_space_model_arguments(p)
     p.add_argument("--host", default=None, help="address to listen on (default: gradio's, 127.0.0.1)")
     p.add_argument("--port", type=port_number, default=None, help="port (default: gradio's, 7860)")
     p.add_argument(
@@ -220,8 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     pets = ModelSlot(
         model_source(args.pets_model, "pet"), compile=not args.no_compile, missing=NO_MODEL["pet"]
     )
-    cache = cache_root() / "examples"
-    demo = build_demo(signs, pets, pet_examples=dataset_examples(pets.source, cache))
+    demo = build_demo(signs, pets, hub_cache=cache_root() / "examples")
     if args.preload:
         try:
             load_models([signs, pets], strict=True)

@@ -159,8 +159,9 @@ def disk_dir(tmp_path_factory: pytest.TempPathFactory, signs: tuple[np.ndarray, 
     return root
 
 
-def write_fake_release(directory: Path, model, run, label_names: list[str]) -> Path:
-    """A release of `model` as `run` would write it, with made-up metrics (3 epochs, a fair model)."""
+def write_fake_release(directory: Path, model, run, label_names: list[str], examples=None) -> Path:
+    """A release of `model` as `run` would write it, with made-up metrics (3 epochs, a fair model);
+    `examples`: the SplitData its example images come from."""
     from tl_hub.data.naming import dataset_name
     from tl_hub.metrics import classification_metrics
     from tl_hub.release.config import ReleaseConfig
@@ -199,7 +200,7 @@ def write_fake_release(directory: Path, model, run, label_names: list[str]) -> P
     }
     facts = run_facts(run, start_weights(run), recipe_text(run), metrics, n)
     config = ReleaseConfig.from_run(public_run(run, facts), label_names)
-    return write_release(directory, model, config, metrics, facts)
+    return write_release(directory, model, config, metrics, facts, examples)
 
 
 @pytest.fixture(scope="session")
@@ -215,3 +216,24 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_fake_release(
         directory, LeNet5(num_classes=43), get_recipe("lenet-gtsrb").config, list(GTSRB_CLASS_NAMES)
     )
+
+
+@pytest.fixture(scope="session")
+def vgg16_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained vgg16-catsdogs release at 64x64 (random weights)."""
+    import dataclasses
+
+    import torch
+
+    from tl_hub.models import create_model
+    from tl_hub.recipes import get_recipe
+
+    recipe = get_recipe("vgg16-catsdogs").config
+    run = dataclasses.replace(
+        recipe,
+        preprocess=dataclasses.replace(recipe.preprocess, input_size=64),
+        model=dataclasses.replace(recipe.model, pretrained=None),
+    )
+    torch.manual_seed(0)
+    model = create_model("vgg16", num_classes=2, in_chans=3, img_size=64, drop_rate=0.5)
+    return write_fake_release(tmp_path_factory.mktemp("vgg16") / "model", model, run, ["cat", "dog"])

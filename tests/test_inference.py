@@ -76,3 +76,33 @@ def test_a_predictor_whose_compile_fails_serves_in_eager_mode(
     expected = Predictor.from_pretrained(release)(image)
     assert list(got) == list(expected)  # eager, channels_last: equal up to float rounding
     assert list(got.values()) == pytest.approx(list(expected.values()), abs=1e-6)
+
+
+def test_grad_cam_reads_vgg16_at_its_last_convolution(vgg16_release: Path) -> None:
+    from tl_hub.inference.explain import cam_layer
+
+    predictor = Predictor.from_pretrained(vgg16_release)
+    model = predictor.model
+    name, to_map, from_map = cam_layer(model, "features")
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and n.startswith("features.")]
+    assert convs[-1] == "features.28" and name == "features.29"  # the ReLU after the last convolution
+    assert isinstance(model.get_submodule(name), nn.ReLU)
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 256, (80, 96, 3), dtype=np.uint8))
+    x = predictor.inputs([photo])
+    with torch.no_grad():
+        assert to_map(x).shape == (1, 512, 4, 4)  # 64 / 16: before the last pooling, not 2x2 after it
+        torch.testing.assert_close(from_map(to_map(x)), model(x))  # the same network, cut in two
+    cam, _ = grad_cam(model, x, base="features")
+    assert cam.shape == x.shape[-2:] == (64, 64)  # at the image's (the model's view's) size
+    assert float(cam.max()) == 1.0 and float(cam.std()) > 0.05  # not constant
+    shown = predictor.explain(photo)
+    assert shown.size == (256, 256)  # as the Space shows it
+
+
+def test_a_model_without_a_sequential_base_is_explained_on_forward_features() -> None:
+    from tl_hub.inference.explain import cam_layer
+
+    model = TwoHalves()
+    name, to_map, from_map = cam_layer(model, None)
+    assert name is None and to_map == model.forward_features and from_map == model.forward_head

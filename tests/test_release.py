@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from huggingface_hub import ModelCard
@@ -289,3 +290,52 @@ def test_a_local_dataset_is_named_not_located_in_the_card(tmp_path: Path, name: 
     assert f"Dataset: `{shown}`" in card.text
     assert {r.dataset_type for r in card.data.eval_results} == {shown} and card.data.datasets is None
     assert json.loads((release / "metrics.json").read_text())["dataset"] == shown
+
+
+def test_a_release_holds_a_few_example_images_from_its_validation_split(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from tl_hub.data.loading import SplitData
+    from tl_hub.release.files import EXAMPLES_DIR, MAX_EXAMPLE_BYTES, release_files
+
+    from .conftest import write_fake_release
+
+    labels = torch.tensor([1, 0] * 10)
+    images = torch.randint(0, 256, (20, 1, 32, 32), dtype=torch.uint8)  # grayscale, as LeNet-5 sees them
+    names = ["cat", "dog"]
+    directory = write_fake_release(
+        tmp_path / "model", LeNet5(num_classes=2), RECIPE.config, names, examples=SplitData(images, labels)
+    )
+    files = sorted((directory / EXAMPLES_DIR).iterdir())
+    assert [f.name for f in files] == [f"{i:02d}-{n}.jpg" for i, n in enumerate(["cat"] * 4 + ["dog"] * 4)]
+    for f in files:
+        assert f.stat().st_size <= MAX_EXAMPLE_BYTES
+        with Image.open(f) as image:
+            assert image.format == "JPEG" and image.size == (32, 32) and image.mode == "L"
+    with Image.open(files[0]) as image:  # the first cat of the split, as it was (within JPEG's loss)
+        assert abs(np.asarray(image, dtype=float) - images[1, 0].numpy()).mean() < 40
+    assert release_files(directory) == [*RELEASE_FILES, *(f"{EXAMPLES_DIR}/{f.name}" for f in files)]
+    # written again without examples (another run in the same directory): the earlier ones go
+    write_fake_release(directory, LeNet5(num_classes=2), RECIPE.config, names)
+    assert not (directory / EXAMPLES_DIR).exists() and release_files(directory) == list(RELEASE_FILES)
+
+
+def test_example_images_are_spread_over_the_classes_and_kept_small(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from tl_hub.data.loading import SplitData
+    from tl_hub.release.files import MAX_EXAMPLE_BYTES
+    from tl_hub.release.writer import example_indices, write_examples
+
+    assert example_indices(torch.tensor([1, 1, 0, 0, 0, 1]).numpy(), 2) == [2, 3, 4, 0, 1, 5]
+    assert example_indices(torch.tensor([1] * 9).numpy(), 2) == list(range(8))  # n // classes present
+    assert example_indices(torch.tensor([], dtype=torch.long).numpy(), 2) == []
+    signs = torch.arange(43).repeat(3).numpy()  # 8 of GTSRB's 43 classes, evenly spaced, one image each
+    assert example_indices(signs, 43) == [0, 6, 12, 18, 24, 30, 36, 42]
+    noise = torch.randint(0, 256, (10, 3, 256, 256), dtype=torch.uint8)  # compresses as badly as can be
+    paths = write_examples(tmp_path, SplitData(noise, torch.arange(10) % 2), ["cat", "dog"])
+    assert [p.name for p in paths] == [f"{i:02d}-{n}.jpg" for i, n in enumerate(["cat"] * 4 + ["dog"] * 4)]
+    for p in paths:
+        assert p.stat().st_size <= MAX_EXAMPLE_BYTES
+        with Image.open(p) as image:
+            assert image.size == (224, 224) and image.mode == "RGB"

@@ -707,3 +707,38 @@ def test_deploying_a_local_model_directory_says_to_push_it_first(
     args = ["tester/demo", "--signs-model", str(release), "--pets-model", "tester/p"]
     code, _, err = run_deploy(args, monkeypatch, capsys)
     assert code == 2 and "a local path, which a Space cannot read: push it with" in err
+
+
+def test_the_app_and_deploying_take_the_model_flags_declared_once(
+    app: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runpy
+
+    from tl_hub.release.space import SPACE_MODELS
+
+    monkeypatch.setenv("TL_HUB_PETS_MODEL", "someone/pets")
+    args = app.parse_args(["--signs-model", "runs/x/model"])
+    assert (args.signs_model, args.pets_model) == ("runs/x/model", "someone/pets")  # the variable: default
+    deploy = runpy.run_path(str(DEPLOY))["parse_args"](["tester/demo", *MODELS])
+    assert (deploy.signs_model, deploy.pets_model) == ("tester/s", "tester/p")
+    assert [m.flag for m in SPACE_MODELS] == ["--signs-model", "--pets-model"]
+    for path in (ROOT / "spaces" / "app.py", DEPLOY):
+        assert '"--signs-model"' not in path.read_text()  # declared in tl_hub.cli only
+
+
+def test_the_pets_tab_offers_its_releases_own_examples(
+    app: ModuleType, pets_release: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    model = tmp_path / "pets" / "model"
+    shutil.copytree(pets_release, model)
+    (model / "examples").mkdir()
+    for name in ("00-cat.jpg", "01-dog.jpg"):
+        Image.new("RGB", (32, 32), "orange").save(model / "examples" / name)
+    demo = app.build_demo(None, str(model), examples_dir=tmp_path / "ex")
+    datasets = [c["props"] for c in demo.config["components"] if c["type"] == "dataset"]
+    labels = [d.get("label") for d in datasets]
+    assert labels == ["Examples (rendered by tl_hub)", "Examples (from the model's validation split)"]
+    shown = [Path(s[0]["path"]).name for s in datasets[1]["samples"]]
+    assert shown == ["00-cat.jpg", "01-dog.jpg"]

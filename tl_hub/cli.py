@@ -86,6 +86,27 @@ def add_hub_write_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hub-token", help="token with write access (default: HF_TOKEN or `hf auth login`)")
 
 
+def add_space_model_arguments(parser: argparse.ArgumentParser, deploying: bool = False) -> None:
+    """--signs-model and --pets-model (`tl_hub.release.space.SPACE_MODELS`), declared here once for the app
+    (a Hub repo id or a release directory, defaulting to the tab's Space variable) and for deploying
+    (`deploying`: a Hub repo id, required, which becomes that variable)."""
+    from tl_hub.release.space import SPACE_MODELS
+
+    for m in SPACE_MODELS:
+        if deploying:
+            parser.add_argument(
+                m.flag, required=True, metavar="USER/NAME", help=f"Hub repo id of {m.what} (sets ${m.env})"
+            )
+        else:
+            parser.add_argument(
+                m.flag,
+                default=os.environ.get(m.env),
+                metavar="REPO_OR_DIR",
+                help=f"Hub repo id or release directory of {m.what} (default: ${m.env}, else the most "
+                "accurate fitting runs/*/model)",
+            )
+
+
 def setup_logging() -> None:
     """INFO logs to stdout on the main process only (every process logs warnings)."""
     rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))

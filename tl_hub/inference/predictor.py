@@ -129,13 +129,15 @@ class Predictor:
         """A Grad-CAM heatmap of `class_index` (default: the top-1 class) over the region the model saw,
         `size` pixels square."""
         from tl_hub.inference.explain import grad_cam, overlay
+        from tl_hub.models import get_architecture
 
         n = len(self.label_names)
         if class_index is not None:
             _check_index("class_index", class_index, 0, n - 1, f"a class index from 0 to {n - 1}, or None")
         _check_index("size", size, 8, 4096, "an integer from 8 to 4096")
         image = read_image(image)
-        cam, _ = grad_cam(self.model, self.inputs([image]), class_index)
+        base = get_architecture(self.config.architecture).base
+        cam, _ = grad_cam(self.model, self.inputs([image]), class_index, base)
         return overlay(image, cam, self.preprocess, size)
 
 

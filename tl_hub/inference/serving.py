@@ -1,12 +1,12 @@
 """What the Space serves, without the page: each tab's model, what the page says about it, its examples,
 and what a request may send.
 
-Each tab's model (`ModelSlot`: loaded once, on first use), found as the newest fitting release under
-`runs/` when none is named; the model summary (from config.json and facts.json); example signs rendered by
-tl_hub and example photos fetched from the model's Hub dataset; uploads and inline `data:` URLs checked and
-decoded (`read_upload`); the port checks made before serving. What a request cannot get is a
-`RequestRefused`, whose message is the caller's. `spaces/app.py` builds the page and its events around
-these; nothing here imports gradio.
+Each tab's model (`ModelSlot`: loaded once, on first use), found as the most accurate fitting release
+under `runs/` when none is named (`choose_release`); the model summary (from config.json and facts.json);
+example images from the release itself, else signs rendered by tl_hub or photos fetched from the model's
+Hub dataset (`tab_examples`); uploads and inline `data:` URLs checked and decoded (`read_upload`); the port
+checks made before serving. What a request cannot get is a `RequestRefused`, whose message is the caller's.
+`spaces/app.py` builds the page and its events around these; nothing here imports gradio.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ import argparse
 import base64
 import binascii
 import logging
+import shutil
 import socket
 import tempfile
 import threading
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -25,9 +27,10 @@ from typing import Any
 from PIL import Image
 
 from tl_hub.data.images import read_image
+from tl_hub.data.naming import SYNTHETIC
 from tl_hub.errors import RequestRefused, TLHubError
 from tl_hub.inference.predictor import Predictor
-from tl_hub.release.facts import Facts, load_facts
+from tl_hub.release.facts import Facts, Result, load_facts
 
 logger = logging.getLogger(__name__)
 
@@ -104,37 +107,146 @@ class ModelSlot:
             return model_summary(predictor, None)
 
 
-def local_release(kind: str, roots: tuple[Path, ...]) -> Path | None:
-    """The newest release `runs/*/model` whose labels fit the tab: GTSRB's 43 signs, or cat and dog."""
+TAB_WORDS = {"sign": "signs", "pet": "pets"}
+
+
+def release_task(label_names: list[str]) -> str | None:
+    """The tab a release serves, read from its label names (config.json): "sign" for GTSRB's 43 classes,
+    "pet" for cat and dog (in any case, singular or plural), None for anything else."""
     from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
+
+    names = [str(name).strip().lower() for name in label_names]
+    if sorted(names) == sorted(name.lower() for name in GTSRB_CLASS_NAMES):
+        return "sign"
+    if sorted(name.removesuffix("s") for name in names) == ["cat", "dog"]:
+        return "pet"
+    return None
+
+
+def counted_result(facts: Facts | None) -> tuple[Result | None, bool]:
+    """The result a release is ranked by, and whether it is on rendered data.
+
+    Results on real data count before results on tl_hub's rendered signs: a model trained on renders
+    scores about 100% on rendered validation images, which says nothing of real signs. A result is on
+    rendered data when its dataset is named `synthetic` (`tl_hub.data.naming.SYNTHETIC`, the name every run
+    and every `scripts/evaluate.py --update-card` on `--dataset synthetic` records); any other dataset is
+    real photos. Within each kind: the newest test result, else validation, else any other split (such as
+    a rendered-only model scored on real GTSRB training images).
+    """
+    if facts is None:
+        return None, False
+    for rendered in (False, True):
+        pool = [r for r in facts.results if (r.dataset == SYNTHETIC) == rendered]
+        if pool:
+            for split in ("test", "validation"):
+                if found := [r for r in pool if r.split == split]:
+                    return found[-1], rendered
+            return pool[-1], rendered
+    return None, False
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A release under runs/ that fits a tab, with what it is ranked by."""
+
+    directory: Path
+    architecture: str
+    result: Result | None
+    rendered: bool  # `result` is on rendered signs
+    mtime: float  # of its weights: the newest wins ties
+
+    def rank(self) -> tuple[bool, bool, float, float]:
+        """Higher is better: a result at all, then one on real data, then its accuracy, then newer."""
+        has = self.result is not None
+        return has, has and not self.rendered, self.result.accuracy if has else 0.0, self.mtime
+
+    def described(self) -> str:
+        """'vgg16, 0.986 validation accuracy on catsdogs-train-2000'."""
+        if self.result is None:
+            return f"{self.architecture}, no recorded result"
+        r = self.result
+        kind = " (rendered signs)" if self.rendered else ""
+        return f"{self.architecture}, {r.accuracy:.3f} {r.split} accuracy on {r.dataset}{kind}"
+
+
+def release_candidates(kind: str, roots: tuple[Path, ...]) -> list[Candidate]:
+    """Every release `runs/*/model` under `roots` whose labels fit the tab `kind` (`release_task`)."""
     from tl_hub.release.load import load_config
 
-    fits = {"sign": set(GTSRB_CLASS_NAMES), "pet": {"cat", "dog"}}[kind]
     found = []
     for root in dict.fromkeys(r.resolve() for r in roots):
-        for directory in root.glob("*/model"):
+        for directory in sorted(root.glob("*/model")):
+            weights = directory / "model.safetensors"
             try:
-                labels = set(load_config(directory).label_names)
+                config = load_config(directory)
             except TLHubError:
                 continue  # not a release, or a damaged one
-            if labels == fits and (directory / "model.safetensors").is_file():
-                found.append(directory)
-    return max(found, key=lambda d: (d / "model.safetensors").stat().st_mtime, default=None)
+            if release_task(config.label_names) != kind or not weights.is_file():
+                continue
+            try:
+                facts = load_facts(directory)
+            except TLHubError as e:  # an unreadable facts.json: served only if nothing else fits
+                logger.warning("%s", e)
+                facts = None
+            result, rendered = counted_result(facts)
+            found.append(Candidate(directory, config.architecture, result, rendered, weights.stat().st_mtime))
+    return found
+
+
+def choose_release(kind: str, roots: tuple[Path, ...]) -> tuple[Path, str] | None:
+    """The release a tab serves when none is named, and why, in words for the log; None when none fits.
+
+    One rule for both tabs: the most accurate release by the result in its facts.json (`counted_result`:
+    real data before rendered signs), the newest on a tie; a release with no result ranks last.
+    """
+    candidates = release_candidates(kind, roots)
+    if not candidates:
+        return None
+    best = max(candidates, key=Candidate.rank)
+    n, tab = len(candidates), TAB_WORDS[kind]
+    if n == 1:
+        why = f"the only {tab} release"
+    elif best.result is None:
+        why = f"the newest of {n} {tab} releases, none with a recorded result"
+    else:
+        tied = [c for c in candidates if c.rank()[:3] == best.rank()[:3]]
+        real = not best.rendered and any(c.rendered for c in candidates)
+        on = " on real data" if real else ""
+        why = f"the most accurate{on} of {n} {tab} releases" + (
+            f", the newest of {len(tied)} tied" if len(tied) > 1 else ""
+        )
+    return best.directory, f"{shown_path(best.directory)} ({best.described()}; {why})"
+
+
+def shown_path(path: Path) -> str:
+    """`path` relative to the working directory when it lies under it (as the log shows it)."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def local_release(kind: str, roots: tuple[Path, ...]) -> Path | None:
+    """The release under `roots` the tab `kind` serves when none is named (`choose_release`)."""
+    chosen = choose_release(kind, roots)
+    return chosen[0] if chosen else None
 
 
 def model_source(
     given: str | None, kind: str, roots: tuple[Path, ...], missing: str = ""
 ) -> str | Path | None:
-    """The model of a tab: the one given (flag or environment), else the newest fitting release under
-    `roots`; `missing` says what to do when there is neither."""
+    """The model of a tab: the one given (flag or environment), else the release `choose_release` picks
+    under `roots`, logged in one line with why; `missing` says what to do when there is neither."""
+    tab = TAB_WORDS[kind]
     if given:
+        logger.info("%s tab: %s (given)", tab, given)
         return given
-    found = local_release(kind, roots)
-    if found is None:
-        logger.warning("%s tab: no model given and none under runs/: %s", kind, missing)
-    else:
-        logger.info("%s tab: no model given; serving the newest local release %s", kind, found)
-    return found
+    chosen = choose_release(kind, roots)
+    if chosen is None:
+        logger.warning("%s tab: no model given and none under runs/: %s", tab, missing)
+        return None
+    logger.info("%s tab: %s", tab, chosen[1])
+    return chosen[0]
 
 
 def hub_link(source: str | None) -> str:
@@ -147,7 +259,9 @@ def hub_link(source: str | None) -> str:
 
 
 def model_summary(predictor: Predictor, facts: Facts | None) -> str:
-    """What the model is (config.json), what it was trained on and how well it scored (facts.json)."""
+    """What the model is (config.json), what it was trained on and how well it scored (facts.json: the
+    result `counted_result` ranks it by, so a model trained on rendered signs shows its figure on real ones
+    when it has one)."""
     config, p = predictor.config, predictor.preprocess
     view = f"{p.input_size}x{p.input_size} {'grayscale' if p.grayscale else 'RGB'}"
     if p.equalize != "none":
@@ -163,10 +277,12 @@ def model_summary(predictor: Predictor, facts: Facts | None) -> str:
         f"**Trained with** recipe `{facts.recipe.name}` on `{facts.dataset}`, strategy `{facts.strategy}` "
         f"from {facts.start.describe()} ({facts.counts.get('train', '?')} training images)."
     )
-    if (m := facts.headline()) is not None:
+    m, rendered = counted_result(facts)  # the figure the tab was chosen by: real images first
+    if m is not None:
+        what = " (tl_hub's rendered signs)" if rendered else ""
         lines.append(
             f"**{m.split.capitalize()} accuracy:** {m.accuracy:.1%} on {m.num_samples} images of "
-            f"`{m.dataset}` (macro-F1 {m.macro_f1:.3f}, top-5 {m.top5_accuracy:.1%})."
+            f"`{m.dataset}`{what} (macro-F1 {m.macro_f1:.3f}, top-5 {m.top5_accuracy:.1%})."
         )
     return "\n\n".join(lines)
 
@@ -186,6 +302,75 @@ def render_sign_examples(directory: Path) -> list[str]:
         render_sign(class_id, np.random.default_rng([seed, class_id]), EXAMPLE_SIZE).save(path)
         paths.append(str(path))
     return paths
+
+
+def release_examples(source: str | Path | None, directory: Path, hub: bool = False) -> list[str]:
+    """The example images a release holds (`examples/*.jpg`, written from its validation split by
+    `write_release`), each checked (size, pixels, an image at all) and copied into `directory`, where the page
+    may serve files from. A local release's always; a Hub repo's only with `hub` (downloaded, cached by
+    huggingface_hub); none, quietly, when there are none or they cannot be had."""
+    from tl_hub.release.files import EXAMPLES_DIR, MAX_EXAMPLE_BYTES, MAX_EXAMPLES, example_files
+
+    if source is None:
+        return []
+    local = Path(source).expanduser()
+    try:
+        if local.is_dir():
+            files = example_files(local)
+        elif hub:
+            files = _hub_examples(str(source))
+        else:
+            return []
+    except Exception as e:  # offline, a repo that cannot be listed: the tab just has other examples
+        logger.info("no example images from %s (%s)", source, str(e).splitlines()[0] if str(e) else e)
+        return []
+    target = directory / "release"
+    target.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for file in files[:MAX_EXAMPLES]:
+        try:
+            if file.stat().st_size > MAX_EXAMPLE_BYTES:
+                raise TLHubError(f"over {MAX_EXAMPLE_BYTES // 2**10} KB")
+            read_image(file, max_pixels=MAX_PIXELS)  # an image, within the pixel limit
+            shutil.copyfile(file, target / file.name)
+        except (TLHubError, OSError) as e:
+            logger.warning("%s: %s/%s passed over (%s)", source, EXAMPLES_DIR, file.name, e)
+            continue
+        paths.append(str(target / file.name))
+    return paths
+
+
+def _hub_examples(repo_id: str) -> list[Path]:
+    """The example images of the Hub model repo `repo_id`, downloaded."""
+    from huggingface_hub import HfApi, constants
+
+    from tl_hub.release.files import EXAMPLES_DIR, MAX_EXAMPLES
+    from tl_hub.release.hub import fetch
+
+    if constants.HF_HUB_OFFLINE:
+        raise RuntimeError("HF_HUB_OFFLINE is set")
+    names = sorted(
+        name
+        for name in HfApi().list_repo_files(repo_id)
+        if name.startswith(f"{EXAMPLES_DIR}/") and name.endswith(".jpg") and name.count("/") == 1
+    )
+    return [fetch(repo_id, name) for name in names[:MAX_EXAMPLES]]
+
+
+def tab_examples(
+    kind: str, source: str | Path | None, directory: Path, hub_cache: Path | None = None
+) -> tuple[list[str], str]:
+    """A tab's example images and what to call them: the release's own (`release_examples`, from its
+    validation split) where it has them; else, for signs, signs rendered by tl_hub; for pets, photos from the
+    model's Hub dataset fetched into `hub_cache` (`dataset_examples`; none without a cache). With no
+    `hub_cache` nothing here goes to the network."""
+    if own := release_examples(source, directory / kind, hub=hub_cache is not None):
+        return own, "Examples (from the model's validation split)"
+    if kind == "sign":
+        return render_sign_examples(directory / "signs"), "Examples (rendered by tl_hub)"
+    if hub_cache is not None:
+        return dataset_examples(source, hub_cache), "Examples (from the model's training dataset)"
+    return [], ""
 
 
 def dataset_examples(source: str | Path | None, directory: Path, n: int = EXAMPLE_PHOTOS) -> list[str]:

@@ -30,6 +30,13 @@ CURVES_NAME = "training_curves.png"
 CONFUSION_NAME = "confusion_matrix.png"
 CARD_NAME = "README.md"  # the model card; written last, so its presence marks a complete release
 RELEASE_FILES = (WEIGHTS_NAME, CONFIG_NAME, METRICS_NAME, FACTS_NAME, CURVES_NAME, CONFUSION_NAME, CARD_NAME)
+# A few images from the run's validation split, as the model saw them (examples/NN-label.jpg): what the
+# Space offers as examples. Optional; held to these limits wherever they are read, as they may come from
+# anyone's Hub repo.
+EXAMPLES_DIR = "examples"
+MAX_EXAMPLES = 8  # files; one per class for GTSRB's 43 (8 classes spread over them), 4 each for cat and dog
+MAX_EXAMPLE_BYTES = 64 * 2**10  # a 224x224 JPEG at quality 85 is 10-20 KB
+EXAMPLE_SIDE = 224  # the longest side at most: VGG16's view; a 32x32 sign stays 32x32
 # Limits on a release's JSON files, which may come from anyone's Hub repo: a config.json of a million label
 # names is about 20 MB, and tl_hub's own files nest 5 deep.
 MAX_JSON_BYTES = 32 * 2**20
@@ -144,6 +151,20 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], sou
             f"{broken[0]} first: the training diverged; retrain with a lower --lr"
         )
     model.load_state_dict(state, strict=True)
+
+
+def example_files(directory: Path) -> list[Path]:
+    """The release's example images (`EXAMPLES_DIR/*.jpg`, regular files within `MAX_EXAMPLE_BYTES`), at most
+    `MAX_EXAMPLES`, in name order; others are passed over."""
+    found = sorted((Path(directory) / EXAMPLES_DIR).glob("*.jpg"))
+    fits = [p for p in found if p.is_file() and not p.is_symlink() and p.stat().st_size <= MAX_EXAMPLE_BYTES]
+    return fits[:MAX_EXAMPLES]
+
+
+def release_files(directory: Path) -> list[str]:
+    """What a release holds, as paths within it: the `RELEASE_FILES` present, then its example images."""
+    names = [name for name in RELEASE_FILES if (Path(directory) / name).is_file()]
+    return names + [f"{EXAMPLES_DIR}/{p.name}" for p in example_files(directory)]
 
 
 def release_dir(path: str | Path) -> Path:

@@ -11,7 +11,7 @@ from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
 from tl_hub.errors import TLHubError
 from tl_hub.release.card import render_model_card
 from tl_hub.release.facts import load_facts
-from tl_hub.release.files import CARD_NAME, RELEASE_FILES, release_dir
+from tl_hub.release.files import CARD_NAME, release_dir, release_files
 from tl_hub.release.load import from_pretrained
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,8 @@ def commit_message(directory: Path) -> str:
 def push_to_hub(path: str | Path, target: PushTarget, api: HfApi | None = None) -> str:
     """Upload the release files of `path` to `target.repo_id` (created if missing); returns the repo URL.
 
-    Only the release files go up, never resume state; the model card is rendered for the repo id. The
+    Only the release files go up (with its example images), never resume state; the model card is rendered
+    for the repo id. The
     release must load (config.json and weights, as `from_pretrained` checks them). A failure leaves the local
     directory as it was, and the error says how to retry. `api` is the Hub client (its endpoint; its token
     unless the target has one); None: huggingface_hub's defaults.
@@ -66,8 +67,8 @@ def push_to_hub(path: str | Path, target: PushTarget, api: HfApi | None = None) 
     card = render_model_card(directory, repo_id=target.repo_id)
     operations = [
         CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(directory / name))
-        for name in RELEASE_FILES
-        if name != CARD_NAME and (directory / name).is_file()
+        for name in release_files(directory)
+        if name != CARD_NAME
     ]
     operations.append(CommitOperationAdd(path_in_repo=CARD_NAME, path_or_fileobj=str(card).encode()))
     message = commit_message(directory)

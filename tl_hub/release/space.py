@@ -7,6 +7,7 @@ models it serves are Space variables that app.py reads (`TL_HUB_SIGNS_MODEL`, `T
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, SpaceCard
@@ -17,7 +18,23 @@ from tl_hub.release.files import CONFIG_NAME
 
 logger = logging.getLogger(__name__)
 
-SIGNS_MODEL_ENV, PETS_MODEL_ENV = "TL_HUB_SIGNS_MODEL", "TL_HUB_PETS_MODEL"
+
+@dataclass(frozen=True)
+class SpaceModel:
+    """One tab's model, as the Space is told it: a flag (the app's and scripts/deploy_space.py's) and the
+    Space variable that deploying sets and the app reads when the flag is not given."""
+
+    tab: str  # "sign" | "pet": the tab, as the app and `tl_hub.inference.serving` name it
+    flag: str
+    env: str
+    what: str  # in the help's words
+
+
+SPACE_MODELS = (
+    SpaceModel("sign", "--signs-model", "TL_HUB_SIGNS_MODEL", "the traffic-sign model"),
+    SpaceModel("pet", "--pets-model", "TL_HUB_PETS_MODEL", "the cats & dogs model"),
+)
+SIGNS_MODEL_ENV, PETS_MODEL_ENV = (m.env for m in SPACE_MODELS)
 SPACE_FILES = ("app.py", "requirements.txt", "README.md")
 PACKAGE_DIR = "tl_hub"
 
@@ -73,12 +90,12 @@ def deploy_space(
         raise TLHubError(f"SPACE_ID {space_id!r} is not of the form USER/NAME (or ORG/NAME)")
     token = check_can_push(PushTarget(space_id, private, token), api)
     api = api if api is not None else HfApi()
-    variables = {SIGNS_MODEL_ENV: signs_model, PETS_MODEL_ENV: pets_model}
-    flags = {SIGNS_MODEL_ENV: "--signs-model", PETS_MODEL_ENV: "--pets-model"}
+    given = {"sign": signs_model, "pet": pets_model}
+    variables = {m.env: given[m.tab] for m in SPACE_MODELS}
     try:
-        for key, repo_id in variables.items():
-            if repo_id is not None:
-                _check_model(api, token, flags[key], repo_id)
+        for m in SPACE_MODELS:
+            if given[m.tab] is not None:
+                _check_model(api, token, m.flag, given[m.tab])
     except TLHubError:
         raise
     except Exception as e:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image
 from torch import nn
 
 from tl_hub.metrics import summary
@@ -17,11 +20,18 @@ from tl_hub.release.files import (
     CARD_NAME,
     CONFUSION_NAME,
     CURVES_NAME,
+    EXAMPLE_SIDE,
+    EXAMPLES_DIR,
+    MAX_EXAMPLE_BYTES,
+    MAX_EXAMPLES,
     METRICS_NAME,
     save_pretrained,
     write_json,
 )
 from tl_hub.release.plots import plot_confusion_matrix, plot_training_curves
+
+if TYPE_CHECKING:
+    from tl_hub.data.loading import SplitData
 
 logger = logging.getLogger(__name__)
 
@@ -36,17 +46,29 @@ def local_name(directory: Path) -> str:
 
 
 def write_release(
-    directory: str | Path, model: nn.Module, config: ReleaseConfig, metrics: dict[str, Any], facts: Facts
+    directory: str | Path,
+    model: nn.Module,
+    config: ReleaseConfig,
+    metrics: dict[str, Any],
+    facts: Facts,
+    examples: SplitData | None = None,
 ) -> Path:
     """Write weights, config.json, metrics.json, facts.json, plots and the model card (last) to `directory`.
 
     `metrics` is metrics.json: the evaluations per split ("validation", "test"), "history" (one dict per
     epoch) and "data" (counts, how validation was made, skipped images, split fingerprints). `facts` is what
-    the card and every other reader say of the run (tl_hub.release.facts).
+    the card and every other reader say of the run (tl_hub.release.facts). `examples` (the validation
+    split) gives the release a few example images (`write_examples`), which the Space offers.
     """
     directory = save_pretrained(model, directory, config)
     write_json(directory / METRICS_NAME, metrics)
     save_facts(directory, facts)
+    old = directory / EXAMPLES_DIR  # an earlier run's examples: never mixed with this run's
+    if old.is_symlink():
+        old.unlink()
+    shutil.rmtree(old, ignore_errors=True)
+    if examples is not None:
+        write_examples(directory, examples, list(config.label_names))
     plot_training_curves(metrics["history"], directory / CURVES_NAME)
     shown = "test" if "test" in metrics else "validation"
     plot_confusion_matrix(
@@ -59,6 +81,50 @@ def write_release(
     scalars = ", ".join(f"{k}={v:.4f}" for k, v in summary(metrics[shown]).items() if k != "num_samples")
     logger.info("release written to %s (%s: %s)", directory, shown, scalars)
     return directory
+
+
+def example_indices(labels: np.ndarray, num_classes: int, n: int = MAX_EXAMPLES) -> list[int]:
+    """Which images of a split make the examples: `n` at most, spread over the classes present (evenly
+    spaced class ids when there are more classes than `n`), as evenly per class as `n` allows, each class's
+    first images in the split's order."""
+    present = [c for c in range(num_classes) if (labels == c).any()]
+    if not present:
+        return []
+    if len(present) > n:
+        present = [present[i] for i in np.linspace(0, len(present) - 1, n).round().astype(int)]
+    chosen: list[int] = []
+    for c in present:
+        chosen += np.flatnonzero(labels == c)[: n // len(present)].tolist()
+    return chosen
+
+
+def write_examples(directory: Path, split: SplitData, label_names: list[str]) -> list[Path]:
+    """Save `example_indices` of `split` (uint8 images as preprocessed for training: the model's colour mode
+    and equalization, at its input size or the disk cache's storage size) as `EXAMPLES_DIR/NN-label.jpg` in
+    the release, each within `EXAMPLE_SIDE` pixels and `MAX_EXAMPLE_BYTES` (one that
+    cannot be is left out)."""
+    indices = example_indices(split.labels.numpy(), len(label_names))
+    if not indices:
+        return []
+    target = Path(directory) / EXAMPLES_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    images, labels = split.images[indices], split.labels[indices]  # (n, C, S, S) uint8, (n,)
+    paths = []
+    for i, (pixels, label) in enumerate(zip(images, labels.tolist(), strict=True)):
+        array = pixels.permute(1, 2, 0).numpy()  # (S, S, C)
+        image = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
+        image.thumbnail((EXAMPLE_SIDE, EXAMPLE_SIDE))
+        slug = re.sub(r"[^a-z0-9]+", "_", label_names[label].lower()).strip("_")
+        path = target / f"{i:02d}-{slug[:40] or label}.jpg"
+        for quality in (85, 60, 35):  # a noisy image compresses badly: coarser until it fits
+            image.save(path, quality=quality)
+            if path.stat().st_size <= MAX_EXAMPLE_BYTES:
+                paths.append(path)
+                break
+        else:
+            path.unlink()
+    logger.info("%d example images from the validation split in %s", len(paths), target)
+    return paths
 
 
 def record_result(directory: str | Path, metrics: dict[str, Any], split: str, dataset: str) -> Path:
