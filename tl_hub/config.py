@@ -280,7 +280,7 @@ class TransferConfig:
     feature_cache: bool = True  # feature-extract: run the frozen base once per image, cache on disk
     # feature-extract: augmented views per image in the cache (0: one clean view); finetune-top on a
     # sequential base: K > 0 caches K views of the frozen prefix's output, one per epoch
-    # (tl_hub.training.inputs.caches_prefix)
+    # (RunConfig.caches_prefix)
     cache_views: int = 0
     fast_base: bool = True  # feature extraction in bf16 autocast where the hardware has native bf16
     compile: bool = False  # torch.compile the model
@@ -327,6 +327,20 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def caches_prefix(self, sequential_base: bool) -> bool:
+        """Whether this run trains on the frozen prefix's cached output: its strategy leaves the base below
+        the last stage frozen, the base is sequential (VGG16, LeNet-5: the prefix is a slice of it), the
+        feature cache is on, nothing is streamed, and no augmentation is lost (augmented views are cached,
+        or there is none)."""
+        t = self.transfer
+        return (
+            t.spec.cache == "prefix"
+            and sequential_base
+            and t.feature_cache
+            and not self.data.streaming
+            and (t.cache_views > 0 or not self.aug.enabled)
+        )
 
     def replace(self, changes: dict[str, Any]) -> RunConfig:
         """A copy with fields replaced, named "section.field" (e.g. {"train.lr": 0.01}); each section is

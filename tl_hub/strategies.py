@@ -10,10 +10,6 @@ strategy is a new entry in `STRATEGIES`, with no branch to add anywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from tl_hub.config import RunConfig
 
 GROUPS = ("head", "top", "rest")
 
@@ -93,16 +89,3 @@ STRATEGY_NAMES = tuple(STRATEGIES)
 def get_strategy(name: str) -> Strategy:
     """The strategy called `name` (a TransferConfig has checked it is one)."""
     return STRATEGIES[name]
-
-
-def caches_prefix(run: RunConfig, sequential_base: bool) -> bool:
-    """Whether `run` trains on the frozen prefix's cached output: its strategy leaves the base below the last
-    stage frozen, the base is sequential (VGG16, LeNet-5: the prefix is a slice of it), the feature cache is
-    on, nothing is streamed, and no augmentation is lost (augmented views are cached, or there is none)."""
-    return (
-        get_strategy(run.transfer.strategy).cache == "prefix"
-        and sequential_base
-        and run.transfer.feature_cache
-        and not run.data.streaming
-        and (run.transfer.cache_views > 0 or not run.aug.enabled)
-    )

@@ -14,7 +14,6 @@ from tl_hub.models import get_architecture
 from tl_hub.release.facts import STRATEGY_WORDS, Facts, load_facts
 from tl_hub.release.files import METRICS_NAME, read_json
 from tl_hub.release.load import load_config
-from tl_hub.strategies import caches_prefix
 
 
 def _fmt(value: float | None) -> str:
@@ -57,7 +56,7 @@ def _describe_aug(run: RunConfig) -> str:
         if not t.cache_views:
             return f"none: the head trained on one cached, plain view per image (configured: {described})"
         return f"{described}; {t.cache_views} augmented views per image, computed once and cached"
-    if caches_prefix(run, get_architecture(run.model.architecture).base is not None):
+    if run.caches_prefix(get_architecture(run.model.architecture).base is not None):
         views = max(1, t.cache_views)
         return (
             f"{described}; {views} view{'s' if views > 1 else ''} per image through the frozen layers, "

@@ -23,7 +23,6 @@ from tl_hub.models import Architecture
 from tl_hub.models.anatomy import split_prefix
 from tl_hub.release.facts import StartWeights
 from tl_hub.scoring import Prepare, eval_loader, feature_inputs, image_inputs
-from tl_hub.strategies import caches_prefix
 from tl_hub.training.checkpoints import keep_out_of_checkpoints
 from tl_hub.training.features import cached_features
 from tl_hub.training.strategies import TransferPlan
@@ -126,7 +125,7 @@ def build_inputs(job: Job) -> Inputs:
         train_prepare = eval_prepare = feature_inputs
         features = TensorDataset(*tensors["train"])
         train_loader = DataLoader(features, batch_size=run.train.batch_size, shuffle=True)
-    elif caches_prefix(run, job.plan.prefix_kind is not None):
+    elif run.caches_prefix(job.plan.prefix_kind is not None):
         kind = job.plan.prefix_kind
         tensors = _cached_features(job, splits, kind)
         # oneDNN's fast layout, as the extraction left it: the same whether the cache was hit or filled
