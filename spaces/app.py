@@ -25,6 +25,7 @@ from tl_hub.cli import ArgumentParser, add_space_model_arguments
 from tl_hub.config import cache_root
 from tl_hub.errors import RequestRefused, TLHubError
 from tl_hub.inference import serving
+from tl_hub.inference.examples import tab_examples
 from tl_hub.inference.predictor import Predictor
 from tl_hub.inference.serving import (
     ModelSlot,
@@ -35,7 +36,6 @@ from tl_hub.inference.serving import (
     port_number,
     port_problem,
     read_upload,
-    tab_examples,
 )
 from tl_hub.inference.space_server import SpaceBlocks, refusals, serve
 
@@ -145,7 +145,7 @@ def build_demo(
 
     Nothing loads here: each model loads on its tab's first request (pass Predictors to load them yourself).
     A tab without a model (None) says how to get one, and the other tab works as ever. Each tab's examples
-    are `serving.tab_examples`, copied into `examples_dir`; only with `hub_cache` are they fetched from the
+    are `examples.tab_examples`, copied into `examples_dir`; only with `hub_cache` are they fetched from the
     Hub (a Hub model's own, or the pets model's Hub dataset).
     """
     signs_slot = signs if isinstance(signs, ModelSlot) else ModelSlot(signs, missing=NO_MODEL["sign"])

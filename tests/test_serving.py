@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from tl_hub.errors import RequestRefused
-from tl_hub.inference import serving
+from tl_hub.inference import examples, serving
 
 from .hub_server import FakeHub
 
@@ -67,20 +67,20 @@ def test_the_pets_tab_shows_photos_from_the_models_hub_dataset_fetched_once(
     (model / "facts.json").write_text(json.dumps(facts))
 
     cache = tmp_path / "cache"
-    photos = serving.dataset_examples(str(model), cache)
-    assert len(photos) == serving.EXAMPLE_PHOTOS
+    photos = examples.dataset_examples(str(model), cache)
+    assert len(photos) == examples.EXAMPLE_PHOTOS
     for photo in photos:
         with Image.open(photo) as image:
             assert image.format == "JPEG" and image.size == (50, 40)  # from the test split's photos
     fake_hub.fail_next(500, times=20)  # fetched once: the second start-up reads the cache
-    assert serving.dataset_examples(str(model), cache) == photos
+    assert examples.dataset_examples(str(model), cache) == photos
 
 
 def test_without_the_hub_or_for_local_data_the_pets_tab_quietly_has_no_examples(
     release: Path, tmp_path: Path
 ) -> None:
-    assert serving.dataset_examples(None, tmp_path) == []
-    assert serving.dataset_examples(str(release), tmp_path) == []  # offline (HF_HUB_OFFLINE=1 here)
+    assert examples.dataset_examples(None, tmp_path) == []
+    assert examples.dataset_examples(str(release), tmp_path) == []  # offline (HF_HUB_OFFLINE=1 here)
     assert not list(tmp_path.iterdir())
 
 
@@ -275,27 +275,27 @@ def test_a_tab_offers_the_releases_own_examples_local_or_from_the_hub(
 
     model = tmp_path / "pets" / "model"
     shutil.copytree(release, model)
-    examples = model / "examples"
-    examples.mkdir()
+    own = model / "examples"
+    own.mkdir()
     for name, colour in (("00-cat.jpg", "orange"), ("01-dog.jpg", "brown")):
-        Image.new("RGB", (40, 30), colour).save(examples / name)
-    (examples / "02-big.jpg").write_bytes(b"\xff" * (MAX_EXAMPLE_BYTES + 1))  # over the limit: passed over
-    (examples / "03-broken.jpg").write_bytes(b"not a JPEG")  # not an image: passed over
+        Image.new("RGB", (40, 30), colour).save(own / name)
+    (own / "02-big.jpg").write_bytes(b"\xff" * (MAX_EXAMPLE_BYTES + 1))  # over the limit: passed over
+    (own / "03-broken.jpg").write_bytes(b"not a JPEG")  # not an image: passed over
     page = tmp_path / "page"
-    paths, label = serving.tab_examples("pet", str(model), page)
+    paths, label = examples.tab_examples("pet", str(model), page)
     assert [Path(p).name for p in paths] == ["00-cat.jpg", "01-dog.jpg"]
     assert label == "Examples (from the model's validation split)"
     assert all(Path(p).parent == page / "pet" / "release" for p in paths)  # copied where the page serves from
-    assert Path(paths[0]).read_bytes() == (examples / "00-cat.jpg").read_bytes()
+    assert Path(paths[0]).read_bytes() == (own / "00-cat.jpg").read_bytes()
 
     push_to_hub(model, PushTarget("tester/pets"), api=fake_hub.api())  # the examples go up with the release
     pushed = fake_hub.repos["tester/pets"].head.files
     assert {n for n in pushed if n.startswith("examples/")} == {
         f"examples/0{i}-{n}.jpg" for i, n in ((0, "cat"), (1, "dog"), (3, "broken"))
     }
-    assert serving.tab_examples("pet", "tester/pets", tmp_path / "p2") == ([], "")  # not online unless asked
-    paths, label = serving.tab_examples("pet", "tester/pets", tmp_path / "p3", hub_cache=tmp_path / "cache")
+    assert examples.tab_examples("pet", "tester/pets", tmp_path / "p2") == ([], "")  # not online unless asked
+    paths, label = examples.tab_examples("pet", "tester/pets", tmp_path / "p3", hub_cache=tmp_path / "cache")
     assert [Path(p).name for p in paths] == ["00-cat.jpg", "01-dog.jpg"]
 
-    paths, label = serving.tab_examples("sign", str(release), tmp_path / "p4")  # none of its own
-    assert label == "Examples (rendered by tl_hub)" and len(paths) == len(serving.EXAMPLE_SIGNS)
+    paths, label = examples.tab_examples("sign", str(release), tmp_path / "p4")  # none of its own
+    assert label == "Examples (rendered by tl_hub)" and len(paths) == len(examples.EXAMPLE_SIGNS)
