@@ -119,6 +119,20 @@ def test_synthetic_dataset_has_all_43_classes() -> None:
     assert sorted(set(dsd["train"]["label"])) == list(range(43))
 
 
+def test_a_synthetic_split_read_alone_is_the_same_split_rendered_with_the_others() -> None:
+    alone = open_dataset("synthetic", synthetic_per_class=4, split="validation")
+    assert set(alone) == {"validation"}  # evaluate.py renders only the split it scores
+    whole = open_dataset("synthetic", synthetic_per_class=4)
+    assert alone["validation"]["label"] == whole["validation"]["label"]
+    pixels = [np.asarray(d["validation"][5]["image"]) for d in (alone, whole)]
+    assert np.array_equal(*pixels)
+    assert set(open_dataset("synthetic", synthetic_per_class=4, split="nope")) == {
+        "train",
+        "validation",
+        "test",
+    }
+
+
 def test_columns_named_by_flag_and_bad_columns_explained() -> None:
     features = datasets.Features(
         {"photo": datasets.Image(), "caption": datasets.Value("string"), "y": datasets.Value("int64")}

@@ -15,34 +15,42 @@ from tl_hub.data.gtsrb import GTSRB_CLASS_NAMES
 from tl_hub.data.naming import SYNTHETIC, looks_local
 from tl_hub.errors import DatasetError
 
+SYNTHETIC_SPLITS = ("train", "validation", "test")
 
-def synthetic_dataset(per_class: int, seed: int = 0, size: int = 32) -> datasets.DatasetDict:
-    """tl_hub's rendered GTSRB: train (`per_class` per class), validation and test (a quarter as many)."""
+
+def synthetic_dataset(
+    per_class: int, seed: int = 0, size: int = 32, splits: tuple[str, ...] = SYNTHETIC_SPLITS
+) -> datasets.DatasetDict:
+    """tl_hub's rendered GTSRB: train (`per_class` per class), validation and test (a quarter as many); of
+    these, `splits` only (each split's images are the same whichever others are rendered with it)."""
     from tl_hub.data.synthetic import generate_signs
 
     features = datasets.Features(
         {"image": datasets.Image(), "label": datasets.ClassLabel(names=list(GTSRB_CLASS_NAMES))}
     )
-    splits = {}
+    rendered = {}
     # Distinct seeds per split: no rendered image is shared between train and evaluation.
     for offset, (name, n) in enumerate(
-        [("train", per_class), ("validation", max(1, per_class // 4)), ("test", max(1, per_class // 4))]
+        zip(SYNTHETIC_SPLITS, (per_class, *[max(1, per_class // 4)] * 2), strict=True)
     ):
+        if name not in splits:
+            continue
         images, labels = generate_signs(n, seed=seed * 1000 + offset, size=size)
-        splits[name] = datasets.Dataset.from_dict(
+        rendered[name] = datasets.Dataset.from_dict(
             {"image": list(images), "label": labels.tolist()}, features=features
         )
-    return datasets.DatasetDict(splits)
+    return datasets.DatasetDict(rendered)
 
 
-def open_dataset(name: str, synthetic_per_class: int = 200) -> datasets.DatasetDict:
+def open_dataset(name: str, synthetic_per_class: int = 200, split: str | None = None) -> datasets.DatasetDict:
     """Open `name` as a DatasetDict; DatasetError with a fix when it cannot be found or reached.
 
     "synthetic" is always rendered from the same seed, like a fixed dataset: the training seed changes
-    the training, not the data.
+    the training, not the data. Given the one `split` the caller reads, only that one is rendered.
     """
     if name == SYNTHETIC:
-        return synthetic_dataset(synthetic_per_class)
+        wanted = (split,) if split in SYNTHETIC_SPLITS else SYNTHETIC_SPLITS
+        return synthetic_dataset(synthetic_per_class, splits=wanted)
     path = Path(name).expanduser()
     if path.is_dir():
         if (path / "dataset_dict.json").exists() or (path / "state.json").exists():

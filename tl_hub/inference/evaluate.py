@@ -124,7 +124,7 @@ def evaluate_release(
     """
     model, config = from_pretrained(model_dir)
     with accelerator.main_process_first():
-        dsd = open_dataset(dataset)
+        dsd = open_dataset(dataset, split=split)
     if split not in dsd:
         raise DatasetError(f"split {split!r} not in dataset {dataset!r}: choose one of {', '.join(dsd)}")
     ds = dsd[split]
