@@ -307,7 +307,7 @@ def release(job: Job, history: list[dict[str, float]], evaluations: Metrics) -> 
         }
         facts = run_facts(run, job.start, recipe_text(run), metrics, len(data.label_names))
         config = ReleaseConfig.from_run(public_run(run, facts), data.label_names)
-        write_release(job.output_dir / "model", job.model, config, metrics, facts)
+        write_release(job.output_dir / "model", job.model, config, metrics, facts, examples=data.validation)
     accelerator.wait_for_everyone()
 
 
