@@ -57,3 +57,68 @@ def test_the_quickstart_recipe_is_cnn_gtsrb_on_rendered_signs() -> None:
     assert rendered.recipe == "cnn-synthetic"
     same = real.replace({"data.dataset": "synthetic", "train.epochs": 5})
     assert dataclasses.replace(same, recipe="cnn-synthetic") == rendered
+
+
+def test_the_fast_recipe_builds_trains_and_releases_a_small_channels_last_signcnn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cnn-gtsrb-fast: cnn-gtsrb's setup with a half-width SignCNN, a short schedule and channels-last."""
+    from safetensors.torch import load_file
+
+    from tl_hub.accelerator import make_accelerator
+    from tl_hub.recipes import get_recipe
+    from tl_hub.training.trainer import train
+
+    monkeypatch.setenv("TL_HUB_CACHE", str(tmp_path / "cache"))
+    fast, full = get_recipe("cnn-gtsrb-fast").config, get_recipe("cnn-gtsrb").config
+    assert (fast.preprocess, fast.aug, fast.data) == (full.preprocess, full.aug, full.data)
+    assert fast.train.channels_last and not full.train.channels_last and fast.train.epochs < full.train.epochs
+    run = fast.replace(
+        {
+            "data.dataset": "synthetic",
+            "data.synthetic_per_class": 2,
+            "train.epochs": 1,
+            "train.batch_size": 32,
+        }
+    )
+    metrics = train(run, tmp_path / "run", make_accelerator())
+    assert 0 <= metrics["validation"]["accuracy"] <= 1
+    model_dir = tmp_path / "run" / "model"
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["architecture"] == "signcnn_small" and config["model_args"]["widths"] == [16, 32, 64]
+    assert load_file(model_dir / "model.safetensors")["features.0.weight"].shape == (16, 3, 3, 3)
+    predictor = Predictor.from_pretrained(model_dir)
+    assert len(predictor(render_sign(14, np.random.default_rng(0), 64), top_k=43)) == 43
+    assert "cnn-gtsrb-fast" in (model_dir / "README.md").read_text()
+
+
+def test_channels_last_training_gives_the_weights_of_the_default_layout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--recipe cnn-gtsrb-fast trains channels-last: the same run in the default layout ends at the same
+    weights, up to float rounding."""
+    import torch
+    from safetensors.torch import load_file
+
+    from tl_hub.accelerator import make_accelerator
+    from tl_hub.recipes import get_recipe
+    from tl_hub.training.trainer import train
+
+    monkeypatch.setenv("TL_HUB_CACHE", str(tmp_path / "cache"))
+    run = get_recipe("cnn-gtsrb-fast").config.replace(
+        {
+            "data.dataset": "synthetic",
+            "data.synthetic_per_class": 2,
+            "train.epochs": 1,
+            "train.batch_size": 43,
+        }
+    )
+    weights = {}
+    for layout in (True, False):
+        train(run.replace({"train.channels_last": layout}), tmp_path / str(layout), make_accelerator())
+        weights[layout] = load_file(tmp_path / str(layout) / "model" / "model.safetensors")
+    assert weights[True].keys() == weights[False].keys()
+    # Another layout ran (oneDNN's kernels round differently), to the same weights within rounding.
+    assert any(not torch.equal(value, weights[False][name]) for name, value in weights[True].items())
+    for name, value in weights[True].items():
+        assert torch.allclose(value, weights[False][name], rtol=1e-3, atol=1e-4), name

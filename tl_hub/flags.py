@@ -244,6 +244,12 @@ FLAGS: tuple[Flag, ...] = (
         const=False,
     ),
     Flag("--compile", "transfer.compile", "torch.compile the model", None),
+    Flag(
+        "--channels-last",
+        "train.channels_last",
+        "train convolutions on channels-last batches (oneDNN's faster layout on a CPU)",
+        None,
+    ),
     Flag("--resume", None, "continue the run in --output-dir from its last checkpoint", None),
     Flag(
         "--report-to",

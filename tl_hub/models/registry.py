@@ -72,6 +72,11 @@ ARCHITECTURES: dict[str, Architecture] = {
             args=MappingProxyType({"widths": (32, 64, 128), "convs_per_stage": 2, "hidden": 256}),
         ),
         Architecture(
+            "signcnn_small",  # half the channels, a quarter of the convolutions' work: cnn-gtsrb-fast's
+            SignCNN,
+            args=MappingProxyType({"widths": (16, 32, 64), "convs_per_stage": 2, "hidden": 256}),
+        ),
+        Architecture(
             "vgg16",
             create_vgg16,
             args=MappingProxyType({"mlp_ratio": MLP_RATIO}),  # the study's 256-unit head inside timm's vgg16

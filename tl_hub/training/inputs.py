@@ -22,7 +22,7 @@ from tl_hub.data.streaming import StreamSplit
 from tl_hub.models import Architecture
 from tl_hub.models.anatomy import split_prefix
 from tl_hub.release.facts import StartWeights
-from tl_hub.scoring import Prepare, eval_loader, feature_inputs, image_inputs
+from tl_hub.scoring import Prepare, channels_last, eval_loader, feature_inputs, image_inputs
 from tl_hub.training.checkpoints import keep_out_of_checkpoints
 from tl_hub.training.features import cached_features
 from tl_hub.training.strategies import TransferPlan
@@ -139,6 +139,9 @@ def build_inputs(job: Job) -> Inputs:
         trainee = job.model
         train_prepare = image_inputs(run.preprocess, BatchAugment(run.aug))
         eval_prepare = image_inputs(run.preprocess)
+        if run.train.channels_last:
+            trainee = trainee.to(memory_format=torch.channels_last)
+            train_prepare, eval_prepare = channels_last(train_prepare), channels_last(eval_prepare)
         train_loader = _train_loader(job)
         _say_why_live(job)
     optimizer = build_optimizer(job.plan.groups, run.train)
