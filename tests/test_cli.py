@@ -95,6 +95,11 @@ def run_script(script: Path, args: list[str], monkeypatch: pytest.MonkeyPatch, c
         ),
         (["--cache-views", "1000"], "--cache-views 1000: expected 0 or more (at most 64)"),
         (["--input-size", "100000"], "--input-size 100000: expected an integer from 8 to 4096"),
+        (
+            ["--input-size", "12", "--dataset", "synthetic", "--synthetic-per-class", "1"],
+            "img_size=12 is too small for LeNet-5: its two pooled 5x5 convolutions need 16 pixels or more "
+            "(use an input size of 16 or more: --input-size 16)",
+        ),
         (["--mean", "nan"], "--mean (nan,): expected finite values"),
         (["--std", "inf"], "--std (inf,): expected positive values"),
     ],

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from tl_hub.errors import ConfigError
 from tl_hub.models import ARCHITECTURES, LeNet5, create_model, get_architecture
 from tl_hub.models.anatomy import classifier_name, feature_shape, parameter_groups
 
@@ -55,6 +56,11 @@ def test_reset_classifier_changes_only_the_last_layer() -> None:
 def test_too_small_input_is_refused_with_the_fix() -> None:
     with pytest.raises(ValueError, match="img_size=12 is too small"):
         LeNet5(img_size=12)
+    for name in ("signcnn", "signcnn_small"):  # below the flags' floor of 8: the Python API's case
+        with pytest.raises(
+            ConfigError, match=r"img_size=7 is too small for SignCNN: .* need 8 pixels or more"
+        ):
+            create_model(name, num_classes=43, in_chans=3, img_size=7, drop_rate=0.3)
     with pytest.raises(ValueError, match=r"img_size=31 is too small for VGG16: .* need 32 pixels or more"):
         create_model("vgg16", num_classes=2, in_chans=3, img_size=31, drop_rate=0.5)
 

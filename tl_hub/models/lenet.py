@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from tl_hub.errors import ConfigError
 from tl_hub.models.base import FeaturesHeadModel
 
 
@@ -26,7 +27,13 @@ class LeNet5(FeaturesHeadModel):
         # Each 5x5 valid convolution trims 4 pixels and each pool halves: 32 -> 28 -> 14 -> 10 -> 5.
         side = ((img_size - 4) // 2 - 4) // 2
         if side < 1:
-            raise ValueError(f"img_size={img_size} is too small for LeNet-5: use 16 or more")
+            raise ConfigError(
+                f"img_size={img_size} is too small for LeNet-5: its two pooled 5x5 convolutions need 16 "
+                "pixels or more (use an input size of 16 or more: --input-size 16)",
+                "preprocess.input_size",
+                img_size,
+                "16 or more for LeNet-5",
+            )
         self.features = nn.Sequential(
             nn.Conv2d(in_chans, 6, kernel_size=5),
             nn.ReLU(inplace=True),

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from tl_hub.errors import ConfigError
 from tl_hub.models.base import FeaturesHeadModel
 
 
@@ -34,7 +35,14 @@ class SignCNN(FeaturesHeadModel):
         self.drop_rate = drop_rate
         side = img_size // 2 ** len(widths)
         if side < 1:
-            raise ValueError(f"img_size={img_size} is too small for {len(widths)} stages: use 16 or more")
+            least = 2 ** len(widths)
+            raise ConfigError(
+                f"img_size={img_size} is too small for SignCNN: its {len(widths)} 2x2 poolings need {least} "
+                f"pixels or more (use an input size of {least} or more: --input-size {least})",
+                "preprocess.input_size",
+                img_size,
+                f"{least} or more for SignCNN",
+            )
         layers: list[nn.Module] = []
         self.feature_info = []  # where each stage ends, in timm's form: strategies find the top stage by it
         channels = in_chans
