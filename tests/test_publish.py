@@ -143,6 +143,37 @@ def test_loading_a_mismatched_repo_is_refused_with_what_differs(
         from_pretrained("tester/mixed-up", api=api)
 
 
+def test_the_weights_come_from_the_commit_the_config_came_from(
+    hub: FakeHub, release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push that lands between from_pretrained's two downloads does not pair one commit's config.json
+    with another commit's weights."""
+    from safetensors.torch import load_file, save_file
+
+    from tl_hub.release import load
+
+    api = hub.api()
+    push_to_hub(release, PushTarget("tester/moving"), api=api)
+    first = hub.repos["tester/moving"].head.sha
+    newer = tmp_path / "model.safetensors"
+    state = load_file(release / "model.safetensors")
+    save_file({**state, "fc.weight": torch.ones_like(state["fc.weight"])}, newer)
+    build = load.model_from_config
+
+    def build_while_a_push_lands(config):
+        api.upload_file(path_or_fileobj=str(newer), path_in_repo="model.safetensors", repo_id="tester/moving")
+        return build(config)
+
+    monkeypatch.setattr(load, "model_from_config", build_while_a_push_lands)
+    model, _ = from_pretrained("tester/moving", api=api)
+    assert hub.repos["tester/moving"].head.sha != first  # the push landed, mid-load
+    assert torch.equal(model.fc.weight, state["fc.weight"])  # the first commit's weights, with its config
+    monkeypatch.setattr(load, "model_from_config", build)
+    assert torch.equal(
+        from_pretrained("tester/moving", api=api)[0].fc.weight, torch.ones_like(state["fc.weight"])
+    )
+
+
 def test_missing_repo_is_a_clear_error(hub: FakeHub) -> None:
     with pytest.raises(TLHubError, match=r"cannot load config.json from 'tester/nothing-here'"):
         Predictor.from_pretrained("tester/nothing-here", api=hub.api())

@@ -169,7 +169,10 @@ def test_an_unreadable_training_record_does_not_stop_the_model_from_loading(
         ("no architecture", "architecture is missing"),
         ("no label_names", "label_names is missing"),
         ("no preprocess", "preprocess is missing"),
-        ("unknown architecture", "unknown architecture 'resnet9': choose one of lenet5, signcnn, vgg16"),
+        (
+            "unknown architecture",
+            "unknown architecture 'resnet9': choose one of lenet5, signcnn, signcnn_small, vgg16",
+        ),
         ("num_classes off", "num_classes = 44 differs from the 43 label_names"),
         ("labels not names", "label_names = .* is not a non-empty list of names"),
         ("input_size a string", "preprocess is invalid .*input_size='32'"),

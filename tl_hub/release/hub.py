@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,8 +12,11 @@ if TYPE_CHECKING:
     from huggingface_hub import HfApi
 
 
-def fetch(repo_or_dir: str | Path, filename: str, api: HfApi | None = None) -> Path:
-    """The local path of `filename` in a release directory, or downloaded from the Hub repo `repo_or_dir`.
+def fetch(
+    repo_or_dir: str | Path, filename: str, api: HfApi | None = None, revision: str | None = None
+) -> Path:
+    """The local path of `filename` in a release directory, or downloaded from the Hub repo `repo_or_dir`
+    (at `revision`: a branch, tag or commit sha; None: main).
 
     `api` is the Hub client to download with (its endpoint and token); None: huggingface_hub's defaults.
     """
@@ -26,7 +30,7 @@ def fetch(repo_or_dir: str | Path, filename: str, api: HfApi | None = None) -> P
 
     hub = api if api is not None else HfApi()
     try:
-        return Path(hub.hf_hub_download(str(repo_or_dir), filename))
+        return Path(hub.hf_hub_download(str(repo_or_dir), filename, revision=revision))
     except LocalEntryNotFoundError:
         raise TLHubError(
             f"{str(repo_or_dir)!r} is not a local directory, and the Hub cannot be reached to download it "
@@ -39,3 +43,13 @@ def fetch(repo_or_dir: str | Path, filename: str, api: HfApi | None = None) -> P
             f"{str(repo_or_dir)!r} is neither a local directory nor a reachable Hub repo "
             f"({type(e).__name__}): pass a release directory, or connect to the Hub"
         ) from None
+
+
+def commit_of(downloaded: Path) -> str | None:
+    """The commit sha a file that `fetch` downloaded belongs to: huggingface_hub keeps each download under
+    `snapshots/<commit sha>/` in its cache, where the revision was resolved. None for a local release's file.
+    """
+    snapshot = downloaded.parent
+    if snapshot.parent.name == "snapshots" and re.fullmatch(r"[0-9a-f]{40}", snapshot.name):
+        return snapshot.name
+    return None

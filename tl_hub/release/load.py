@@ -14,7 +14,7 @@ from tl_hub.errors import TLHubError
 from tl_hub.models import create_model
 from tl_hub.release.config import ReleaseConfig
 from tl_hub.release.files import CONFIG_NAME, METRICS_NAME, WEIGHTS_NAME, load_state_dict_strict, read_json
-from tl_hub.release.hub import fetch
+from tl_hub.release.hub import commit_of, fetch
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -24,8 +24,12 @@ logger = logging.getLogger(__name__)
 
 def load_config(repo_or_dir: str | Path, api: HfApi | None = None) -> ReleaseConfig:
     """The release's config.json, parsed and checked (`api`: the Hub client for a repo id, as `fetch`)."""
-    source = str(repo_or_dir)
-    return ReleaseConfig.from_dict(read_json(fetch(repo_or_dir, CONFIG_NAME, api), source), source)
+    return _config_and_file(repo_or_dir, api)[0]
+
+
+def _config_and_file(repo_or_dir: str | Path, api: HfApi | None) -> tuple[ReleaseConfig, Path]:
+    source, file = str(repo_or_dir), fetch(repo_or_dir, CONFIG_NAME, api)
+    return ReleaseConfig.from_dict(read_json(file, source), source), file
 
 
 def load_metrics(repo_or_dir: str | Path, api: HfApi | None = None) -> dict[str, Any] | None:
@@ -60,14 +64,17 @@ def model_from_config(config: ReleaseConfig) -> nn.Module:
 def from_pretrained(
     repo_or_dir: str | Path, expected_architecture: str | None = None, api: HfApi | None = None
 ) -> tuple[nn.Module, ReleaseConfig]:
-    """Load (model in eval mode, config) from a release directory or a Hub repo id (`api`: its Hub client)."""
-    config = load_config(repo_or_dir, api)
+    """Load (model in eval mode, config) from a release directory or a Hub repo id (`api`: its Hub client).
+
+    From the Hub, the weights come from the commit config.json came from: a push between the two downloads
+    cannot pair one commit's config with another's weights."""
+    config, config_file = _config_and_file(repo_or_dir, api)
     if expected_architecture is not None and config.architecture != expected_architecture:
         raise TLHubError(
             f"{str(repo_or_dir)!r} holds architecture {config.architecture!r}, not {expected_architecture!r}"
         )
     model = model_from_config(config)
-    weights = fetch(repo_or_dir, WEIGHTS_NAME, api)
+    weights = fetch(repo_or_dir, WEIGHTS_NAME, api, revision=commit_of(config_file))
     try:
         state = load_file(weights)
     except (SafetensorError, OSError) as e:
