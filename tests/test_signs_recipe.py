@@ -92,6 +92,7 @@ def test_the_fast_recipe_builds_trains_and_releases_a_small_channels_last_signcn
     assert "cnn-gtsrb-fast" in (model_dir / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_channels_last_training_gives_the_weights_of_the_default_layout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -224,8 +224,8 @@ class TrainConfig:
     scheduler: str = "constant"
     lr_warmup_epochs: float = 0.0  # linear warm-up from 0, stepped every batch, over this many epochs
     label_smoothing: float = 0.0  # the cross-entropy's target smoothing
-    # Train convolutions on channels-last (NHWC) batches: oneDNN's faster layout on a CPU (1.2x for SignCNN
-    # at 32x32, benchmarks/train_throughput.py), the same weights and outputs up to float rounding.
+    # Train convolutions on channels-last (NHWC) batches: oneDNN's faster layout on a CPU (SignCNN at 32x32:
+    # benchmarks/signcnn_step.py), the same weights and outputs up to float rounding.
     channels_last: bool = False
     seed: int = 42
 
