@@ -45,13 +45,11 @@ def _photos_parquet(n: int, size: int) -> bytes:
 
 
 def test_the_pets_tab_shows_photos_from_the_models_hub_dataset_fetched_once(
-    fake_hub: FakeHub, release: Path, tmp_path: Path
+    hub: FakeHub, release: Path, tmp_path: Path
 ) -> None:
     import shutil
 
-    from huggingface_hub import HfApi
-
-    api = HfApi()
+    api = hub.api()
     api.create_repo("tester/pet-photos", repo_type="dataset")
     for split, n in (("train", 20), ("test", 8)):
         api.upload_file(
@@ -67,13 +65,13 @@ def test_the_pets_tab_shows_photos_from_the_models_hub_dataset_fetched_once(
     (model / "facts.json").write_text(json.dumps(facts))
 
     cache = tmp_path / "cache"
-    photos = examples.dataset_examples(str(model), cache)
+    photos = examples.dataset_examples(str(model), cache, api=api)
     assert len(photos) == examples.EXAMPLE_PHOTOS
     for photo in photos:
         with Image.open(photo) as image:
             assert image.format == "JPEG" and image.size == (50, 40)  # from the test split's photos
-    fake_hub.fail_next(500, times=20)  # fetched once: the second start-up reads the cache
-    assert examples.dataset_examples(str(model), cache) == photos
+    hub.fail_next(500, times=20)  # fetched once: the second start-up reads the cache
+    assert examples.dataset_examples(str(model), cache, api=api) == photos
 
 
 def test_without_the_hub_or_for_local_data_the_pets_tab_quietly_has_no_examples(
@@ -266,7 +264,7 @@ def test_a_model_trained_on_renders_shows_its_figure_on_real_signs(release: Path
 
 
 def test_a_tab_offers_the_releases_own_examples_local_or_from_the_hub(
-    fake_hub: FakeHub, release: Path, tmp_path: Path
+    hub: FakeHub, release: Path, tmp_path: Path
 ) -> None:
     import shutil
 
@@ -288,13 +286,14 @@ def test_a_tab_offers_the_releases_own_examples_local_or_from_the_hub(
     assert all(Path(p).parent == page / "pet" / "release" for p in paths)  # copied where the page serves from
     assert Path(paths[0]).read_bytes() == (own / "00-cat.jpg").read_bytes()
 
-    push_to_hub(model, PushTarget("tester/pets"), api=fake_hub.api())  # the examples go up with the release
-    pushed = fake_hub.repos["tester/pets"].head.files
+    api = hub.api()
+    push_to_hub(model, PushTarget("tester/pets"), api=api)  # the examples go up with the release
+    pushed = hub.repos["tester/pets"].head.files
     assert {n for n in pushed if n.startswith("examples/")} == {
         f"examples/0{i}-{n}.jpg" for i, n in ((0, "cat"), (1, "dog"), (3, "broken"))
     }
-    assert examples.tab_examples("pet", "tester/pets", tmp_path / "p2") == ([], "")  # not online unless asked
-    paths, label = examples.tab_examples("pet", "tester/pets", tmp_path / "p3", hub_cache=tmp_path / "cache")
+    assert examples.tab_examples("pet", "tester/pets", tmp_path / "p2", api=api) == ([], "")  # only if asked
+    paths, label = examples.tab_examples("pet", "tester/pets", tmp_path / "p3", tmp_path / "cache", api=api)
     assert [Path(p).name for p in paths] == ["00-cat.jpg", "01-dog.jpg"]
 
     paths, label = examples.tab_examples("sign", str(release), tmp_path / "p4")  # none of its own

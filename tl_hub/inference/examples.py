@@ -9,12 +9,15 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tl_hub.data.images import read_image
 from tl_hub.errors import TLHubError
 from tl_hub.inference.serving import MAX_PIXELS
 from tl_hub.release.facts import load_facts
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +46,9 @@ def render_sign_examples(directory: Path) -> list[str]:
     return paths
 
 
-def release_examples(source: str | Path | None, directory: Path, hub: bool = False) -> list[str]:
+def release_examples(
+    source: str | Path | None, directory: Path, hub: bool = False, api: HfApi | None = None
+) -> list[str]:
     """The example images a release holds (`examples/*.jpg`, written from its validation split by
     `write_release`), each checked (size, pixels, an image at all) and copied into `directory`, where the page
     may serve files from. A local release's always; a Hub repo's only with `hub` (downloaded, cached by
@@ -57,7 +62,7 @@ def release_examples(source: str | Path | None, directory: Path, hub: bool = Fal
         if local.is_dir():
             files = example_files(local)
         elif hub:
-            files = _hub_examples(str(source))
+            files = _hub_examples(str(source), api)
         else:
             return []
     except Exception as e:  # offline, a repo that cannot be listed: the tab just has other examples
@@ -79,8 +84,9 @@ def release_examples(source: str | Path | None, directory: Path, hub: bool = Fal
     return paths
 
 
-def _hub_examples(repo_id: str) -> list[Path]:
-    """The example images of the Hub model repo `repo_id`, downloaded."""
+def _hub_examples(repo_id: str, api: HfApi | None) -> list[Path]:
+    """The example images of the Hub model repo `repo_id`, downloaded (with `api`, else huggingface_hub's
+    defaults)."""
     from huggingface_hub import HfApi, constants
 
     from tl_hub.release.files import EXAMPLES_DIR, MAX_EXAMPLES
@@ -90,34 +96,41 @@ def _hub_examples(repo_id: str) -> list[Path]:
         raise RuntimeError("HF_HUB_OFFLINE is set")
     names = sorted(
         name
-        for name in HfApi().list_repo_files(repo_id)
+        for name in (api or HfApi()).list_repo_files(repo_id)
         if name.startswith(f"{EXAMPLES_DIR}/") and name.endswith(".jpg") and name.count("/") == 1
     )
-    return [fetch(repo_id, name) for name in names[:MAX_EXAMPLES]]
+    return [fetch(repo_id, name, api) for name in names[:MAX_EXAMPLES]]
 
 
 def tab_examples(
-    kind: str, source: str | Path | None, directory: Path, hub_cache: Path | None = None
+    kind: str,
+    source: str | Path | None,
+    directory: Path,
+    hub_cache: Path | None = None,
+    api: HfApi | None = None,
 ) -> tuple[list[str], str]:
     """A tab's example images and what to call them: the release's own (`release_examples`, from its
     validation split) where it has them; else, for signs, signs rendered by tl_hub; for pets, photos from the
     model's Hub dataset fetched into `hub_cache` (`dataset_examples`; none without a cache). With no
-    `hub_cache` nothing here goes to the network."""
-    if own := release_examples(source, directory / kind, hub=hub_cache is not None):
+    `hub_cache` nothing here goes to the network; with one, `api` is the Hub client (None: huggingface_hub's
+    defaults)."""
+    if own := release_examples(source, directory / kind, hub=hub_cache is not None, api=api):
         return own, "Examples (from the model's validation split)"
     if kind == "sign":
         return render_sign_examples(directory / "signs"), "Examples (rendered by tl_hub)"
     if hub_cache is not None:
-        return dataset_examples(source, hub_cache), "Examples (from the model's training dataset)"
+        return dataset_examples(source, hub_cache, api=api), "Examples (from the model's training dataset)"
     return [], ""
 
 
-def dataset_examples(source: str | Path | None, directory: Path, n: int = EXAMPLE_PHOTOS) -> list[str]:
+def dataset_examples(
+    source: str | Path | None, directory: Path, n: int = EXAMPLE_PHOTOS, api: HfApi | None = None
+) -> list[str]:
     """A few photos from the Hub dataset the model `source` was trained on (its facts.json says which),
     fetched once into `directory` and reused after; none, quietly, offline or for a model trained on local
     data."""
     try:
-        facts = load_facts(source) if source is not None else None
+        facts = load_facts(source, api) if source is not None else None
     except TLHubError:
         return []
     if facts is None or facts.dataset_hub_id is None:
@@ -127,22 +140,23 @@ def dataset_examples(source: str | Path | None, directory: Path, n: int = EXAMPL
     if cached := sorted(str(p) for p in target.glob("*.jpg")):
         return cached
     try:
-        return _download_examples(dataset, target, n)
+        return _download_examples(dataset, target, n, api)
     except Exception as e:  # offline, no parquet file, another layout: the tab just has no examples
         logger.info("no example photos from %s (%s)", dataset, str(e).splitlines()[0] if str(e) else e)
         return []
 
 
-def _download_examples(dataset: str, target: Path, n: int) -> list[str]:
+def _download_examples(dataset: str, target: Path, n: int, api: HfApi | None) -> list[str]:
     """`n` photos spread over the first rows of the dataset's smallest test (else validation, else any)
     parquet file, saved as JPEGs; the folder appears whole or not at all."""
     import numpy as np
     import pyarrow.parquet as pq
-    from huggingface_hub import HfApi, constants, hf_hub_download
+    from huggingface_hub import HfApi, constants
 
     if constants.HF_HUB_OFFLINE:
         raise RuntimeError("HF_HUB_OFFLINE is set")
-    tree = HfApi().list_repo_tree(dataset, repo_type="dataset", recursive=True)
+    hub = api or HfApi()
+    tree = hub.list_repo_tree(dataset, repo_type="dataset", recursive=True)
     files = [f for f in tree if f.path.endswith(".parquet")]
     if not files:
         raise RuntimeError("no parquet file")
@@ -151,7 +165,7 @@ def _download_examples(dataset: str, target: Path, n: int) -> list[str]:
         split = next((i for i, word in enumerate(("test", "valid")) if word in f.path), 2)
         return split, f.size or 0
 
-    table = pq.ParquetFile(hf_hub_download(dataset, min(files, key=preference).path, repo_type="dataset"))
+    table = pq.ParquetFile(hub.hf_hub_download(dataset, min(files, key=preference).path, repo_type="dataset"))
     rows = table.read_row_group(0)
     column = next(c for c in rows.column_names if "bytes" in str(rows.schema.field(c).type))
     images = rows.column(column).to_pylist()

@@ -16,7 +16,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tl_hub import __version__
 from tl_hub.config import RunConfig
@@ -25,6 +25,9 @@ from tl_hub.errors import TLHubError
 from tl_hub.models import get_architecture
 from tl_hub.release.files import FACTS_NAME, read_json, write_json
 from tl_hub.strategies import STRATEGIES
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
 
 logger = logging.getLogger(__name__)
 
@@ -235,9 +238,9 @@ def save_facts(directory: Path, facts: Facts) -> None:
     write_json(Path(directory) / FACTS_NAME, facts.to_dict())
 
 
-def load_facts(repo_or_dir: str | Path) -> Facts | None:
-    """The facts.json of a release directory or Hub repo; None for a release written before tl_hub wrote
-    one (or a Hub repo that cannot be reached)."""
+def load_facts(repo_or_dir: str | Path, api: HfApi | None = None) -> Facts | None:
+    """The facts.json of a release directory or Hub repo (`api`: its Hub client, as `fetch`); None for a
+    release written before tl_hub wrote one (or a Hub repo that cannot be reached)."""
     from tl_hub.release.hub import fetch
 
     source = str(repo_or_dir)
@@ -245,7 +248,7 @@ def load_facts(repo_or_dir: str | Path) -> Facts | None:
     if local.is_dir() and not (local / FACTS_NAME).is_file():
         return None
     try:
-        path = fetch(repo_or_dir, FACTS_NAME)
+        path = fetch(repo_or_dir, FACTS_NAME, api)
     except TLHubError as e:
         logger.warning("no facts for %s: %s", source, e)
         return None
