@@ -47,6 +47,13 @@ ROOT = Path(__file__).resolve().parents[1]
 NUM_CLASSES = 5  # a small label set keeps format tests fast
 
 
+def trained_release_files() -> list[str]:
+    """What a trained release directory holds, sorted: the release files and the examples/ folder."""
+    from tl_hub.release.files import EXAMPLES_DIR, RELEASE_FILES
+
+    return sorted([*RELEASE_FILES, EXAMPLES_DIR])
+
+
 def run_entry_point(
     script: Path, args: list[str], monkeypatch: pytest.MonkeyPatch, capsys
 ) -> tuple[int, str, str]:

@@ -22,9 +22,8 @@ from tl_hub.experiments.compare import Comparison
 from tl_hub.experiments.report import CURVES_PLOT, SIZES_PLOT, write_report
 from tl_hub.inference.evaluate import match_labels
 from tl_hub.recipes import get_recipe
-from tl_hub.release.files import EXAMPLES_DIR, RELEASE_FILES
 
-from .conftest import NUM_CLASSES, ROOT
+from .conftest import NUM_CLASSES, ROOT, trained_release_files
 from .test_cli import TRAIN, run_script
 from .test_e2e import launch
 
@@ -134,7 +133,7 @@ def test_results_json_records_every_run_with_its_settings(compared: Path, releas
         assert [h["epoch"] for h in e["history"]] == [1, 2] and e["train_seconds"] > 0
         # The numbers are the release's own.
         release_dir = compared / e["run_dir"] / "model"
-        assert sorted(p.name for p in release_dir.iterdir()) == sorted([*RELEASE_FILES, EXAMPLES_DIR])
+        assert sorted(p.name for p in release_dir.iterdir()) == trained_release_files()
         metrics = json.loads((release_dir / "metrics.json").read_text())
         assert e["validation"]["accuracy"] == metrics["validation"]["accuracy"]
         assert e["validation"]["num_samples"] == 15
@@ -392,7 +391,7 @@ def test_accelerate_launch_two_processes_with_a_source_model_and_the_source_only
     assert result.stdout.count("epoch 1/1: train loss") == 2  # the source model, then finetune-top
     results = results_of(out)
     source = out / "source" / "seed-1" / "model"
-    assert sorted(p.name for p in source.iterdir()) == sorted([*RELEASE_FILES, EXAMPLES_DIR])
+    assert sorted(p.name for p in source.iterdir()) == trained_release_files()
     assert (
         results["sources"][0]["dataset"] == "synthetic" and results["sources"][0]["counts"]["train"] == 4 * 43
     )

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tl_hub import Predictor
-from tl_hub.release.files import EXAMPLES_DIR, MAX_EXAMPLES, RELEASE_FILES
+from tl_hub.release.files import EXAMPLES_DIR, MAX_EXAMPLES
 
-from .conftest import ROOT
+from .conftest import ROOT, trained_release_files
 
 pytestmark = pytest.mark.slow
 
@@ -81,7 +81,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def test_accelerate_launch_train_writes_a_complete_release(trained: tuple[Path, str]) -> None:
     out, stdout = trained
     model_dir = out / "model"
-    assert sorted(p.name for p in model_dir.iterdir()) == sorted([*RELEASE_FILES, EXAMPLES_DIR])
+    assert sorted(p.name for p in model_dir.iterdir()) == trained_release_files()
     # The Space's examples: validation images, 8 classes of the 43 spread over them, named by their label.
     examples = sorted(p.name for p in (model_dir / EXAMPLES_DIR).iterdir())
     assert len(examples) == MAX_EXAMPLES and examples[0].startswith("00-") and examples[0].endswith(".jpg")
@@ -243,7 +243,7 @@ def test_vgg16_recipe_end_to_end_with_a_feature_cache_rerun(
         in first.stdout
     )
     model_dir = tmp_path / "a" / "model"
-    assert sorted(p.name for p in model_dir.iterdir()) == sorted([*RELEASE_FILES, EXAMPLES_DIR])
+    assert sorted(p.name for p in model_dir.iterdir()) == trained_release_files()
     predictor = Predictor.from_pretrained(model_dir)
     top = predictor(pets_dir / "test" / "cat" / "0.jpg", top_k=2)
     assert set(top) == {"cat", "dog"} and sum(top.values()) == pytest.approx(1.0)
