@@ -1,13 +1,17 @@
 """VGG16 on the CPU: where the time goes, and what the feature cache saves.
 
-1. The frozen base's forward (224x224 images/s) in fp32 NCHW, fp32 channels_last and bf16 autocast, as a
-   share of this CPU's own float32 matmul peak (measured here), and one image through the whole network
-   (the Space's case).
+1. This CPU's own float32 matmul peak (the best of 2048-4096 square products), measured in the same
+   alternating rounds as the frozen base's forward pass, so that both see the same machine: tl_hub's feature
+   extraction (`tl_hub.training.features.extract`: uint8 images in, preprocessing included, channels_last)
+   with the network run on 1, 2, 4 or 16 images at a time, and plain PyTorch (NCHW, batch 16) for reference.
+   Each in images/s and as a share of the peak, with VGG16's FLOPs counted by PyTorch (2 per multiply-add).
+   Then the Space's case, one image through the whole network, fp32 channels_last; `--bf16` adds bf16
+   autocast and `--compile` torch.compile, each with how far its features move from fp32's.
 2. feature-extract training on the study's protocol (2,500 images, 100 epochs), measured side by side on a
    reduced size and projected: recomputing the frozen base every epoch (what a Keras generator loop does)
    against tl_hub's cache (the base once per image, then epochs over the head only).
 
-    python benchmarks/vgg16_cpu.py --images 48 --batch 16
+    python benchmarks/vgg16_cpu.py --images 16 --batch 16 --rounds 5
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ from tl_hub.data.augment import BatchAugment
 from tl_hub.models import create_model, get_architecture
 from tl_hub.recipes import get_recipe
 from tl_hub.scoring import feature_inputs, image_inputs
-from tl_hub.training.features import extract
+from tl_hub.training.features import CPU_CHUNK, extract
 from tl_hub.training.inputs import HeadOnly
 from tl_hub.training.strategies import TransferPlan
 
 RECIPE = get_recipe("vgg16-catsdogs").config
 PRE = RECIPE.preprocess
 STUDY_IMAGES, STUDY_EPOCHS = 2500, 100
+CPU = torch.device("cpu")
 
 
 def timed(fn, repeats: int = 3) -> float:
@@ -43,10 +48,16 @@ def timed(fn, repeats: int = 3) -> float:
     return statistics.median(times)
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048) -> float:
-    """GFLOPS of an n x n matrix product in `dtype`: the machine's own ceiling for dense work."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    return 2 * n**3 / timed(lambda: a @ b, repeats=5) / 1e9
+def once(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def matmul_gflops(operands: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """GFLOPS of the fastest of these square float32 products, one timing each: the machine's ceiling for
+    dense work at this moment."""
+    return max(2 * a.shape[0] ** 3 / once(lambda a=a, b=b: a @ b) / 1e9 for a, b in operands)
 
 
 def forward_gflops(module: torch.nn.Module, x: torch.Tensor) -> float:
@@ -58,72 +69,122 @@ def forward_gflops(module: torch.nn.Module, x: torch.Tensor) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def single_image(model: torch.nn.Module, x: torch.Tensor, peak: float) -> None:
-    """The Space's case: the whole network on one image, fp32 and bf16 (channels_last)."""
+def relative_l2(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+
+def base_forward(model: torch.nn.Module, images: torch.Tensor, args: argparse.Namespace) -> None:
+    """Section 1: the frozen base's forward pass, each way in alternating rounds with the matmul peak."""
+    x = image_inputs(PRE)(images[: args.batch])
+    gflops = forward_gflops(model.features, x[:1])
+    operands = [(torch.randn(n, n), torch.randn(n, n)) for n in (2048, 3072, 4096)]
+    nchw = model.features
+    ways = {
+        f"tl_hub extract, {chunk} image{'s' if chunk > 1 else ''} at a time"
+        + (" (default)" if chunk == CPU_CHUNK else ""): (
+            lambda chunk=chunk: extract(model, images[: args.batch], PRE, CPU, chunk=chunk)
+        )
+        for chunk in (1, 2, 4, 16)
+    }
+
+    def plain() -> None:
+        with torch.inference_mode():
+            nchw(x)
+
+    reference = extract(model, images[: args.batch], PRE, CPU, chunk=args.batch)
+    model.to(memory_format=torch.contiguous_format)
+    ways = {f"plain PyTorch, NCHW, batch {args.batch}": plain, **ways}
+    if args.compile:
+        compiled = torch.compile(model.features)
+
+        def run_compiled() -> None:
+            with torch.inference_mode():
+                compiled(x.contiguous(memory_format=torch.channels_last))
+
+        ways["torch.compile, channels_last, batch 2"] = run_compiled
+    rates: dict[str, list[float]] = {name: [] for name in ways}
+    peaks = []
+    for name, fn in ways.items():  # warm-up: kernels picked, compile done
+        if name.startswith("plain"):
+            model.to(memory_format=torch.contiguous_format)
+        fn()
+    for _ in range(args.rounds):
+        peaks.append(matmul_gflops(operands))
+        for name, fn in ways.items():
+            layout = torch.contiguous_format if name.startswith("plain") else torch.channels_last
+            model.to(memory_format=layout)
+            rates[name].append(args.batch / once(fn))
+    peak = statistics.median(peaks)
+    print(
+        f"this CPU's float32 matmul peak ({torch.get_num_threads()} threads, median of {args.rounds} rounds "
+        f"of the best of 2048-4096 square products): {peak:.0f} GFLOPS "
+        f"(rounds {min(peaks):.0f}-{max(peaks):.0f})"
+    )
+    print(
+        f"VGG16 conv base forward, 224x224, {args.batch} images, {gflops:.2f} GFLOPs per image "
+        "(PyTorch's count):"
+    )
+    base = statistics.median(rates[next(iter(rates))])
+    for name, values in rates.items():
+        r = statistics.median(values)
+        print(
+            f"  {name:<46} {r:6.2f} images/s  {r / base:5.2f}x  {r * gflops:6.0f} GFLOPS = "
+            f"{r * gflops / peak:4.0%} of the peak  (rounds {min(values):.2f}-{max(values):.2f})"
+        )
+    model.to(memory_format=torch.channels_last)
+    for chunk in (1, 2, 4):
+        diff = relative_l2(extract(model, images[: args.batch], PRE, CPU, chunk=chunk), reference)
+        print(f"  features, {chunk} at a time vs the whole batch: relative L2 difference {diff:.1e}")
+    if args.compile:
+        with torch.inference_mode():
+            diff = relative_l2(compiled(x.contiguous(memory_format=torch.channels_last)), reference)
+        print(f"  torch.compile features vs eager: relative L2 difference {diff:.1e}")
+    single_image(model, x[:1], peak, args.bf16)
+    if args.bf16:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            b16 = model.features(x.contiguous(memory_format=torch.channels_last))
+        print(f"  bf16 vs fp32 features: relative L2 difference {relative_l2(b16, reference):.4f}")
+
+
+def single_image(model: torch.nn.Module, x: torch.Tensor, peak: float, bf16: bool) -> None:
+    """The Space's case: the whole network on one image, channels_last, fp32 (and bf16 with --bf16)."""
     gflops = forward_gflops(model, x)
     x = x.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         f32 = model(x)
-        for bf16 in (False, True):
+        for use_bf16 in (False, True) if bf16 else (False,):
 
-            def run(bf16: bool = bf16) -> None:
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            def run(use_bf16: bool = use_bf16) -> None:
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
                     model(x)
 
             seconds = timed(run, repeats=5)
             print(
-                f"  one image, whole network, {'bf16' if bf16 else 'fp32'}: {seconds * 1000:6.1f} ms "
-                f"({1 / seconds:5.2f} images/s, {gflops / seconds / peak:4.0%} of the fp32 peak)"
+                f"  one image, whole network ({gflops:.2f} GFLOPs), {'bf16' if use_bf16 else 'fp32'}: "
+                f"{seconds * 1000:6.1f} ms ({1 / seconds:5.2f} images/s, "
+                f"{gflops / seconds / peak:4.0%} of the peak)"
             )
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            b16 = model(x).float()
-    print(f"  bf16 vs fp32 logits: relative L2 difference {((b16 - f32).norm() / f32.norm()).item():.4f}")
+        if bf16:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                print(f"  bf16 vs fp32 logits: relative L2 difference {relative_l2(model(x), f32):.4f}")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--images", type=int, default=48)
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--images", type=int, default=16, help="images of the cache comparison (section 2)")
+    p.add_argument("--batch", type=int, default=16, help="images per forward-pass timing (section 1)")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--bf16", action="store_true", help="also bf16 autocast (slow without native bf16)")
+    p.add_argument("--compile", action="store_true", help="also torch.compile")
     args = p.parse_args()
     torch.manual_seed(0)
     model = create_model("vgg16", num_classes=2, in_chans=3, img_size=224, drop_rate=0.5)
-    images = torch.randint(0, 256, (args.images, 3, 224, 224), dtype=torch.uint8)
-    labels = torch.arange(args.images) % 2
-    x = image_inputs(PRE)(images[: args.batch])
-    cpu = torch.device("cpu")
-
-    def forward(layout: torch.memory_format, bf16: bool = False):
-        def run() -> None:
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                model.features(x.contiguous(memory_format=layout))
-
-        return run
-
+    count = max(args.images, args.batch)
+    images = torch.randint(0, 256, (count, 3, 224, 224), dtype=torch.uint8)
     model.eval()
-    peak = {dtype: matmul_peak(dtype) for dtype in (torch.float32, torch.bfloat16)}
-    print(
-        f"this CPU's measured matmul peak ({torch.get_num_threads()} threads, 2048x2048 products, median): "
-        f"fp32 {peak[torch.float32]:.0f} GFLOPS, bf16 {peak[torch.bfloat16]:.0f} GFLOPS"
-    )
-    gflops = forward_gflops(model.features, x[:1])
-    rates = {"fp32, NCHW": args.batch / timed(forward(torch.contiguous_format))}
-    model.features.to(memory_format=torch.channels_last)
-    rates["fp32, channels_last"] = args.batch / timed(forward(torch.channels_last))
-    rates["bf16 autocast, channels_last"] = args.batch / timed(forward(torch.channels_last, bf16=True))
-    base = rates["fp32, NCHW"]
-    print(f"VGG16 conv base forward, 224x224, batch {args.batch}, {gflops:.2f} GFLOPs per image:")
-    for name, r in rates.items():
-        share = r * gflops / peak[torch.float32]
-        print(
-            f"  {name:<36} {r:6.2f} images/s  {r / base:5.2f}x  {r * gflops:6.0f} GFLOPS = "
-            f"{share:4.0%} of the fp32 peak"
-        )
-    single_image(model, x[:1], peak[torch.float32])
-    with torch.inference_mode():
-        f32 = model.features(x.contiguous(memory_format=torch.channels_last))
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            b16 = model.features(x.contiguous(memory_format=torch.channels_last)).float()
-    print(f"  bf16 vs fp32 features: relative L2 difference {((b16 - f32).norm() / f32.norm()).item():.4f}")
+    base_forward(model, images, args)
+    images, labels = images[: args.images], torch.arange(args.images) % 2
+    cpu = CPU
 
     # feature-extract, side by side on args.images images.
     arch = get_architecture("vgg16")

@@ -242,3 +242,19 @@ def test_a_config_written_with_warmup_epochs_loads_as_head_epochs(caplog: pytest
         run = RunConfig.from_dict(d)
     assert run.transfer.head_epochs == 3
     assert "warmup_epochs is now called head_epochs" in caplog.text
+
+
+def test_extraction_in_cpu_chunks_gives_the_batchs_features() -> None:
+    """On a CPU the base runs on a few images at a time (cache-sized activations); the features are the
+    ones a whole batch gives, within float rounding, and in the same order."""
+    torch.manual_seed(0)
+    model = create_model("vgg16", num_classes=2, in_chans=3, img_size=32, drop_rate=0.5)
+    images = torch.randint(0, 256, (7, 3, 32, 32), dtype=torch.uint8)
+    pre = PreprocessConfig(input_size=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    cpu = torch.device("cpu")
+    whole = features_module.extract(model, images, pre, cpu, chunk=64)
+    default = features_module.extract(model, images, pre, cpu)  # features_module.CPU_CHUNK at a time
+    single = features_module.extract(model, images, pre, cpu, chunk=1)
+    assert len(images) > features_module.CPU_CHUNK and whole.shape == (7, 512, 1, 1)
+    assert torch.allclose(default, whole, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(single, whole, rtol=1e-4, atol=1e-5)
