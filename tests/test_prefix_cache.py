@@ -108,7 +108,8 @@ def write_random_base(path: Path) -> Path:
 
 VGG_TINY = [
     *("--recipe", "vgg16-catsdogs-finetune", "--dataset", "synthetic", "--synthetic-per-class", "2"),
-    *("--input-size", "32", "--batch-size", "16", "--epochs", "3", "--cache-views", "2"),
+    # the recipe's 3 head epochs, then block 5 joins in epoch 4
+    *("--input-size", "32", "--batch-size", "16", "--epochs", "4", "--cache-views", "2"),
 ]
 
 
@@ -125,7 +126,7 @@ def test_finetune_top_on_the_prefix_cache_trains_block5_and_the_head_and_resumes
 
     # Only block 5 and the head train: the checkpoint holds them alone, and the release's blocks 1-4 are
     # the start's own weights, bit for bit.
-    with safe_open(full / "checkpoints" / "epoch_003" / "model.safetensors", "pt") as f:
+    with safe_open(full / "checkpoints" / "epoch_004" / "model.safetensors", "pt") as f:
         stored = {k.removeprefix("model.").rsplit(".", 1)[0] for k in f.keys()}  # noqa: SIM118 (safe_open is no dict)
     assert stored == TRAINED
     release, start = load_file(full / "model" / "model.safetensors"), load_file(base)
@@ -135,10 +136,10 @@ def test_finetune_top_on_the_prefix_cache_trains_block5_and_the_head_and_resumes
     facts = json.loads((full / "model" / "facts.json").read_text())
     assert facts["strategy"] == "finetune-top"
 
-    # Killed during epoch 3: resumed, it ends with the uninterrupted run's weights (the cache is hit).
+    # Killed during epoch 4: resumed, it ends with the uninterrupted run's weights (the cache is hit).
     shutil.copytree(full, cut)
     shutil.rmtree(cut / "model")
-    shutil.rmtree(cut / "checkpoints" / "epoch_003")
+    shutil.rmtree(cut / "checkpoints" / "epoch_004")
     err = train([*args, "--output-dir", str(cut), "--resume"], monkeypatch, capsys, caplog)
     assert "feature cache hit" in err
     ours = load_file(cut / "model" / "model.safetensors")

@@ -326,16 +326,22 @@ RECIPES: dict[str, Recipe] = {
             train=TrainConfig(
                 epochs=6,
                 batch_size=32,
-                lr=3e-4,  # the head's; the last conv block at a tenth of it (transfer below)
+                lr=3e-4,  # the head's; the last conv block at 0.05 of it (transfer below)
                 optimizer="adamw",
+                # with decay and 3 head epochs: 0.978 on catsdogs-train-2000, against 0.974 without decay and
+                # with 2 head epochs at a tenth (README, measured with the shared Keras weights)
+                weight_decay=0.05,
                 scheduler="cosine",
                 label_smoothing=0.1,
             ),
             transfer=TransferConfig(
                 strategy="finetune-top",
-                head_epochs=2,  # LP-FT: the head first, on the frozen base, then block 5 joins
-                top_lr_scale=0.1,
-                cache_views=4,  # blocks 1-4 once per image and view; each epoch trains block 5 and the head
+                head_epochs=3,  # LP-FT: the head first, on the frozen base, then block 5 joins
+                top_lr_scale=0.05,
+                # blocks 1-4 once per image and view; each epoch trains block 5 and the head on one view:
+                # 4.7x faster per fine-tuning epoch than the whole network (benchmarks/vgg16_finetune.py).
+                # 2 views keep the first run on 2 CPU cores under 30 minutes
+                cache_views=2,
             ),
         ),
         base_model="timm/vgg16.tv_in1k",
