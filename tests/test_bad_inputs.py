@@ -382,6 +382,20 @@ def _int32(release: Path) -> None:
     save_file({k: v.to(torch.int32) for k, v in state.items()}, release / "model.safetensors")
 
 
+def test_evaluation_on_a_split_the_renderer_has_not_is_refused_before_rendering(
+    release, monkeypatch, capsys
+) -> None:
+    import tl_hub.data.synthetic as renderer
+
+    monkeypatch.setattr(renderer, "generate_signs", lambda *a, **k: pytest.fail("rendered before refusing"))
+    code, err = run_script(
+        EVALUATE, [str(release), "--dataset", "synthetic", "--split", "nope"], monkeypatch, capsys
+    )
+    assert code == 2
+    assert "split 'nope' not in dataset 'synthetic': choose one of train, validation, test" in err
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize("script", ["evaluate.py", "push.py"])
 @pytest.mark.parametrize(
     ("damage", "message"),

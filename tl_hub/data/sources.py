@@ -49,8 +49,11 @@ def open_dataset(name: str, synthetic_per_class: int = 200, split: str | None = 
     the training, not the data. Given the one `split` the caller reads, only that one is rendered.
     """
     if name == SYNTHETIC:
-        wanted = (split,) if split in SYNTHETIC_SPLITS else SYNTHETIC_SPLITS
-        return synthetic_dataset(synthetic_per_class, splits=wanted)
+        if split is not None and split not in SYNTHETIC_SPLITS:  # refused before anything is rendered
+            raise DatasetError(
+                f"split {split!r} not in dataset {SYNTHETIC!r}: choose one of {', '.join(SYNTHETIC_SPLITS)}"
+            )
+        return synthetic_dataset(synthetic_per_class, splits=SYNTHETIC_SPLITS if split is None else (split,))
     path = Path(name).expanduser()
     if path.is_dir():
         if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
