@@ -11,7 +11,7 @@
    reduced size and projected: recomputing the frozen base every epoch (what a Keras generator loop does)
    against tl_hub's cache (the base once per image, then epochs over the head only).
 
-    python benchmarks/vgg16_cpu.py --images 16 --batch 16 --rounds 5
+    python benchmarks/vgg16_cpu.py --images 16 --batch 16 --rounds 3
 """
 
 from __future__ import annotations
