@@ -159,3 +159,19 @@ def test_classes_are_separable_by_nearest_class_mean() -> None:
 def test_generate_signs_rejects_negative_seed() -> None:
     with pytest.raises(ValueError, match=r"seed.*got -1"):
         generate_signs(1, seed=-1)
+
+
+def test_roundabouts_come_in_both_of_gtsrbs_layouts() -> None:
+    """GTSRB's roundabout signs show their three arrows in two layouts (one turned by 70 degrees); renders
+    draw both, as the same amount of white arrow in other places. No other class has a second drawing."""
+    from tl_hub.data.synthetic.pictograms import template, variants
+
+    assert variants(40) == 2 and all(variants(c) == 1 for c in range(43) if c != 40)
+
+    def arrows(variant: int) -> np.ndarray:
+        rgba = np.asarray(template(40, 64, variant).convert("RGBA")).astype(int)
+        return (rgba[..., :3].min(axis=-1) > 200) & (rgba[..., 3] == 255)
+
+    usual, turned = arrows(0), arrows(1)
+    assert abs(int(usual.sum()) - int(turned.sum())) < 0.1 * usual.sum()
+    assert (usual & ~turned).sum() > 0.3 * usual.sum()

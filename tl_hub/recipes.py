@@ -247,9 +247,10 @@ RECIPES: dict[str, Recipe] = {
                 {
                     # rendered, 200 per class (--synthetic-per-class): no download
                     "data.dataset": "synthetic",
-                    # 5 epochs keep the quickstart under 2 minutes on 2 CPU cores; 6 add about 0.01 on
-                    # real signs
+                    # 5 epochs keep the quickstart under 3 minutes on 2 CPU cores (2 min 40 s on a slow
+                    # day); 6 add about 0.01 on real signs
                     "train.epochs": 5,
+                    "train.channels_last": True,  # oneDNN's faster layout: 191 s -> 160 s end to end
                 }
             ),
             recipe="cnn-synthetic",

@@ -256,18 +256,28 @@ def _keep_right(pen: Pen) -> None:
     arrow(pen, [(-0.5, -0.5), (0.56, 0.56)], 0.27, 0.78, 0.5, WHITE)
 
 
-def _roundabout(pen: Pen) -> None:
-    for k in range(3):
-        # Decreasing angle runs counter-clockwise on screen, the direction of German roundabout traffic.
-        start = 80 + 120 * k
-        path = arc(0.0, 0.0, 0.6, start, start - 85, 16)
-        arrow(pen, path, 0.17, 0.4, 0.26, WHITE)
+def _roundabout(turn: float = 0.0) -> Callable[[Pen], None]:
+    """Three arrows around the centre, their heads at about 3, 7 and 11 o'clock, turned by `turn` degrees
+    (negative: counter-clockwise on screen). GTSRB's roundabout signs come in two layouts: this one, and one
+    turned by -70 degrees, its heads at about half past 12, 4 and 8 o'clock."""
+
+    def draw(pen: Pen) -> None:
+        for k in range(3):
+            # Decreasing angle runs counter-clockwise on screen, the direction of German roundabout traffic.
+            start = 80 + 120 * k + turn
+            path = arc(0.0, 0.0, 0.6, start, start - 85, 16)
+            arrow(pen, path, 0.17, 0.4, 0.26, WHITE)
+
+    return draw
 
 
 class _Spec(NamedTuple):
     shape: str
     pictogram: Callable[[Pen], None] | None = None
     mirrored: bool = False
+    # other drawings of the same sign, as real signs of the class show it; a render picks one of them or
+    # `pictogram` at random
+    variants: tuple[Callable[[Pen], None], ...] = ()
 
 
 _SIGNS: dict[int, _Spec] = {
@@ -311,25 +321,32 @@ _SIGNS: dict[int, _Spec] = {
     37: _Spec("mandatory", _straight_or_right, mirrored=True),
     38: _Spec("mandatory", _keep_right),
     39: _Spec("mandatory", _keep_right, mirrored=True),
-    40: _Spec("mandatory", _roundabout),
+    40: _Spec("mandatory", _roundabout(), variants=(_roundabout(-70.0),)),
     41: _Spec("end", _end_no_passing),
     42: _Spec("end", _end_no_passing_trucks),
 }
 
 
+def variants(class_id: int) -> int:
+    """How many drawings of the class's sign there are (`template`'s `variant` runs below this)."""
+    return 1 + len(_SIGNS[class_id].variants)
+
+
 @functools.cache
-def template(class_id: int, res: int) -> Image.Image:
-    """Clean sign filling a res x res square, drawn at 4x and box-filtered down for antialiasing.
+def template(class_id: int, res: int, variant: int = 0) -> Image.Image:
+    """Clean sign filling a res x res square, drawn at 4x and box-filtered down for antialiasing: the class's
+    drawing number `variant` (0: its usual one; see `variants`).
 
     The result has premultiplied alpha ("RGBa") so that warping it needs no conversion and compositing
     is a single multiply-add.
     """
     spec = _SIGNS[class_id]
+    pictogram = (spec.pictogram, *spec.variants)[variant]
     big = res * _SUPERSAMPLE
     image = Image.new("RGBA", (big, big), (0, 0, 0, 0))
     pictogram_pen = SHAPES[spec.shape](Pen(image, big / 2, (big / 2, big / 2)))
-    if spec.pictogram is not None:
-        spec.pictogram(pictogram_pen)
+    if pictogram is not None:
+        pictogram(pictogram_pen)
     if spec.mirrored:
         image = ImageOps.mirror(image)
     return image.reduce(_SUPERSAMPLE).convert("RGBa")

@@ -24,7 +24,7 @@ from tl_hub.data.synthetic.photometry import (
     random_color,
     uniform,
 )
-from tl_hub.data.synthetic.pictograms import template
+from tl_hub.data.synthetic.pictograms import template, variants
 from tl_hub.data.synthetic.primitives import BLUE, RED
 
 
@@ -70,16 +70,18 @@ def warped_sign(class_id: int, rng: np.random.Generator, size: int) -> tuple[np.
     to_template = np.array([[side / 2, 0.0, side / 2], [0.0, side / 2, side / 2], [0.0, 0.0, 1.0]])
     inverse = to_template @ flatten @ from_work
     coeffs = tuple((inverse.ravel() / inverse[2, 2])[:8])
-    resized = _resized_template(class_id, 2 * size, side)
+    count = variants(class_id)
+    variant = int(rng.integers(count)) if count > 1 else 0  # other classes' draws stay as they were
+    resized = _resized_template(class_id, 2 * size, side, variant)
     warped = resized.transform((2 * size, 2 * size), Image.PERSPECTIVE, coeffs, Image.NEAREST).reduce(2)
     rgba = np.asarray(warped).transpose(2, 0, 1).astype(np.float32, order="C")
     return rgba * np.float32(1 / 255), Placement(float(cx), float(cy), extent)
 
 
 @functools.lru_cache(maxsize=4096)
-def _resized_template(class_id: int, res: int, side: int) -> Image.Image:
-    # Sign sizes are whole pixels, so a few dozen sizes per class cover every image.
-    return template(class_id, res).resize((side, side), Image.BILINEAR)
+def _resized_template(class_id: int, res: int, side: int, variant: int) -> Image.Image:
+    # Sign sizes are whole pixels, so a few dozen sizes per class and drawing cover every image.
+    return template(class_id, res, variant).resize((side, side), Image.BILINEAR)
 
 
 @functools.lru_cache(maxsize=64)
