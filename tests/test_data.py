@@ -126,11 +126,8 @@ def test_a_synthetic_split_read_alone_is_the_same_split_rendered_with_the_others
     assert alone["validation"]["label"] == whole["validation"]["label"]
     pixels = [np.asarray(d["validation"][5]["image"]) for d in (alone, whole)]
     assert np.array_equal(*pixels)
-    assert set(open_dataset("synthetic", synthetic_per_class=4, split="nope")) == {
-        "train",
-        "validation",
-        "test",
-    }
+    with pytest.raises(DatasetError, match="split 'nope' not in dataset 'synthetic': choose one of train, "):
+        open_dataset("synthetic", synthetic_per_class=4, split="nope")
 
 
 def test_columns_named_by_flag_and_bad_columns_explained() -> None:

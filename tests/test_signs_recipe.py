@@ -49,13 +49,14 @@ def test_predictor_and_the_space_serve_it(run_dir: Path, tmp_path: Path) -> None
 
 
 def test_the_quickstart_recipe_is_cnn_gtsrb_on_rendered_signs() -> None:
-    """cnn-synthetic (README command (a)) is cnn-gtsrb's network and setup on renders, for fewer epochs."""
+    """cnn-synthetic (README command (a)) is cnn-gtsrb's network and setup on renders, for fewer epochs,
+    channels-last."""
     from tl_hub.recipes import get_recipe
 
     real, rendered = get_recipe("cnn-gtsrb").config, get_recipe("cnn-synthetic").config
     assert rendered.data.dataset == "synthetic" and rendered.train.epochs == 5
-    assert rendered.recipe == "cnn-synthetic"
-    same = real.replace({"data.dataset": "synthetic", "train.epochs": 5})
+    assert rendered.recipe == "cnn-synthetic" and rendered.train.channels_last
+    same = real.replace({"data.dataset": "synthetic", "train.epochs": 5, "train.channels_last": True})
     assert dataclasses.replace(same, recipe="cnn-synthetic") == rendered
 
 
@@ -119,7 +120,11 @@ def test_channels_last_training_gives_the_weights_of_the_default_layout(
         train(run.replace({"train.channels_last": layout}), tmp_path / str(layout), make_accelerator())
         weights[layout] = load_file(tmp_path / str(layout) / "model" / "model.safetensors")
     assert weights[True].keys() == weights[False].keys()
-    # Another layout ran (oneDNN's kernels round differently), to the same weights within rounding.
+    # Another layout ran (oneDNN's kernels round differently), to the same weights within rounding. Adam
+    # turns a rounding-sized change of a near-zero gradient into a step of the learning rate's size, so a few
+    # weights of a tensor may differ by ~lr; the tensor as a whole stays within 1% (a wrong layout: ~100%).
     assert any(not torch.equal(value, weights[False][name]) for name, value in weights[True].items())
     for name, value in weights[True].items():
-        assert torch.allclose(value, weights[False][name], rtol=1e-3, atol=1e-4), name
+        if value.is_floating_point() and weights[False][name].norm() > 0:
+            moved = (value - weights[False][name]).norm() / weights[False][name].norm()
+            assert moved < 1e-2, (name, moved.item())
