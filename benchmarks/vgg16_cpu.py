@@ -78,7 +78,6 @@ def base_forward(model: torch.nn.Module, images: torch.Tensor, args: argparse.Na
     x = image_inputs(PRE)(images[: args.batch])
     gflops = forward_gflops(model.features, x[:1])
     operands = [(torch.randn(n, n), torch.randn(n, n)) for n in (2048, 3072, 4096)]
-    nchw = model.features
     ways = {
         f"tl_hub extract, {chunk} image{'s' if chunk > 1 else ''} at a time"
         + (" (default)" if chunk == CPU_CHUNK else ""): (
@@ -89,31 +88,34 @@ def base_forward(model: torch.nn.Module, images: torch.Tensor, args: argparse.Na
 
     def plain() -> None:
         with torch.inference_mode():
-            nchw(x)
+            model.features(x)
 
     reference = extract(model, images[: args.batch], PRE, CPU, chunk=args.batch)
-    model.to(memory_format=torch.contiguous_format)
     ways = {f"plain PyTorch, NCHW, batch {args.batch}": plain, **ways}
     if args.compile:
         compiled = torch.compile(model.features)
 
-        def run_compiled() -> None:
+        def run_compiled() -> None:  # like the default extraction: CPU_CHUNK images at a time
             with torch.inference_mode():
-                compiled(x.contiguous(memory_format=torch.channels_last))
+                for part in x.contiguous(memory_format=torch.channels_last).split(CPU_CHUNK):
+                    compiled(part)
 
-        ways["torch.compile, channels_last, batch 2"] = run_compiled
+        ways[f"torch.compile, channels_last, {CPU_CHUNK} at a time"] = run_compiled
+
+    def measure(name: str, fn) -> float:
+        """Seconds of one call of `fn`, the model in the layout that way runs in."""
+        layout = torch.contiguous_format if name.startswith("plain") else torch.channels_last
+        model.to(memory_format=layout)
+        return once(fn)
+
     rates: dict[str, list[float]] = {name: [] for name in ways}
     peaks = []
     for name, fn in ways.items():  # warm-up: kernels picked, compile done
-        if name.startswith("plain"):
-            model.to(memory_format=torch.contiguous_format)
-        fn()
+        measure(name, fn)
     for _ in range(args.rounds):
         peaks.append(matmul_gflops(operands))
         for name, fn in ways.items():
-            layout = torch.contiguous_format if name.startswith("plain") else torch.channels_last
-            model.to(memory_format=layout)
-            rates[name].append(args.batch / once(fn))
+            rates[name].append(args.batch / measure(name, fn))
     peak = statistics.median(peaks)
     print(
         f"this CPU's float32 matmul peak ({torch.get_num_threads()} threads, median of {args.rounds} rounds "
@@ -184,7 +186,6 @@ def main() -> None:
     model.eval()
     base_forward(model, images, args)
     images, labels = images[: args.images], torch.arange(args.images) % 2
-    cpu = CPU
 
     # feature-extract, side by side on args.images images.
     arch = get_architecture("vgg16")
@@ -205,7 +206,7 @@ def main() -> None:
 
     head = HeadOnly(model, arch)
     start = time.perf_counter()
-    feats = extract(model, images, PRE, cpu)
+    feats = extract(model, images, PRE, CPU)
     extract_s = time.perf_counter() - start
     plan.start_epoch(model, 1)
 
