@@ -148,4 +148,4 @@ def test_every_release_renders_a_true_card_from_its_own_files(
     example = facts["recipe"]["example"]
     assert f'predictor("{example}"' in card.text
     if dataset_name(run.data) == dataset_name(own.config.data):
-        assert example == ("sign.png" if "gtsrb" in recipe or "synthetic" in recipe else "photo.jpg")
+        assert example == ("sign.png" if "traffic-signs" in own.tags else "photo.jpg")

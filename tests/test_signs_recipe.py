@@ -60,6 +60,33 @@ def test_the_quickstart_recipe_is_cnn_gtsrb_on_rendered_signs() -> None:
     assert dataclasses.replace(same, recipe="cnn-synthetic") == rendered
 
 
+def test_the_longer_rendered_recipe_is_the_quickstart_on_more_renders_for_longer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cnn-rendered differs from the quickstart's cnn-synthetic only in how many renders it draws and how
+    long it trains; it builds, trains and releases under its own name."""
+    from tl_hub.accelerator import make_accelerator
+    from tl_hub.recipes import get_recipe
+    from tl_hub.training.trainer import train
+
+    quick, longer = get_recipe("cnn-synthetic").config, get_recipe("cnn-rendered").config
+    assert longer.data.synthetic_per_class > quick.data.synthetic_per_class
+    assert longer.train.epochs > quick.train.epochs
+    same = quick.replace(
+        {"data.synthetic_per_class": longer.data.synthetic_per_class, "train.epochs": longer.train.epochs}
+    )
+    assert dataclasses.replace(same, recipe="cnn-rendered") == longer
+
+    monkeypatch.setenv("TL_HUB_CACHE", str(tmp_path / "cache"))
+    run = longer.replace({"data.synthetic_per_class": 2, "train.epochs": 1, "train.batch_size": 32})
+    metrics = train(run, tmp_path / "run", make_accelerator())
+    assert 0 <= metrics["validation"]["accuracy"] <= 1
+    model_dir = tmp_path / "run" / "model"
+    assert json.loads((model_dir / "config.json").read_text())["architecture"] == "signcnn"
+    assert "cnn-rendered" in (model_dir / "README.md").read_text()
+    assert len(Predictor.from_pretrained(model_dir)(render_sign(1, np.random.default_rng(0), 32))) == 5
+
+
 def test_the_fast_recipe_builds_trains_and_releases_a_small_channels_last_signcnn(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

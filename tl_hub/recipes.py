@@ -269,6 +269,38 @@ RECIPES: dict[str, Recipe] = {
         tags=("traffic-signs", "gtsrb", "cnn", "synthetic-data"),
         example="sign.png",
     ),
+    "cnn-rendered": Recipe(
+        name="cnn-rendered",
+        description=(
+            "SignCNN (0.8M parameters) trained only on tl_hub's rendered traffic signs (43 GTSRB classes), "
+            "32x32 colour, on five times the quickstart's renders for longer: the rendered-only model to "
+            "start from when there is time (under 30 minutes on 2 CPU cores)."
+        ),
+        config=dataclasses.replace(
+            SIGNCNN_GTSRB.replace(
+                {
+                    "data.dataset": "synthetic",
+                    # 1,000 fresh renders per class instead of the quickstart's 200, seen 9 times each
+                    "data.synthetic_per_class": 1000,
+                    "train.epochs": 9,
+                    "train.channels_last": True,
+                }
+            ),
+            recipe="cnn-rendered",
+        ),
+        intended_use=(
+            "A rendered-only traffic-sign classifier for the 43 GTSRB classes, and a starting point for "
+            "fine-tuning on a few real signs (--init-from). It has seen no real sign: see BENCHMARKS.md for "
+            "how it reads real ones. Not a detector, and not for driving decisions."
+        ),
+        citations=(
+            CIRESAN,
+            IOFFE,
+            STALLKAMP,
+        ),
+        tags=("traffic-signs", "gtsrb", "cnn", "synthetic-data"),
+        example="sign.png",
+    ),
     "vgg16-catsdogs": Recipe(
         name="vgg16-catsdogs",
         description="VGG16 pretrained on ImageNet, conv base frozen, with a new head for cats vs. dogs.",

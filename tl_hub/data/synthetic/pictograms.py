@@ -165,13 +165,14 @@ def _road_narrows_right(pen: Pen) -> None:
 
 
 def _road_work(pen: Pen) -> None:
-    pen.disc(-0.05, -0.62, 0.15, BLACK)
-    pen.line([(-0.1, -0.38), (0.1, 0.15)], 0.26, BLACK)
-    pen.line([(0.1, 0.15), (-0.25, 0.72)], 0.16, BLACK)
-    pen.line([(0.1, 0.15), (0.35, 0.4), (0.3, 0.72)], 0.16, BLACK)
-    pen.line([(-0.08, -0.3), (-0.45, -0.05), (-0.55, 0.2)], 0.12, BLACK)
-    pen.line([(-0.75, 0.1), (-0.35, 0.68)], 0.08, BLACK)
-    pen.poly([(0.35, 0.74), (0.62, 0.32), (0.92, 0.74)], BLACK)
+    # A slim worker faces right, his shovel in the broad heap of earth that fills the lower right.
+    pen.disc(-0.18, -0.48, 0.13, BLACK)
+    pen.line([(-0.2, -0.3), (-0.32, 0.14)], 0.2, BLACK)
+    pen.line([(-0.32, 0.14), (-0.52, 0.72)], 0.12, BLACK)
+    pen.line([(-0.32, 0.14), (-0.14, 0.42), (-0.14, 0.72)], 0.12, BLACK)
+    pen.line([(-0.2, -0.24), (-0.04, 0.02), (0.06, 0.06)], 0.1, BLACK)
+    pen.line([(-0.1, -0.12), (0.22, 0.56)], 0.06, BLACK)
+    pen.poly([(0.0, 0.74), (0.4, 0.32), (0.5, 0.26), (0.6, 0.32), (1.0, 0.74)], BLACK)
 
 
 def _traffic_signals(pen: Pen) -> None:

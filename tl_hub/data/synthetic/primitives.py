@@ -130,7 +130,9 @@ _DIGIT_STROKES: dict[str, list[list[Point]]] = {
     "2": [
         [*arc(0.28, _HALF + _BOWL, _BOWL, 195, 385, 16), (_HALF + 0.01, 1 - _HALF), (0.56 - _HALF, 1 - _HALF)]
     ],
-    "3": [[(0.08, _HALF), (0.48, _HALF), (0.22, 0.4), *arc(0.27, 0.7, 0.235, 260, 500, 18)]],
+    # German signs' 3 has a round top, a smaller bowl over the lower one (GTSRB's 30 km/h signs); a flat top
+    # and diagonal taught models that a round-topped digit is a 2.
+    "3": [[*arc(0.28, 0.255, 0.19, 200, 445, 16), *arc(0.27, 0.7, 0.235, 265, 500, 18)]],
     "5": [[(0.48, _HALF), (0.11, _HALF), (0.08, 0.47), *arc(0.28, 0.7, 0.235, 240, 495, 18)]],
     "6": [
         [*arc(0.28, 1 - _HALF - _BOWL, _BOWL, 0, 360, 20)],
