@@ -38,6 +38,8 @@ def run_script(script: Path, args: list[str], monkeypatch: pytest.MonkeyPatch, c
         (["--lr", "inf"], "--lr inf: expected a positive finite number"),
         (["--lr", "nan"], "--lr nan: expected a positive finite number"),
         (["--lr", "fast"], "argument --lr: 'fast' is not a number"),
+        (["--ema-decay", "1"], "--ema-decay 1.0: expected a value in [0, 1) (0: off)"),
+        (["--ema-decay", "-0.5"], "--ema-decay -0.5: expected a value in [0, 1) (0: off)"),
         (["--seed", "-5"], "--seed -5: expected an integer from 0 to 4294965"),
         (["--seed", "4294968"], "--seed 4294968: expected an integer from 0 to 4294965"),
         (["--seed", "99999999999"], "--seed 99999999999: expected an integer from 0 to 4294965"),

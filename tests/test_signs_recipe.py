@@ -149,9 +149,13 @@ def test_channels_last_training_gives_the_weights_of_the_default_layout(
     assert weights[True].keys() == weights[False].keys()
     # Another layout ran (oneDNN's kernels round differently), to the same weights within rounding. Adam
     # turns a rounding-sized change of a near-zero gradient into a step of the learning rate's size, so a few
-    # weights of a tensor may differ by ~lr; the tensor as a whole stays within 1% (a wrong layout: ~100%).
+    # weights of a tensor may differ by ~lr: a tensor of a few such weights (a BatchNorm bias of 16, two steps
+    # from zero) moves by a few percent, the model as a whole stays within 1% (a wrong layout: ~100%).
     assert any(not torch.equal(value, weights[False][name]) for name, value in weights[True].items())
-    for name, value in weights[True].items():
-        if value.is_floating_point() and weights[False][name].norm() > 0:
-            moved = (value - weights[False][name]).norm() / weights[False][name].norm()
-            assert moved < 1e-2, (name, moved.item())
+    names = [n for n, v in weights[False].items() if v.is_floating_point() and v.norm() > 0]
+    for name in names:
+        moved = (weights[True][name] - weights[False][name]).norm() / weights[False][name].norm()
+        assert moved < 5e-2, (name, moved.item())
+    ours = torch.cat([weights[True][n].flatten() for n in names])
+    theirs = torch.cat([weights[False][n].flatten() for n in names])
+    assert (ours - theirs).norm() / theirs.norm() < 1e-2

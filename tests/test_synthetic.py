@@ -214,3 +214,16 @@ def test_road_work_draws_the_worker_left_of_a_heap_on_the_right() -> None:
     upper, lower = ink[:middle], ink[middle:]
     assert upper[:, 64:].sum() < 0.1 * upper[:, :64].sum()  # head and shoulders left of centre (was 0.35)
     assert lower[:, 64:].sum() > 1.5 * lower[:, :64].sum()  # the heap outweighs the worker's legs
+
+
+def test_the_pedestrian_is_drawn_in_thin_strokes_unlike_the_bold_children() -> None:
+    """GTSRB's pedestrian signs draw one walker in thin strokes; drawn as bold as the children-crossing
+    walkers, the renders taught models to read a third or more of real pedestrian signs as road narrows on the
+    right."""
+    from tl_hub.data.synthetic.pictograms import template
+
+    def ink(class_id: int) -> int:
+        rgba = np.asarray(template(class_id, 128).convert("RGBA")).astype(int)
+        return int(((rgba[..., :3].max(axis=-1) < 80) & (rgba[..., 3] == 255)).sum())
+
+    assert ink(27) < 0.6 * ink(28)  # one thin walker against two bold ones (was 0.79)

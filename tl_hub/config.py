@@ -227,6 +227,10 @@ class TrainConfig:
     # Train convolutions on channels-last (NHWC) batches: oneDNN's faster layout on a CPU (SignCNN at 32x32:
     # benchmarks/signcnn_step.py), the same weights and outputs up to float rounding.
     channels_last: bool = False
+    # An exponential moving average of the weights (and BatchNorm's statistics), updated after every step: 0
+    # off; else its decay per step, warmed up as timm's ModelEmaV3 does (1 - (1 + step) ** -2/3, capped at
+    # this), so that short runs average their last epochs. Validation, test and the release use the average.
+    ema_decay: float = 0.0
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -249,6 +253,7 @@ class TrainConfig:
             "0 to the number of epochs",
         )
         _check(0 <= self.label_smoothing < 1, "label_smoothing", self.label_smoothing, "a value in [0, 1)")
+        _check(0 <= self.ema_decay < 1, "ema_decay", self.ema_decay, "a value in [0, 1) (0: off)")
         _check(
             _is_int(self.seed) and 0 <= self.seed <= MAX_SEED,
             "seed",

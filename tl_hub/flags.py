@@ -158,6 +158,13 @@ FLAGS: tuple[Flag, ...] = (
     ),
     Flag("--lr", "train.lr", "the learning rate", number),
     Flag(
+        "--ema-decay",
+        "train.ema_decay",
+        "validate and release an exponential moving average of the weights with this decay per step "
+        "(warmed up; 0: off)",
+        number,
+    ),
+    Flag(
         "--seed",
         "train.seed",
         f"seeds the split, the sample, the shuffling and the augmentation (0 to {MAX_SEED})",

@@ -25,6 +25,7 @@ from torch import nn
 from tl_hub.config import RunConfig
 from tl_hub.errors import ConfigError
 from tl_hub.release.files import write_json
+from tl_hub.training.averaging import WeightAverage
 from tl_hub.training.features import tensor_bytes
 
 logger = logging.getLogger(__name__)
@@ -144,10 +145,16 @@ def load_history(checkpoint: Path) -> list[dict[str, float]]:
 
 
 def save_checkpoint(
-    accelerator: Accelerator, output_dir: Path, epoch: int, history: list[dict], extra: dict
+    accelerator: Accelerator,
+    output_dir: Path,
+    epoch: int,
+    history: list[dict],
+    extra: dict,
+    average: WeightAverage | None = None,
 ) -> None:
-    """Accelerate state for epoch `epoch`, then its trainer state (history, `extra`, the files' checksums);
-    older checkpoints beyond the newest few are removed."""
+    """Accelerate state for epoch `epoch` (and the weights' moving average, when there is one), then its
+    trainer state (history, `extra`, the files' checksums); older checkpoints beyond the newest few are
+    removed."""
     path = output_dir / "checkpoints" / f"epoch_{epoch:03d}"
     if accelerator.is_main_process and path.exists():
         shutil.rmtree(path)  # a damaged one --resume skipped: written again from scratch
@@ -155,6 +162,8 @@ def save_checkpoint(
     accelerator.save_state(str(path))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        if average is not None:
+            average.save(path)
         files = {p.name: [p.stat().st_size, _sha256(p)] for p in sorted(path.iterdir()) if p.is_file()}
         write_json(path / STATE_NAME, {"epoch": epoch, "history": history, **extra, "files": files})
         for old in checkpoints(output_dir)[:-CHECKPOINTS_KEPT]:

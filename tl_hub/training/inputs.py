@@ -23,6 +23,7 @@ from tl_hub.models import Architecture
 from tl_hub.models.anatomy import split_prefix
 from tl_hub.release.facts import StartWeights
 from tl_hub.scoring import Prepare, channels_last, eval_loader, feature_inputs, image_inputs
+from tl_hub.training.averaging import WeightAverage
 from tl_hub.training.checkpoints import keep_out_of_checkpoints
 from tl_hub.training.features import cached_features
 from tl_hub.training.strategies import TransferPlan
@@ -60,6 +61,12 @@ class Inputs:
     synced: set[int]  # ids of the parameters DDP averages (those trainable when it wrapped the model)
     hook: object  # the save-state hook that keeps the frozen parameters out of checkpoints
     on_epoch: Callable[[int], None] | None = None  # told each epoch's number (the prefix cache's view)
+    average: WeightAverage | None = None  # the weights' moving average (train.ema_decay), scored instead
+
+    @property
+    def scored(self) -> nn.Module:
+        """What validation and test score: the moving average when there is one, else the trainee."""
+        return self.trainee if self.average is None else self.average.module
 
 
 class HeadOnly(nn.Module):
@@ -146,6 +153,7 @@ def build_inputs(job: Job) -> Inputs:
         _say_why_live(job)
     optimizer = build_optimizer(job.plan.groups, run.train)
     scheduler = build_scheduler(optimizer, run.train, len(train_loader))
+    source = trainee  # neither compiled nor wrapped: the module whose weights are averaged
     if run.transfer.compile:
         trainee = torch.compile(trainee)
     if isinstance(job.data.train, StreamSplit):
@@ -162,6 +170,10 @@ def build_inputs(job: Job) -> Inputs:
     # DDP all-reduces the gradients of the parameters that required grad when prepare() wrapped the model.
     synced = {id(p) for p in job.model.parameters() if p.requires_grad}
     hook = keep_out_of_checkpoints(accelerator, job.plan.never_trained())
+    average = None
+    if run.train.ema_decay:
+        # made after prepare(), which moved the module to the device; one per process, from the same weights
+        average = WeightAverage(source, run.train.ema_decay, len(train_loader))
     return Inputs(
         trainee,
         train_loader,
@@ -173,6 +185,7 @@ def build_inputs(job: Job) -> Inputs:
         synced,
         hook,
         on_epoch,
+        average,
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -31,6 +32,7 @@ from tl_hub.release.config import ReleaseConfig
 from tl_hub.release.facts import public_run, run_facts
 from tl_hub.release.writer import write_release
 from tl_hub.scoring import score
+from tl_hub.training.averaging import WeightAverage
 from tl_hub.training.checkpoints import (
     check_frozen,
     check_run_dir,
@@ -176,6 +178,8 @@ def fit(job: Job, inputs: Inputs, log: RunLog) -> tuple[list[dict[str, float]], 
         check_frozen(job.resume_from, job.frozen_digest)
         # The checkpoint lacks the never-trained parameters: they were rebuilt, and checked, above.
         job.accelerator.load_state(str(job.resume_from), strict=not job.plan.never_trained())
+        if inputs.average is not None:
+            inputs.average.load(job.resume_from)
         history = load_history(job.resume_from)
         first_epoch = len(history) + 1
         logger.info("resumed from %s: continuing at epoch %d", job.resume_from, first_epoch)
@@ -185,7 +189,9 @@ def fit(job: Job, inputs: Inputs, log: RunLog) -> tuple[list[dict[str, float]], 
         row, validation = run_epoch(job, inputs, epoch, log)
         history.append(row)
         extra = {"run": job.run.to_dict(), "frozen_sha256": job.frozen_digest}
-        save_checkpoint(job.accelerator, job.output_dir, epoch, history, extra)
+        save_checkpoint(job.accelerator, job.output_dir, epoch, history, extra, inputs.average)
+    if inputs.average is not None:
+        inputs.average.copy_to_source()  # the release holds the average
     return history, validation
 
 
@@ -207,6 +213,10 @@ def run_epoch(job: Job, inputs: Inputs, epoch: int, log: RunLog) -> tuple[dict[s
     if accelerator.num_processes > 1:
         _sync_gradients_of_late_joiners(plan.trainable(epoch), inputs.synced)
     epochs = run.train.epochs
+    on_step = log.start_epoch(epoch)
+    if inputs.average is not None:
+        inputs.average.start_epoch(epoch)
+        on_step = _averaged(inputs.average, on_step)
     stats = train_one_epoch(
         inputs.trainee,
         inputs.train_loader,
@@ -217,7 +227,7 @@ def run_epoch(job: Job, inputs: Inputs, epoch: int, log: RunLog) -> tuple[dict[s
         generator,
         label_smoothing=run.train.label_smoothing,
         desc=f"epoch {epoch}/{epochs}",
-        on_step=log.start_epoch(epoch),
+        on_step=on_step,
     )
     if not math.isfinite(stats["loss"]):
         where = " and train into a new --output-dir (this one keeps the epochs before)" if epoch > 1 else ""
@@ -243,9 +253,22 @@ def run_epoch(job: Job, inputs: Inputs, epoch: int, log: RunLog) -> tuple[dict[s
     return row, validation
 
 
+def _averaged(
+    average: WeightAverage, then: Callable[[torch.Tensor, int], None] | None
+) -> Callable[[torch.Tensor, int], None]:
+    """An on_step that folds the step's weights into `average`, then calls `then`."""
+
+    def on_step(loss: torch.Tensor, images: int) -> None:
+        average.update()
+        if then is not None:
+            then(loss, images)
+
+    return on_step
+
+
 def _score(job: Job, inputs: Inputs, split: str) -> dict:
     loader = inputs.eval_loaders[split]
-    return score(inputs.trainee, loader, job.accelerator, inputs.eval_prepare, job.data.label_names, split)
+    return score(inputs.scored, loader, job.accelerator, inputs.eval_prepare, job.data.label_names, split)
 
 
 def _sync_gradients_of_late_joiners(params: list[nn.Parameter], synced: set[int]) -> None:

@@ -191,7 +191,13 @@ def _walker(pen: Pen) -> None:
 
 
 def _pedestrians(pen: Pen) -> None:
-    _walker(pen.sub(0.0, 0.0, 1.0))
+    # One walker in thin strokes with a long stride, as on GTSRB's signs (the children's walkers are bolder).
+    pen.disc(0.0, -0.66, 0.13, BLACK)
+    pen.line([(0.0, -0.46), (-0.02, 0.12)], 0.16, BLACK)
+    pen.line([(-0.02, 0.12), (-0.22, 0.42), (-0.4, 0.76)], 0.11, BLACK)
+    pen.line([(-0.02, 0.12), (0.18, 0.44), (0.34, 0.76)], 0.11, BLACK)
+    pen.line([(0.0, -0.38), (-0.2, -0.1), (-0.3, 0.1)], 0.09, BLACK)
+    pen.line([(0.0, -0.38), (0.22, -0.12), (0.3, 0.08)], 0.09, BLACK)
 
 
 def _children(pen: Pen) -> None:
