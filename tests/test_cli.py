@@ -39,6 +39,8 @@ def run_script(script: Path, args: list[str], monkeypatch: pytest.MonkeyPatch, c
         (["--lr", "nan"], "--lr nan: expected a positive finite number"),
         (["--lr", "fast"], "argument --lr: 'fast' is not a number"),
         (["--ema-decay", "1"], "--ema-decay 1.0: expected a value in [0, 1) (0: off)"),
+        (["--tta-scales", "1"], "--tta-scales (1.0,): expected at most 16 scales from 0.5 to 2, none"),
+        (["--tta-scales", "0.9,x"], "argument --tta-scales: 'x' is not a number"),
         (["--ema-decay", "-0.5"], "--ema-decay -0.5: expected a value in [0, 1) (0: off)"),
         (["--seed", "-5"], "--seed -5: expected an integer from 0 to 4294965"),
         (["--seed", "4294968"], "--seed 4294968: expected an integer from 0 to 4294965"),

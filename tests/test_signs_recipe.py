@@ -50,13 +50,22 @@ def test_predictor_and_the_space_serve_it(run_dir: Path, tmp_path: Path) -> None
 
 def test_the_quickstart_recipe_is_cnn_gtsrb_on_rendered_signs() -> None:
     """cnn-synthetic (README command (a)) is cnn-gtsrb's network and setup on renders, for fewer epochs,
-    channels-last."""
-    from tl_hub.recipes import get_recipe
+    channels-last, predicting on test-time views."""
+    from tl_hub.recipes import SIGN_VIEWS, get_recipe
 
     real, rendered = get_recipe("cnn-gtsrb").config, get_recipe("cnn-synthetic").config
     assert rendered.data.dataset == "synthetic" and rendered.train.epochs == 5
     assert rendered.recipe == "cnn-synthetic" and rendered.train.channels_last
-    same = real.replace({"data.dataset": "synthetic", "train.epochs": 5, "train.channels_last": True})
+    assert rendered.preprocess.tta_scales == SIGN_VIEWS == (0.8, 0.9, 1.1, 1.2)
+    assert not real.preprocess.tta_scales  # the real-data recipes predict on the image alone
+    same = real.replace(
+        {
+            "data.dataset": "synthetic",
+            "train.epochs": 5,
+            "train.channels_last": True,
+            "preprocess.tta_scales": SIGN_VIEWS,
+        }
+    )
     assert dataclasses.replace(same, recipe="cnn-synthetic") == rendered
 
 

@@ -51,6 +51,7 @@ MAX_BATCH_SIZE = 65_536  # the largest published global batches (CLIP's 32,768) 
 MAX_SAMPLES = 10_000_000_000  # images in a sample; LAION-5B has 5.85 billion
 MAX_SYNTHETIC_PER_CLASS = 20_000  # 860,000 rendered signs, 2.6 GB at 32x32: more than any study used
 MAX_CACHE_VIEWS = 64
+MAX_TTA_VIEWS = 16  # test-time views besides the image: each multiplies the cost of a prediction
 
 
 def _check(condition: bool, name: str, value: Any, expected: str) -> None:
@@ -98,6 +99,11 @@ class PreprocessConfig:
     # None: squash the whole image to input_size (GTSRB crops keep their border).
     # A float: timm-style, resize the shorter side to input_size / crop_pct, then center-crop.
     crop_pct: float | None = None
+    # Test-time views: each prediction averages the softmax over the image and one more view per scale, the
+    # field of view scaled about the centre (0.9: the central 90% enlarged; 1.1: 10% more around it, border
+    # pixels repeated). Empty: the image alone. The final validation and test metrics, evaluate.py, Predictor
+    # and the Space use them; training and the per-epoch validation curve do not.
+    tta_scales: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         # Above 4096 a single image's tensors alone would take gigabytes: a typo, not a model.
@@ -117,10 +123,24 @@ class PreprocessConfig:
         _check(all(0 < s < math.inf for s in self.std), "std", self.std, "positive values")
         if self.crop_pct is not None:
             _check(0 < self.crop_pct <= 1, "crop_pct", self.crop_pct, "a value in (0, 1] or None")
+        _check(
+            len(self.tta_scales) <= MAX_TTA_VIEWS
+            and all(isinstance(s, int | float) and 0.5 <= s <= 2 and s != 1 for s in self.tta_scales),
+            "tta_scales",
+            self.tta_scales,
+            f"at most {MAX_TTA_VIEWS} scales from 0.5 to 2, none of them 1 (the image is always a view)",
+        )
 
     @property
     def channels(self) -> int:
         return 1 if self.grayscale else 3
+
+    def pixel_settings(self) -> dict[str, Any]:
+        """The settings that decide the model's input pixels (all but the test-time views): what the disk
+        image cache and the feature cache key on, as they did before the views existed."""
+        settings = dataclasses.asdict(self)
+        del settings["tta_scales"]
+        return settings
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PreprocessConfig:

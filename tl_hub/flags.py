@@ -69,6 +69,11 @@ def numbers(text: str) -> tuple[float, ...]:
     return tuple(number(part.strip()) for part in text.split(","))
 
 
+def scales(text: str) -> tuple[float, ...]:
+    """--tta-scales: comma-separated numbers, or 'none' for no test-time views."""
+    return () if text.strip().lower() == "none" else numbers(text)
+
+
 def path(text: str) -> str:
     """A flag's file-system path: any text but the empty string (which would mean the working directory)."""
     if not text.strip():
@@ -148,6 +153,13 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--mean", "preprocess.mean", "per-channel normalization mean, comma-separated", numbers),
     Flag("--std", "preprocess.std", "per-channel normalization std, comma-separated", numbers),
     Flag("--crop-pct", "preprocess.crop_pct", "the center crop's share of the resized image", number),
+    Flag(
+        "--tta-scales",
+        "preprocess.tta_scales",
+        "test-time views, comma-separated: predictions average the image and its field of view scaled by "
+        "each (0.9: the central 90%%; 1.1: 10%% more around it), or 'none'",
+        scales,
+    ),
     Flag("--interpolation", "preprocess.interpolation", f"resize interpolation: {', '.join(INTERPOLATIONS)}"),
     Flag("--epochs", "train.epochs", f"passes over the training images (1 to {MAX_EPOCHS:,})", integer),
     Flag(

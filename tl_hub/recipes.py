@@ -118,6 +118,10 @@ SIGNCNN_GTSRB = RunConfig(
     ),
 )
 
+# The rendered-only recipes' test-time views: a sign's size in a real crop is what renders get least right,
+# and the mean prediction over fields of view of 0.8-1.2 reads real signs better (README, "Test-time views").
+SIGN_VIEWS = (0.8, 0.9, 1.1, 1.2)
+
 RECIPES: dict[str, Recipe] = {
     "lenet-gtsrb": Recipe(
         name="lenet-gtsrb",
@@ -251,6 +255,8 @@ RECIPES: dict[str, Recipe] = {
                     # day); 6 add about 0.01 on real signs
                     "train.epochs": 5,
                     "train.channels_last": True,  # oneDNN's faster layout: 191 s -> 160 s end to end
+                    # predictions average 5 fields of view: 0.885 -> 0.908 of the real signs (README)
+                    "preprocess.tta_scales": SIGN_VIEWS,
                 }
             ),
             recipe="cnn-synthetic",
@@ -284,6 +290,7 @@ RECIPES: dict[str, Recipe] = {
                     "data.synthetic_per_class": 1000,
                     "train.epochs": 9,
                     "train.channels_last": True,
+                    "preprocess.tta_scales": SIGN_VIEWS,
                 }
             ),
             recipe="cnn-rendered",

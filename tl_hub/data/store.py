@@ -15,7 +15,6 @@ renamed when complete: a crash never leaves a half-written entry. Location: $TL_
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -51,7 +50,7 @@ def cache_dir() -> Path:
 def store_key(ds: datasets.Dataset, image_column: str, preprocess: PreprocessConfig, side: int) -> str:
     """A key that changes with anything that changes the stored pixels."""
     h = hashlib.sha256()
-    settings = [FORMAT, ds._fingerprint, len(ds), image_column, dataclasses.asdict(preprocess), side]
+    settings = [FORMAT, ds._fingerprint, len(ds), image_column, preprocess.pixel_settings(), side]
     h.update(json.dumps(settings, sort_keys=True).encode())
     return h.hexdigest()[:32]
 

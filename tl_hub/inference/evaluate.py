@@ -12,6 +12,7 @@ from accelerate import Accelerator
 from tl_hub.data.labels import BY_POSITION, class_names, named_classes, read_labels, unlabelled
 from tl_hub.data.loading import decode_split, resolve_columns, uses_disk
 from tl_hub.data.sources import open_dataset
+from tl_hub.data.views import with_views
 from tl_hub.errors import DatasetError
 from tl_hub.release.load import from_pretrained
 from tl_hub.scoring import channels_last, eval_loader, image_inputs, score
@@ -146,5 +147,6 @@ def evaluate_release(
     loader = eval_loader(data.images, labels, accelerator, batch_size)
     model = accelerator.prepare(model.to(memory_format=torch.channels_last))
     prepare = channels_last(image_inputs(config.preprocess))
-    metrics = score(model, loader, accelerator, prepare, list(config.label_names), split)
+    scored = with_views(model, config.preprocess)  # the release's test-time views, as it predicts
+    metrics = score(scored, loader, accelerator, prepare, list(config.label_names), split)
     return metrics

@@ -13,6 +13,7 @@ from torch import nn
 
 from tl_hub.data.images import ImageInput, read_image
 from tl_hub.data.preprocess import model_input
+from tl_hub.data.views import averaged_views
 from tl_hub.errors import ConfigError
 from tl_hub.release.config import ReleaseConfig
 from tl_hub.release.load import from_pretrained
@@ -87,7 +88,11 @@ class Predictor:
         return model_input([read_image(image) for image in images], self.preprocess).to(self.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of a prepared batch `x` (B, C, H, W), through the fast path when compiled."""
+        """Logits of a prepared batch `x` (B, C, H, W), through the fast path when compiled; with the
+        release's test-time views (`tta_scales`), the log of the softmax averaged over them."""
+        return averaged_views(self._logits, x, self.preprocess.tta_scales)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
         if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         try:

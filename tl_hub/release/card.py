@@ -35,6 +35,12 @@ def _describe_preprocess(run: RunConfig) -> str:
             f"{p.clahe_grid}x{p.clahe_grid} tiles)"
         )
     steps.append(f"normalize with mean {list(p.mean)} and std {list(p.std)}")
+    if p.tta_scales:
+        views = ", ".join(f"{s:g}" for s in p.tta_scales)
+        steps.append(
+            f"predict on {len(p.tta_scales) + 1} views (the image, and its field of view scaled by {views} "
+            "about the centre), averaging their softmax"
+        )
     return ", ".join(steps)
 
 

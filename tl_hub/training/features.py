@@ -73,7 +73,7 @@ def fingerprint(
     for name, tensor in sorted(frozen.items()):
         h.update(name.encode())
         h.update(tensor_bytes(tensor))
-    h.update(json.dumps(dataclasses.asdict(preprocess), sort_keys=True).encode())
+    h.update(json.dumps(preprocess.pixel_settings(), sort_keys=True).encode())
     if isinstance(images, ImageStore):  # the disk cache's digest of its pixels
         h.update(str(("store", images.shape, images.digest)).encode())
     else:

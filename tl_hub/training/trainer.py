@@ -26,6 +26,7 @@ from tl_hub.config import RunConfig
 from tl_hub.data.loading import prepare_data
 from tl_hub.data.naming import dataset_name
 from tl_hub.data.streaming import prepare_streaming
+from tl_hub.data.views import with_views
 from tl_hub.errors import ConfigError, TrainingDiverged
 from tl_hub.models import Architecture, create_model, get_architecture
 from tl_hub.release.config import ReleaseConfig
@@ -136,6 +137,13 @@ def set_up(run: RunConfig, output_dir: Path, accelerator: Accelerator, resume: b
     start = start_weights(run)  # named (and a local file hashed) before it is read
     model = build_model(run, arch, data.label_names)
     plan = TransferPlan(model, arch.base, run.transfer, run.train.lr)
+    cached = run.transfer.spec.caches_features and run.transfer.feature_cache
+    if run.preprocess.tta_scales and (cached or run.caches_prefix(plan.prefix_kind is not None)):
+        views = ",".join(f"{s:g}" for s in run.preprocess.tta_scales)
+        raise ConfigError(
+            f"--tta-scales {views} scores views of each image, and {run.transfer.strategy} here trains and "
+            "scores cached features: add --no-feature-cache, or drop --tta-scales"
+        )
     plan.start_epoch(model, 1)
     plan.log_counts(1)
     digest = tensors_digest(plan.never_trained())
@@ -235,7 +243,7 @@ def run_epoch(job: Job, inputs: Inputs, epoch: int, log: RunLog) -> tuple[dict[s
             f"epoch {epoch}: the training loss is {stats['loss']}: the run diverged "
             f"(--lr {run.train.lr:g} is likely too high): lower --lr{where}"
         )
-    validation = _score(job, inputs, "validation")
+    validation = _score(job, inputs, "validation", views=False)  # the curve: the image alone, as cheap
     row = {
         "epoch": epoch,
         "train_loss": stats["loss"],
@@ -266,9 +274,12 @@ def _averaged(
     return on_step
 
 
-def _score(job: Job, inputs: Inputs, split: str) -> dict:
+def _score(job: Job, inputs: Inputs, split: str, views: bool = True) -> dict:
+    """`split`'s metrics; with the preprocessing's test-time views unless `views` is False (set_up refused
+    views where features are cached)."""
     loader = inputs.eval_loaders[split]
-    return score(inputs.scored, loader, job.accelerator, inputs.eval_prepare, job.data.label_names, split)
+    scored = with_views(inputs.scored, job.run.preprocess) if views else inputs.scored
+    return score(scored, loader, job.accelerator, inputs.eval_prepare, job.data.label_names, split)
 
 
 def _sync_gradients_of_late_joiners(params: list[nn.Parameter], synced: set[int]) -> None:
@@ -292,10 +303,11 @@ def _all_reduce_mean(param: nn.Parameter) -> None:
 
 
 def score_splits(job: Job, inputs: Inputs, last_validation: dict | None) -> Metrics:
-    """The final metrics of every evaluation split; validation comes from the last epoch when it ran here."""
+    """The final metrics of every evaluation split, as the release predicts (with its test-time views);
+    without views, validation comes from the last epoch when it ran here."""
     evaluations = {}
     for split in inputs.eval_loaders:
-        if split == "validation" and last_validation is not None:
+        if split == "validation" and last_validation is not None and not job.run.preprocess.tta_scales:
             evaluations[split] = last_validation
         else:
             evaluations[split] = _score(job, inputs, split)
