@@ -248,8 +248,8 @@ class TrainConfig:
     # benchmarks/signcnn_step.py), the same weights and outputs up to float rounding.
     channels_last: bool = False
     # An exponential moving average of the weights (and BatchNorm's statistics), updated after every step: 0
-    # off; else its decay per step, warmed up as timm's ModelEmaV3 does (1 - (1 + step) ** -2/3, capped at
-    # this), so that short runs average their last epochs. Validation, test and the release use the average.
+    # off; else its decay per step, warmed up as min(decay, (1 + step) / (10 + step)) so that the average
+    # follows the weights while they move fast. Validation, test and the release use the average.
     ema_decay: float = 0.0
     seed: int = 42
 
@@ -317,6 +317,12 @@ class TransferConfig:
     def spec(self) -> Strategy:
         """The strategy's record: which groups train when, whether it starts pretrained, caches features."""
         return get_strategy(self.strategy)
+
+    @property
+    def caches_features(self) -> bool:
+        """Whether the head trains on the frozen base's cached features: the strategy allows it and the
+        feature cache is on."""
+        return self.spec.caches_features and self.feature_cache
 
     def __post_init__(self) -> None:
         _check_choice("strategy", self.strategy, STRATEGIES)

@@ -58,7 +58,7 @@ def _describe_aug(run: RunConfig) -> str:
     parts.append("horizontal flip" if a.hflip else "no horizontal flip")
     described = ", ".join(parts)
     t = run.transfer
-    if t.spec.caches_features and t.feature_cache:  # the head saw cached features, not live images
+    if t.caches_features:  # the head saw cached features, not live images
         if not t.cache_views:
             return f"none: the head trained on one cached, plain view per image (configured: {described})"
         return f"{described}; {t.cache_views} augmented views per image, computed once and cached"

@@ -126,7 +126,7 @@ def build_inputs(job: Job) -> Inputs:
     run, accelerator, data = job.run, job.accelerator, job.data
     splits = data.splits()
     on_epoch = None
-    if run.transfer.spec.caches_features and run.transfer.feature_cache:
+    if run.transfer.caches_features:
         tensors = _cached_features(job, splits)
         trainee: nn.Module = HeadOnly(job.model, job.arch)
         train_prepare = eval_prepare = feature_inputs

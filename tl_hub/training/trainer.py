@@ -113,7 +113,7 @@ def set_up(run: RunConfig, output_dir: Path, accelerator: Accelerator, resume: b
     if accelerator.is_main_process:
         write_run_config(output_dir, run)
     set_seed(run.train.seed)
-    if run.data.streaming and run.transfer.spec.caches_features and run.transfer.feature_cache:
+    if run.data.streaming and run.transfer.caches_features:
         raise ConfigError(
             "feature-extract caches every image's features, which --streaming never holds: "
             "add --no-feature-cache, or drop --streaming"
@@ -137,8 +137,8 @@ def set_up(run: RunConfig, output_dir: Path, accelerator: Accelerator, resume: b
     start = start_weights(run)  # named (and a local file hashed) before it is read
     model = build_model(run, arch, data.label_names)
     plan = TransferPlan(model, arch.base, run.transfer, run.train.lr)
-    cached = run.transfer.spec.caches_features and run.transfer.feature_cache
-    if run.preprocess.tta_scales and (cached or run.caches_prefix(plan.prefix_kind is not None)):
+    cached = run.transfer.caches_features or run.caches_prefix(plan.prefix_kind is not None)
+    if run.preprocess.tta_scales and cached:
         views = ",".join(f"{s:g}" for s in run.preprocess.tta_scales)
         raise ConfigError(
             f"--tta-scales {views} scores views of each image, and {run.transfer.strategy} here trains and "
