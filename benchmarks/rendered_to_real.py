@@ -2,11 +2,12 @@
 with tl_hub's own training script, then score the release on every image of a real GTSRB split.
 
 python benchmarks/rendered_to_real.py --real ../shared/data/gtsrb-train-32 [--recipe cnn-synthetic]
-    [--epochs N] [--per-class N] [--threads N]
+    [--epochs N] [--per-class N] [--seed N] [--threads N]
 
-The run goes to OUTPUT_DIR (default runs/rendered-to-real-RECIPE); a finished one is scored again, not
-retrained, so the script can be stopped and started again. Prints the two commands it ran, their wall
-times, the accuracy on the real images and the worst classes with what they were taken for.
+The run goes to OUTPUT_DIR (default runs/rendered-to-real-RECIPE, with -seedN when --seed is given); a
+finished one is scored again, not retrained, so the script can be stopped and started again. Prints the two
+commands it ran, their wall times, the accuracy on the real images and the worst classes with what they were
+taken for.
 """
 
 from __future__ import annotations
@@ -55,16 +56,22 @@ def main() -> None:
     p.add_argument("--recipe", default="cnn-synthetic", help="default: %(default)s")
     p.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
     p.add_argument("--per-class", type=int, default=None, help="rendered training images per class")
+    p.add_argument("--seed", type=int, default=None, help="train.py's --seed (default: the recipe's, 42)")
     p.add_argument("--threads", type=int, default=None, help="OMP/MKL threads of both runs")
     p.add_argument("--worst", type=int, default=10, help="how many of the worst classes to list")
-    p.add_argument("--output-dir", type=Path, default=None, help="default: runs/rendered-to-real-RECIPE")
+    p.add_argument(
+        "--output-dir", type=Path, default=None, help="default: runs/rendered-to-real-RECIPE[-seedN]"
+    )
     args = p.parse_args()
-    out = (args.output_dir or Path("runs") / f"rendered-to-real-{args.recipe}").resolve()
+    seeded = "" if args.seed is None else f"-seed{args.seed}"  # a finished run of another seed is not reused
+    out = (args.output_dir or Path("runs") / f"rendered-to-real-{args.recipe}{seeded}").resolve()
     train = [sys.executable, "scripts/train.py", "--recipe", args.recipe, "--dataset", "synthetic"]
     if args.epochs is not None:
         train += ["--epochs", str(args.epochs)]
     if args.per_class is not None:
         train += ["--synthetic-per-class", str(args.per_class)]
+    if args.seed is not None:
+        train += ["--seed", str(args.seed)]
     train += ["--output-dir", str(out)]
     train_seconds = None
     if not (out / "model" / "metrics.json").exists():

@@ -3,7 +3,7 @@
     python benchmarks/space_latency.py [--signs-model DIR] [--pets-model DIR] [--requests 40] [--clients 8]
 
 1. Server side: the endpoint's own function (read the upload, preprocess, forward, top-k) timed in-process,
-   p50 / p95 over --requests calls, for LeNet and for VGG16 eager and compiled.
+   p50 / p95 over --requests calls, for the signs model and for VGG16 eager and compiled.
 2. VGG16's fast path against a plain fp32 timm forward (`timm.create_model("vgg16")`, eval, no_grad, NCHW)
    of the same preprocessed image, measured in alternating rounds; and top-1 agreement of the compiled and
    eager models on --images test images.
@@ -11,13 +11,16 @@
    clients.
 
 Without --signs-model / --pets-model, untrained releases are written to a temporary directory: speed does not
-depend on the weights. The pets model is the vgg16-catsdogs recipe's network at 224x224.
+depend on the weights. The signs model is then the quickstart's (cnn-synthetic: SignCNN predicting on its
+five test-time views, what the Space serves with no flags), the pets model the vgg16-catsdogs recipe's network
+at 224x224.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import statistics
 import sys
 import tempfile
@@ -95,14 +98,14 @@ def photos(directory: Path, n: int, size: int) -> list[Path]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--signs-model", help="LeNet release directory (default: an untrained one)")
+    p.add_argument("--signs-model", help="signs release directory (default: an untrained cnn-synthetic one)")
     p.add_argument("--pets-model", help="VGG16 release directory (default: an untrained one)")
     p.add_argument("--requests", type=int, default=40)
     p.add_argument("--images", type=int, default=100, help="test images for the top-1 agreement check")
     p.add_argument("--clients", type=int, default=8)
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tl_hub_bench_"))
-    signs_dir = args.signs_model or untrained_release("lenet-gtsrb", list(GTSRB_CLASS_NAMES), tmp / "signs")
+    signs_dir = args.signs_model or untrained_release("cnn-synthetic", list(GTSRB_CLASS_NAMES), tmp / "signs")
     pets_dir = args.pets_model or untrained_release("vgg16-catsdogs", ["cat", "dog"], tmp / "pets")
     app = load_app()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
@@ -121,7 +124,10 @@ def main() -> None:
     print(f"load: eager models {loaded - start:.1f} s, compiled VGG16 {time.perf_counter() - loaded:.1f} s")
 
     print("\n1. Server side, the endpoint's function (read + preprocess + forward + top-k):")
-    for name, slot in [("LeNet-5", signs), ("VGG16 eager", pets_eager), ("VGG16 compiled", pets_fast)]:
+    signs_config = json.loads((Path(signs_dir) / "config.json").read_text())
+    views = len(signs_config["preprocess"].get("tta_scales") or ())
+    signs_name = signs_config["architecture"] + (f" {views + 1} views" if views else "")
+    for name, slot in [(signs_name, signs), ("VGG16 eager", pets_eager), ("VGG16 compiled", pets_fast)]:
         print(f"   {name:16s} {percentiles(timed(lambda s=slot: app.classify(s, upload), args.requests))}")
 
     print("\n2. VGG16 forward, batch 1, against a plain fp32 timm forward (alternating rounds):")
