@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import statistics
 import sys
 import tempfile
@@ -124,9 +123,9 @@ def main() -> None:
     print(f"load: eager models {loaded - start:.1f} s, compiled VGG16 {time.perf_counter() - loaded:.1f} s")
 
     print("\n1. Server side, the endpoint's function (read + preprocess + forward + top-k):")
-    signs_config = json.loads((Path(signs_dir) / "config.json").read_text())
-    views = len(signs_config["preprocess"].get("tta_scales") or ())
-    signs_name = signs_config["architecture"] + (f" {views + 1} views" if views else "")
+    signs_predictor = signs.get()  # loaded above: its release config names the network and its views
+    views = len(signs_predictor.preprocess.tta_scales)
+    signs_name = signs_predictor.config.architecture + (f" {views + 1} views" if views else "")
     for name, slot in [(signs_name, signs), ("VGG16 eager", pets_eager), ("VGG16 compiled", pets_fast)]:
         print(f"   {name:16s} {percentiles(timed(lambda s=slot: app.classify(s, upload), args.requests))}")
 
