@@ -3,9 +3,9 @@
 finetune-top trains VGG16's last conv block (conv5_1-5_3) and the head; blocks 1-4 never train. Without the
 cache every epoch runs the whole network on live augmented images (blocks 1-4 forward, block 5 and the head
 forward and backward). With it (`--cache-views K`) blocks 1-4 run once per image and view, and each epoch
-trains block 5 and the head on their cached 14x14x512 output. Both are timed here in alternating rounds on the
-same images, with the trainer's own modules (`TopOnly`, the batch preparation), and the ratio of the medians
-printed; then the one-off cost of filling the cache, per image and view.
+trains block 5 and the head on their cached output (16x16x512 at the recipe's 256x256). Both are timed here
+in alternating rounds on the same images, with the trainer's own modules (`TopOnly`, the batch preparation),
+and the ratio of the medians printed; then the one-off cost of filling the cache, per image and view.
 
     python benchmarks/vgg16_finetune.py --images 64 --batch 32 --rounds 3
 """
@@ -38,7 +38,14 @@ def main() -> None:
     args = p.parse_args()
     torch.manual_seed(0)
     pre, cpu = RUN.preprocess, torch.device("cpu")
-    model = create_model("vgg16", num_classes=2, in_chans=3, img_size=pre.input_size, drop_rate=0.5)
+    model = create_model(
+        "vgg16",
+        num_classes=2,
+        in_chans=3,
+        img_size=pre.input_size,
+        drop_rate=RUN.model.drop_rate,
+        pooled_head=RUN.model.pooled_head,
+    )
     model.to(memory_format=torch.channels_last)  # what both paths run in (extraction sets it too)
     arch = get_architecture("vgg16")
     plan = TransferPlan(model, arch.base, RUN.transfer, lr=RUN.train.lr)

@@ -71,6 +71,7 @@ def run_script(script: Path, args: list[str], monkeypatch: pytest.MonkeyPatch, c
             ["--recipe", "lenet-gtsrb", "--pretrained-file", "w.pth"],
             "--pretrained-file w.pth contradicts strategy scratch (random weights, the recipe's)",
         ),
+        (["--pooled-head"], "--pooled-head: lenet5 has no pooled variant of its head"),
         (["--train-size", "0"], "--train-size 0: expected a positive integer, or all"),
         (["--train-size", "some"], "argument --train-size: 'some' is neither an integer nor 'all'"),
         (["--val-size", "-3"], "--val-size -3: expected a positive integer, or all"),

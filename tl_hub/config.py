@@ -291,9 +291,13 @@ class ModelConfig:
     # Where the convolutional base's starting weights come from: a timm pretrained tag such as
     # "vgg16.tv_in1k" (downloaded from the Hub by timm), a local weights file, or None for random init.
     pretrained: str | None = None
+    # VGG16: global average pooling -> Dropout -> Dense num_classes instead of the study's Flatten -> Dense
+    # 256 -> Dropout -> Dense (tl_hub.models.vgg); other families refuse it.
+    pooled_head: bool = False
 
     def __post_init__(self) -> None:
         _check(0 <= self.drop_rate < 1, "drop_rate", self.drop_rate, "a probability in [0, 1)")
+        _check(isinstance(self.pooled_head, bool), "pooled_head", self.pooled_head, "true or false")
 
 
 @dataclass(frozen=True)

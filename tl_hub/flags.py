@@ -249,6 +249,13 @@ FLAGS: tuple[Flag, ...] = (
         const=None,
     ),
     Flag(
+        "--pooled-head",
+        "model.pooled_head",
+        "VGG16: a pooled head (global average pooling -> Dense) instead of the study's Flatten -> Dense 256",
+        None,
+    ),
+    Flag("--no-pooled-head", "model.pooled_head", "VGG16: the study's Flatten head", None, const=False),
+    Flag(
         "--cache-views",
         "transfer.cache_views",
         f"feature-extract: augmented views per image in the feature cache (0 to {MAX_CACHE_VIEWS}); "

@@ -354,33 +354,38 @@ RECIPES: dict[str, Recipe] = {
     "vgg16-catsdogs-finetune": Recipe(
         name="vgg16-catsdogs-finetune",
         description=(
-            "VGG16 pretrained on ImageNet: a new head trained on the frozen base, then the last conv block "
-            "fine-tuned with it at a lower learning rate, for cats vs. dogs."
+            "VGG16 pretrained on ImageNet with a pooled head: the head trained on the frozen base, then the "
+            "last conv block fine-tuned with it at a lower learning rate, for cats vs. dogs."
         ),
         config=RunConfig(
             recipe="vgg16-catsdogs-finetune",
-            model=ModelConfig(architecture="vgg16", drop_rate=0.5, pretrained="vgg16.tv_in1k"),
-            preprocess=weights_preprocess("vgg16.tv_in1k"),
-            aug=AugConfig(rotation=20.0, hflip=True),
+            # global average pooling -> Dense 2 in place of the study's Flatten -> Dense 256: a linear probe
+            # on the pooled base reads 0.982 of the validation photos, the Flatten head 0.968
+            # (benchmarks/vgg16_heads.py)
+            model=ModelConfig(
+                architecture="vgg16", drop_rate=0.0, pretrained="vgg16.tv_in1k", pooled_head=True
+            ),
+            # the whole 256x256 centre square (timm's resize 256 without the crop to 224): 0.982 -> 0.988,
+            # animals cut by the crop come back
+            preprocess=dataclasses.replace(weights_preprocess("vgg16.tv_in1k"), input_size=256, crop_pct=1.0),
+            # flips only: views rotated by up to 20 degrees (black corners) read 0.984 against 0.986
+            aug=AugConfig(hflip=True),
             data=DataConfig(dataset="Bingsu/Cat_and_Dog", train_size=2000, val_size=500),
             train=TrainConfig(
-                epochs=6,
+                epochs=8,
                 batch_size=32,
-                lr=3e-4,  # the head's; the last conv block at 0.05 of it (transfer below)
+                lr=1e-3,  # the head's; the last conv block at a tenth of it (transfer below)
                 optimizer="adamw",
-                # with decay and 3 head epochs: 0.978 on catsdogs-train-2000, against 0.974 without decay and
-                # with 2 head epochs at a tenth (README, measured with the shared Keras weights)
                 weight_decay=0.05,
                 scheduler="cosine",
-                label_smoothing=0.1,
+                label_smoothing=0.0,  # 0.1 costs the pooled head a point on these photos (vgg16_heads.py)
             ),
             transfer=TransferConfig(
                 strategy="finetune-top",
-                head_epochs=3,  # LP-FT: the head first, on the frozen base, then block 5 joins
-                top_lr_scale=0.05,
+                head_epochs=5,  # LP-FT: the head first, on the frozen base, then block 5 joins
+                top_lr_scale=0.1,
                 # blocks 1-4 once per image and view; each epoch trains block 5 and the head on one view:
-                # 4.7x faster per fine-tuning epoch than the whole network (benchmarks/vgg16_finetune.py).
-                # 2 views keep the first run on 2 CPU cores under 30 minutes
+                # 4.7x faster per fine-tuning epoch than the whole network (benchmarks/vgg16_finetune.py)
                 cache_views=2,
             ),
         ),
@@ -388,8 +393,9 @@ RECIPES: dict[str, Recipe] = {
         study_summary=(
             "VGG16 pretrained on ImageNet with its convolutional layers frozen and a new head (Flatten -> "
             "Dense 256 ReLU -> Dropout 0.5 -> Dense 2) trained on 2,000 Dogs vs. Cats images (500 for "
-            "validation), which reached 93.0% test accuracy; this recipe then fine-tunes the last "
-            "convolutional block, the study's next step"
+            "validation), which reached 93.0% test accuracy; this recipe replaces that head with global "
+            "average pooling -> Dense 2 on the whole 256x256 photo, then fine-tunes the last convolutional "
+            "block, the study's next step"
         ),
         intended_use=(
             "Telling cats from dogs in photos where one animal is the main subject. Any other image (another "

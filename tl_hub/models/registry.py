@@ -25,7 +25,7 @@ from torch import nn
 from tl_hub.errors import ConfigError
 from tl_hub.models.lenet import LeNet5
 from tl_hub.models.signcnn import SignCNN
-from tl_hub.models.vgg import MLP_RATIO, create_vgg16, study_head
+from tl_hub.models.vgg import MLP_RATIO, POOLED_RATIO, create_vgg16, study_head
 
 HeadForward = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
@@ -52,12 +52,27 @@ class Architecture:
     base: str | None = "features"
     # The model is built for one input size (a ViT's position embeddings): releases record it.
     fixed_input_size: bool = False
+    # The constructor arguments that give the family a pooled head (--pooled-head) in place of its own;
+    # None where it has no such variant.
+    pooled_args: Mapping[str, Any] | None = None
 
-    def model_args(self, drop_rate: float, img_size: int) -> dict[str, Any]:
+    def family_args(self, pooled_head: bool = False) -> dict[str, Any]:
+        """The family's fixed constructor arguments; with `pooled_head`, those of its pooled head."""
+        if pooled_head and self.pooled_args is None:
+            raise ConfigError(
+                f"--pooled-head: {self.name} has no pooled variant of its head (vgg16 has: global average "
+                "pooling -> Dense); drop --pooled-head",
+                "model.pooled_head",
+                pooled_head,
+                "false for this architecture",
+            )
+        return {**self.args, **(self.pooled_args if pooled_head and self.pooled_args else {})}
+
+    def model_args(self, drop_rate: float, img_size: int, pooled_head: bool = False) -> dict[str, Any]:
         """The constructor arguments a release records to rebuild this model."""
         return {
             "drop_rate": drop_rate,
-            **self.args,
+            **self.family_args(pooled_head),
             **({"img_size": img_size} if self.fixed_input_size else {}),
         }
 
@@ -82,6 +97,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             args=MappingProxyType({"mlp_ratio": MLP_RATIO}),  # the study's 256-unit head inside timm's vgg16
             timm=True,
             head_forward=study_head,  # Flatten -> Dense as one GEMM: 5x faster than the 7x7 conv on a CPU
+            pooled_args=MappingProxyType({"mlp_ratio": POOLED_RATIO}),  # average pooling -> Dense, same shape
         ),
     )
 }
@@ -140,14 +156,21 @@ def get_architecture(name: str) -> Architecture:
 
 
 def create_model(
-    architecture: str, num_classes: int, in_chans: int, img_size: int, drop_rate: float, **args: Any
+    architecture: str,
+    num_classes: int,
+    in_chans: int,
+    img_size: int,
+    drop_rate: float,
+    pooled_head: bool = False,
+    **args: Any,
 ) -> nn.Module:
-    """Build `architecture` with random weights; `args` default to the family's fixed arguments."""
+    """Build `architecture` with random weights; `args` default to the family's fixed arguments (with
+    `pooled_head`, those of its pooled head)."""
     arch = get_architecture(architecture)
     return arch.build(
         num_classes=num_classes,
         in_chans=in_chans,
         img_size=img_size,
         drop_rate=drop_rate,
-        **{**arch.args, **args},
+        **{**arch.family_args(pooled_head), **args},
     )

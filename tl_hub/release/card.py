@@ -169,12 +169,14 @@ def _hyperparameters(run: RunConfig, facts: Facts) -> list[tuple[str, object]]:
         start += f" ([{facts.start.hub_id}](https://huggingface.co/{facts.start.hub_id}))"
     return [
         ("architecture", facts.architecture),
+        *([("head", "pooled: global average pooling -> dropout -> dense")] if run.model.pooled_head else []),
         ("strategy", f"{facts.strategy}: {STRATEGY_WORDS.get(facts.strategy, facts.strategy)}"),
         ("initial weights", start),
         ("optimizer", t.optimizer + (f" (momentum {t.momentum:g})" if t.optimizer == "sgd" else "")),
         ("learning rate", f"{t.lr:g}"),
         ("scheduler", t.scheduler),
         ("weight decay", f"{t.weight_decay:g}"),
+        ("label smoothing", f"{t.label_smoothing:g}"),
         ("batch size", t.batch_size),
         ("epochs", t.epochs),
         ("dropout", f"{run.model.drop_rate:g}"),

@@ -44,7 +44,7 @@ class ReleaseConfig:
             architecture=arch.name,
             label_names=tuple(label_names),
             preprocess=run.preprocess,
-            model_args=arch.model_args(run.model.drop_rate, run.preprocess.input_size),
+            model_args=arch.model_args(run.model.drop_rate, run.preprocess.input_size, run.model.pooled_head),
             recipe=run.recipe,
             training=run,
         )

@@ -95,6 +95,8 @@ def train(
 def set_up(run: RunConfig, output_dir: Path, accelerator: Accelerator, resume: bool) -> Job:
     """Check the request and the run directory, then load the data and build the model and its plan."""
     n_proc = accelerator.num_processes
+    arch = get_architecture(run.model.architecture)
+    arch.family_args(run.model.pooled_head)  # refuses --pooled-head where the family has none
     if run.train.batch_size % n_proc:
         raise ConfigError(
             f"batch_size={run.train.batch_size} does not split over {n_proc} processes: "
@@ -133,7 +135,6 @@ def set_up(run: RunConfig, output_dir: Path, accelerator: Accelerator, resume: b
         ", ".join(f"{k} {v}" for k, v in data.counts().items()),
         len(data.label_names),
     )
-    arch = get_architecture(run.model.architecture)
     start = start_weights(run)  # named (and a local file hashed) before it is read
     model = build_model(run, arch, data.label_names)
     plan = TransferPlan(model, arch.base, run.transfer, run.train.lr)
@@ -157,6 +158,7 @@ def build_model(run: RunConfig, arch: Architecture, label_names: list[str]) -> n
         "in_chans": run.preprocess.channels,
         "img_size": run.preprocess.input_size,
         "drop_rate": run.model.drop_rate,
+        "pooled_head": run.model.pooled_head,
     }
     transfer = run.transfer.spec.pretrained
     if transfer and run.transfer.init_from is None and run.model.pretrained is not None:

@@ -95,7 +95,13 @@ def init_from_release(model: nn.Module, architecture: str, source: str, label_na
 
 
 def pretrained_model(
-    arch: Architecture, source: str, num_classes: int, in_chans: int, img_size: int, drop_rate: float
+    arch: Architecture,
+    source: str,
+    num_classes: int,
+    in_chans: int,
+    img_size: int,
+    drop_rate: float,
+    pooled_head: bool = False,
 ) -> nn.Module:
     """`arch` with the pretrained weights `source` and a new `num_classes` classifier.
 
@@ -107,19 +113,19 @@ def pretrained_model(
     """
     shape = {"num_classes": num_classes, "in_chans": in_chans, "img_size": img_size, "drop_rate": drop_rate}
     if arch.base is not None:
-        model = create_model(arch.name, **shape)
+        model = create_model(arch.name, **shape, pooled_head=pooled_head)
         load_pretrained_base(model, source, arch.base)
         return model
     path = Path(source).expanduser()
     if path.is_file():
-        model = create_model(arch.name, **shape)
+        model = create_model(arch.name, **shape, pooled_head=pooled_head)
         prefix = classifier_name(model) + "."
         state = {k: v for k, v in _read_state_dict(path).items() if not k.startswith(prefix)}
         state |= {k: v for k, v in model.state_dict().items() if k.startswith(prefix)}
         load_state_dict_strict(model, state, f"file {path}")
     else:
         try:
-            model = arch.build(pretrained=source, **shape)
+            model = arch.build(pretrained=source, **shape, **arch.family_args(pooled_head))
         except Exception as e:  # offline, a missing directory, a failed download: say how to provide them
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise TLHubError(
