@@ -90,7 +90,8 @@ def main() -> None:
         cached.append(steps(top, prefix, feature_inputs))
     live_s, cached_s = statistics.median(live), statistics.median(cached)
     print(
-        f"VGG16 finetune-top epoch, 224x224, batch {args.batch}, {args.images} images, {args.rounds} rounds, "
+        f"VGG16 finetune-top epoch, {pre.input_size}x{pre.input_size}, batch {args.batch}, "
+        f"{args.images} images, {args.rounds} rounds, "
         f"{torch.get_num_threads()} threads (per image, medians):"
     )
     print(

@@ -385,7 +385,7 @@ RECIPES: dict[str, Recipe] = {
                 head_epochs=5,  # LP-FT: the head first, on the frozen base, then block 5 joins
                 top_lr_scale=0.1,
                 # blocks 1-4 once per image and view; each epoch trains block 5 and the head on one view:
-                # 4.7x faster per fine-tuning epoch than the whole network (benchmarks/vgg16_finetune.py)
+                # 5.6x faster per fine-tuning epoch than the whole network (benchmarks/vgg16_finetune.py)
                 cache_views=2,
             ),
         ),
