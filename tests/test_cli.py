@@ -77,6 +77,10 @@ def run_script(script: Path, args: list[str], monkeypatch: pytest.MonkeyPatch, c
         (["--val-size", "-3"], "--val-size -3: expected a positive integer, or all"),
         (["--synthetic-per-class", "0"], "--synthetic-per-class 0: expected a positive integer"),
         (["--cache-views", "-2"], "--cache-views -2: expected 0 or more"),
+        (["--head-epochs", "-1"], "--head-epochs -1: expected a non-negative integer (at most 10,000)"),
+        (["--head-epochs", "two"], "argument --head-epochs: 'two' is not an integer"),
+        (["--top-lr-scale", "2"], "--top-lr-scale 2.0: expected a value in (0, 1]"),
+        (["--base-lr-scale", "0"], "--base-lr-scale 0.0: expected a value in (0, 1]"),
         (["--push-to-hub", "--hub-model-id", "just-a-name"], "'just-a-name' is not of the form USER/NAME"),
         (["--push-to-hub", "--hub-model-id", "me/m"], "HF_HUB_OFFLINE is set: unset it to push"),
         (
@@ -257,3 +261,17 @@ def test_train_help_lists_the_recipes_with_what_each_is(monkeypatch, capsys) -> 
     for recipe in RECIPES.values():
         assert f"  {recipe.name} " in listed and recipe.description.split()[0] in listed
     assert "--report-to" in out
+
+
+def test_the_schedule_flags_set_the_strategys_schedule() -> None:
+    from tl_hub.cli import run_config_from_args
+
+    parse = runpy.run_path(str(TRAIN))["parse_args"]
+    argv = ["--recipe", "vgg16-catsdogs-finetune", "--head-epochs", "2", "--top-lr-scale", "0.05"]
+    run = run_config_from_args(parse(argv))
+    assert (run.transfer.head_epochs, run.transfer.top_lr_scale) == (2, 0.05)
+    assert run.transfer.schedule(run.train.lr, run.train.epochs) == (
+        "the head from epoch 1 at lr 0.001; the base's last stage from epoch 3 at lr 5e-05"
+    )
+    all_layers = run_config_from_args(parse(["--strategy", "finetune-all", "--base-lr-scale", "0.1"]))
+    assert all_layers.transfer.base_lr_scale == 0.1

@@ -46,6 +46,7 @@ ENTRY_KEYS = {
     "fingerprints",
     "history",
     "train_seconds",
+    "mixed_precision",
     "validation",
 }
 
@@ -138,6 +139,7 @@ def test_results_json_records_every_run_with_its_settings(compared: Path, releas
         assert e["validation"]["accuracy"] == metrics["validation"]["accuracy"]
         assert e["validation"]["num_samples"] == 15
         assert e["history"] == metrics["history"]
+        assert e["mixed_precision"] == metrics["mixed_precision"] == "no"  # Accelerate's, as trained
         config = json.loads((release_dir / "config.json").read_text())["training"]
         assert config["transfer"]["strategy"] == arm and config["train"]["seed"] == 0
 
@@ -326,6 +328,7 @@ def test_write_report_averages_over_seeds_and_flags_a_split_mismatch(tmp_path: P
             "fingerprints": {"validation": validation, "train": f"{size}-{seed}"},
             "validation_from": "10% of train",
             "train_seconds": 1.0,
+            "mixed_precision": "bf16",
         }
 
     results = {
@@ -335,7 +338,10 @@ def test_write_report_averages_over_seeds_and_flags_a_split_mismatch(tmp_path: P
             "source_dataset": None,
             "init_from": "src",
             "source_epochs": None,
-            "run": {"train": {"epochs": 3, "batch_size": 8, "optimizer": "adam", "lr": 1e-3}},
+            "run": {
+                "train": {"epochs": 3, "batch_size": 8, "optimizer": "adam", "lr": 1e-3},
+                "transfer": {"head_epochs": 2, "top_lr_scale": 0.1, "base_lr_scale": 0.5},
+            },
         },
         "num_classes": 2,
         "sources": [],
@@ -357,6 +363,15 @@ def test_write_report_averages_over_seeds_and_flags_a_split_mismatch(tmp_path: P
     assert "| 5/class | scratch | 0.200 | - | 0.500 | - |" in report
     assert "| 5/class | finetune-all | 0.600 | 3 | 0.800 | +0.300 |" in report
     assert "**seed 1, validation: 2 different splits in 2 runs (a bug)**" in report
+    # Which start wins, per size with two arms or more: finetune-all 0.800 against scratch 0.500 +- 0.141.
+    winner = "| 5/class | finetune-all (0.800) | +30.0 points (finetune-all) | scratch, 30.0 points behind |"
+    assert winner in report
+    assert "| all |" not in report.split("## Which start wins")[1].split("##")[0]  # scratch alone
+    # What trains when, from the shared transfer settings.
+    assert "- scratch: every layer from epoch 1 at lr 0.001\n" in report
+    schedule = "- finetune-all: the head from epoch 1 at lr 0.001; the whole base from epoch 1 at lr 0.0005"
+    assert schedule in report
+    assert "Mixed precision: bf16" in report
     assert (tmp_path / CURVES_PLOT).exists() and (tmp_path / SIZES_PLOT).exists()
 
 
@@ -495,6 +510,9 @@ def test_the_card_the_space_and_the_report_tell_the_same_start_and_strategy(comp
         arm_line = next(line for line in report.splitlines() if line.startswith(f"- {entry['arm']}: "))
         assert f"| initial weights | {start.replace('`', '')} |" in card
         assert f"| strategy | {facts.strategy}:" in card
+        # the same schedule (what trains from which epoch at which rate) in the card and in the report
+        schedule_line = [line for line in report.splitlines() if line.startswith(f"- {entry['arm']}: ")][1]
+        assert f"| schedule | {schedule_line.split(': ', 1)[1]} |" in card
         assert f"strategy `{facts.strategy}` from {start}" in tab
         assert f"strategy `{facts.strategy}` from {start}" in arm_line
         assert entry["init"] == start and entry["strategy"] == facts.strategy

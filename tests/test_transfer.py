@@ -230,6 +230,45 @@ def test_each_strategys_optimizer_groups(strategy: str, names: list[str], scales
     assert len(grouped) == len(set(grouped))  # no parameter in two groups
 
 
+@pytest.mark.parametrize(
+    ("strategy", "fields", "words"),
+    [
+        ("scratch", {}, "every layer from epoch 1 at lr 0.001"),
+        ("feature-extract", {}, "the head from epoch 1 at lr 0.001"),
+        (
+            "finetune-top",
+            {"head_epochs": 5, "top_lr_scale": 0.1},
+            "the head from epoch 1 at lr 0.001; the base's last stage from epoch 6 at lr 0.0001",
+        ),
+        (
+            "finetune-top",
+            {"head_epochs": 8},
+            "the head from epoch 1 at lr 0.001; "
+            "the base's last stage not within the 8 epochs (head_epochs 8)",
+        ),
+        (
+            "finetune-all",
+            {"base_lr_scale": 0.5},
+            "the head from epoch 1 at lr 0.001; the whole base from epoch 1 at lr 0.0005",
+        ),
+    ],
+)
+def test_the_schedule_in_words_is_what_the_plan_trains(strategy: str, fields: dict, words: str) -> None:
+    cfg = TransferConfig(strategy=strategy, **fields)
+    assert cfg.schedule(1e-3, 8) == words
+    # ... and the plan trains that: the groups' learning rates and the epoch at which each joins
+    model = create_model("vgg16", num_classes=2, in_chans=3, img_size=32, drop_rate=0.5)
+    plan = TransferPlan(model, "features", cfg, lr=1e-3)
+    for stage in cfg.spec.stages:
+        start = plan.first_epoch(stage)
+        assert f"from epoch {start} at lr {1e-3 * stage.scale(cfg):g}" in words or start > 8
+        params = {id(p) for g in stage.groups for p in plan.params[g]}
+        if start <= 8:
+            assert params <= {id(p) for p in plan.trainable(start)}
+        if start > 1:
+            assert not params & {id(p) for p in plan.trainable(start - 1)}
+
+
 def test_a_config_written_with_warmup_epochs_loads_as_head_epochs(caplog: pytest.LogCaptureFixture) -> None:
     import dataclasses
 

@@ -328,6 +328,18 @@ class TransferConfig:
         feature cache is on."""
         return self.spec.caches_features and self.feature_cache
 
+    def schedule(self, lr: float, epochs: int) -> str:
+        """What trains from which epoch at which learning rate, in a reader's words, e.g. "the head from
+        epoch 1 at lr 0.001; the base's last stage from epoch 6 at lr 0.0001" (the card, the report)."""
+        parts = []
+        for stage in self.spec.stages:
+            start = stage.first_epoch(self)
+            if start > epochs:
+                parts.append(f"{stage.words} not within the {epochs} epochs ({stage.after} {start - 1})")
+            else:
+                parts.append(f"{stage.words} from epoch {start} at lr {lr * stage.scale(self):g}")
+        return "; ".join(parts)
+
     def __post_init__(self) -> None:
         _check_choice("strategy", self.strategy, STRATEGIES)
         _check(0 < self.top_lr_scale <= 1, "top_lr_scale", self.top_lr_scale, "a value in (0, 1]")

@@ -233,6 +233,24 @@ FLAGS: tuple[Flag, ...] = (
         "transfer.strategy",
         f"which layers train: {', '.join(STRATEGIES)} (default: the recipe's)",
     ),
+    Flag(
+        "--head-epochs",
+        "transfer.head_epochs",
+        "finetune-top: epochs that train the head alone before the base's last stage joins",
+        integer,
+    ),
+    Flag(
+        "--top-lr-scale",
+        "transfer.top_lr_scale",
+        "finetune-top: the last stage's learning rate as a fraction of the head's, in (0, 1]",
+        number,
+    ),
+    Flag(
+        "--base-lr-scale",
+        "transfer.base_lr_scale",
+        "finetune-all: the pretrained layers' learning rate as a fraction of the head's, in (0, 1]",
+        number,
+    ),
     Flag("--init-from", "transfer.init_from", "start from a tl_hub release directory or Hub repo"),
     Flag(
         "--pretrained-file",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 GROUPS = ("head", "top", "rest")
+GROUP_WORDS = {"head": "the head", "top": "the base's last stage", "rest": "the base below its last stage"}
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,24 @@ class Stage:
     groups: tuple[str, ...]
     lr_scale: str | None = None  # e.g. "top_lr_scale"
     after: str | None = None  # e.g. "head_epochs"
+
+    def first_epoch(self, transfer: object) -> int:
+        """The 1-based epoch from which this stage trains under `transfer` (a TransferConfig)."""
+        return 1 if self.after is None else int(getattr(transfer, self.after)) + 1
+
+    def scale(self, transfer: object) -> float:
+        """This stage's learning rate relative to the head's, under `transfer` (a TransferConfig)."""
+        return 1.0 if self.lr_scale is None else float(getattr(transfer, self.lr_scale))
+
+    @property
+    def words(self) -> str:
+        """The groups in a reader's words."""
+        groups = set(self.groups)
+        if groups == set(GROUPS):
+            return "every layer"
+        if groups == {"top", "rest"}:
+            return "the whole base"
+        return " and ".join(GROUP_WORDS[g] for g in self.groups)
 
 
 @dataclass(frozen=True)

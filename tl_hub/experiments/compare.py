@@ -229,6 +229,7 @@ def _run_entry(run_dir: Path, output_dir: Path) -> dict[str, Any]:
         "fingerprints": metrics["data"].get("fingerprints", {}),
         "history": metrics["history"],
         "train_seconds": round(sum(h["seconds"] for h in metrics["history"]), 2),
+        "mixed_precision": metrics.get("mixed_precision", "no"),  # "no" before tl_hub recorded it
     }
     for split in ("validation", "test"):
         if split in metrics:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tl_hub.config import DataConfig
+from tl_hub.config import DataConfig, TransferConfig
 from tl_hub.data.naming import dataset_name
 from tl_hub.experiments.plots import plot_accuracy_per_epoch, plot_accuracy_vs_size
 from tl_hub.experiments.results import (
@@ -27,6 +27,7 @@ from tl_hub.experiments.results import (
     REPORT_NAME,
     RESULTS_NAME,
     SOURCE_ONLY,
+    TRANSFER_ARMS,
     Size,
     final_metric,
     group_results,
@@ -133,6 +134,8 @@ def write_report(results: dict[str, Any], output_dir: str | Path) -> Path:
         *_same_data(results),
         "",
         *_final_table(view),
+        "",
+        *_winners(view),
     ]
     md += ["", f"![final accuracy against training-set size]({SIZES_PLOT})", ""] if has_sizes else [""]
     if has_curves:
@@ -201,9 +204,17 @@ def _introduction(view: _View) -> list[str]:
         f"The same budget for every arm: {train_cfg['epochs']} epochs, batch {train_cfg['batch_size']}, "
         f"{train_cfg['optimizer']} at lr {train_cfg['lr']:g}.",
     ]
+    precisions = {e.get("mixed_precision", "no") for e in results["results"] if e["arm"] != SOURCE_ONLY}
+    if precisions - {"no"}:
+        md.append(
+            f"Mixed precision: {', '.join(sorted(precisions))} (Accelerate's autocast; float32 weights)."
+        )
     if settings["source_dataset"] or settings["init_from"]:
         md.append(f"Source model: {_describe_source(results)}.")
     md += ["", "Each arm's start, as its releases record it (`facts.json`):", "", *_starts(view), ""]
+    schedules = _schedules(view)
+    if schedules:
+        md += ["What trains when (the learning rate before the scheduler):", "", *schedules, ""]
     first = results["results"][0] if results["results"] else None
     if first is not None:
         carve = re.sub(r"seed \d+", "the run's seed", first["validation_from"])
@@ -239,6 +250,62 @@ def _final_table(view: _View) -> list[str]:
         ]
         md.append(f"| {arm} | " + " | ".join(cells) + " |")
     return md
+
+
+def _winners(view: _View) -> list[str]:
+    """Per size: which arm ends highest, and by how many points the best transfer arm beats scratch."""
+    rows = []
+    for size in view.trained_sizes:
+        stats = {
+            arm: mean_std([e[view.metric]["accuracy"] for e in view.groups[(arm, size)]])
+            for arm in view.arms
+            if (arm, size) in view.groups
+        }
+        if len(stats) < 2:
+            continue
+        ranked = sorted(stats, key=lambda arm: -stats[arm][0])
+        winner, second = ranked[0], ranked[1]
+        transfer = [arm for arm in ranked if arm in TRANSFER_ARMS]
+        gain = "-"
+        if transfer and "scratch" in stats:
+            best = transfer[0]
+            gain = f"{100 * (stats[best][0] - stats['scratch'][0]):+.1f} points ({best})"
+        gap = 100 * (stats[winner][0] - stats[second][0])
+        seeds = min(len(view.groups[(arm, size)]) for arm in (winner, second))
+        spread = 100 * max(stats[winner][1], stats[second][1])
+        closeness = "" if seeds < 2 else (", within a seed's spread" if gap <= spread else "")
+        rows.append(
+            f"| {size_label(size)} | {winner} ({stats[winner][0]:.3f}) | {gain} | "
+            f"{second}, {gap:.1f} points behind{closeness} |"
+        )
+    if not rows:
+        return []
+    return [
+        "## Which start wins",
+        "",
+        "Per size: the arm with the highest mean final accuracy, by how many points the best transfer arm "
+        "beats training from scratch, and the runner-up (within a seed's spread: the gap is at most the "
+        "larger standard deviation of the two).",
+        "",
+        "| size | wins | best transfer arm vs scratch | runner-up |",
+        "|---|---|---|---|",
+        *rows,
+    ]
+
+
+def _schedules(view: _View) -> list[str]:
+    """A line per trained arm: what trains from which epoch at which learning rate (TransferConfig.schedule),
+    from the comparison's shared settings."""
+    run = view.results["settings"]["run"]
+    if "transfer" not in run:
+        return []
+    shared = {k: v for k, v in run["transfer"].items() if k in TransferConfig.__dataclass_fields__}
+    train = run["train"]
+    return [
+        f"- {arm}: {TransferConfig(**{**shared, 'strategy': arm}).schedule(train['lr'], train['epochs'])}"
+        for arm in view.arms
+        if arm != SOURCE_ONLY
+    ]
 
 
 def _curves_table(view: _View) -> list[str]:

@@ -171,6 +171,7 @@ def _hyperparameters(run: RunConfig, facts: Facts) -> list[tuple[str, object]]:
         ("architecture", facts.architecture),
         *([("head", "pooled: global average pooling -> dropout -> dense")] if run.model.pooled_head else []),
         ("strategy", f"{facts.strategy}: {STRATEGY_WORDS.get(facts.strategy, facts.strategy)}"),
+        ("schedule", run.transfer.schedule(t.lr, t.epochs)),
         ("initial weights", start),
         ("optimizer", t.optimizer + (f" (momentum {t.momentum:g})" if t.optimizer == "sgd" else "")),
         ("learning rate", f"{t.lr:g}"),

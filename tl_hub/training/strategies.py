@@ -38,7 +38,7 @@ class TransferPlan:
         # same rate share one; and their names in the trackers' learning-rate curves.
         merged: list[tuple[int, float, list[str]]] = []
         for stage in self.strategy.stages:
-            start, stage_lr = self.first_epoch(stage), lr * self._scale(stage)
+            start, stage_lr = stage.first_epoch(cfg), lr * stage.scale(cfg)
             if merged and merged[-1][:2] == (start, stage_lr):
                 merged[-1][2].extend(stage.groups)
             else:
@@ -48,12 +48,9 @@ class TransferPlan:
         ]
         self.group_names = [_group_name(names) for _, _, names in merged]
 
-    def _scale(self, stage: Stage) -> float:
-        return 1.0 if stage.lr_scale is None else float(getattr(self.cfg, stage.lr_scale))
-
     def first_epoch(self, stage: Stage) -> int:
         """The 1-based epoch from which `stage` trains."""
-        return 1 if stage.after is None else int(getattr(self.cfg, stage.after)) + 1
+        return stage.first_epoch(self.cfg)
 
     @property
     def prefix_kind(self) -> str | None:

@@ -335,6 +335,8 @@ def release(job: Job, history: list[dict[str, float]], evaluations: Metrics) -> 
             "dataset": dataset_name(run.data),
             **evaluations,
             "history": history,
+            # "no", or the autocast dtype Accelerate trained in (accelerate launch --mixed_precision bf16)
+            "mixed_precision": accelerator.mixed_precision,
             "data": {
                 "counts": data.counts(),
                 "validation_from": data.validation_from,
