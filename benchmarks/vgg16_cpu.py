@@ -6,7 +6,8 @@
    with the network run on 1, 2, 4 or 16 images at a time, and plain PyTorch (NCHW, batch 16) for reference.
    Each in images/s and as a share of the peak, with VGG16's FLOPs counted by PyTorch (2 per multiply-add).
    Then the Space's case, one image through the whole network, fp32 channels_last; `--bf16` adds bf16
-   autocast and `--compile` torch.compile, each with how far its features move from fp32's.
+   autocast (tl_hub's extraction where the CPU has native bf16, against the bf16 matmul peak too) and
+   `--compile` torch.compile, each with how far its features move from fp32's.
 2. feature-extract training on the study's protocol (2,500 images, 100 epochs), measured side by side on a
    reduced size and projected: recomputing the frozen base every epoch (what a Keras generator loop does)
    against tl_hub's cache (the base once per image, then epochs over the head only).
@@ -55,8 +56,8 @@ def once(fn) -> float:
 
 
 def matmul_gflops(operands: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
-    """GFLOPS of the fastest of these square float32 products, one timing each: the machine's ceiling for
-    dense work at this moment."""
+    """GFLOPS of the fastest of these square products (float32, or bf16 operands), one timing each: the
+    machine's ceiling for dense work at this moment."""
     return max(2 * a.shape[0] ** 3 / once(lambda a=a, b=b: a @ b) / 1e9 for a, b in operands)
 
 
@@ -92,6 +93,15 @@ def base_forward(model: torch.nn.Module, images: torch.Tensor, args: argparse.Na
 
     reference = extract(model, images[: args.batch], PRE, CPU, chunk=args.batch)
     ways = {f"plain PyTorch, NCHW, batch {args.batch}": plain, **ways}
+    bf16_ways = {}
+    if args.bf16:  # tl_hub's default where the CPU has native bf16 (features.bf16_pays)
+        bf16_ways = {
+            f"tl_hub extract, bf16 autocast, {chunk} at a time": (
+                lambda chunk=chunk: extract(model, images[: args.batch], PRE, CPU, bf16=True, chunk=chunk)
+            )
+            for chunk in (CPU_CHUNK, 16)
+        }
+        ways |= bf16_ways
     if args.compile:
         compiled = torch.compile(model.features)
 
@@ -109,11 +119,14 @@ def base_forward(model: torch.nn.Module, images: torch.Tensor, args: argparse.Na
         return once(fn)
 
     rates: dict[str, list[float]] = {name: [] for name in ways}
-    peaks = []
+    peaks, bf16_peaks = [], []
+    bf16_operands = [(a.bfloat16(), b.bfloat16()) for a, b in operands] if args.bf16 else []
     for name, fn in ways.items():  # warm-up: kernels picked, compile done
         measure(name, fn)
     for _ in range(args.rounds):
         peaks.append(matmul_gflops(operands))
+        if bf16_operands:
+            bf16_peaks.append(matmul_gflops(bf16_operands))
         for name, fn in ways.items():
             rates[name].append(args.batch / measure(name, fn))
     peak = statistics.median(peaks)
@@ -122,6 +135,13 @@ def base_forward(model: torch.nn.Module, images: torch.Tensor, args: argparse.Na
         f"of the best of 2048-4096 square products): {peak:.0f} GFLOPS "
         f"(rounds {min(peaks):.0f}-{max(peaks):.0f})"
     )
+    bf16_peak = statistics.median(bf16_peaks) if bf16_peaks else None
+    if bf16_peak:
+        print(
+            f"this CPU's bf16 matmul peak (the same products on bf16 operands; native bf16: "
+            f"{torch.ops.mkldnn._is_mkldnn_bf16_supported()}): {bf16_peak:.0f} GFLOPS "
+            f"(rounds {min(bf16_peaks):.0f}-{max(bf16_peaks):.0f})"
+        )
     print(
         f"VGG16 conv base forward, 224x224, {args.batch} images, {gflops:.2f} GFLOPs per image "
         "(PyTorch's count):"
@@ -129,9 +149,12 @@ def base_forward(model: torch.nn.Module, images: torch.Tensor, args: argparse.Na
     base = statistics.median(rates[next(iter(rates))])
     for name, values in rates.items():
         r = statistics.median(values)
+        share = f"{r * gflops / peak:4.0%} of the fp32 peak"
+        if name in bf16_ways:
+            share += f", {r * gflops / bf16_peak:4.0%} of the bf16 peak"
         print(
             f"  {name:<46} {r:6.2f} images/s  {r / base:5.2f}x  {r * gflops:6.0f} GFLOPS = "
-            f"{r * gflops / peak:4.0%} of the peak  (rounds {min(values):.2f}-{max(values):.2f})"
+            f"{share}  (rounds {min(values):.2f}-{max(values):.2f})"
         )
     model.to(memory_format=torch.channels_last)
     for chunk in (1, 2, 4):

@@ -313,7 +313,9 @@ def _curves_table(view: _View) -> list[str]:
         "## Learning curves",
         "",
         "Validation accuracy, mean over seeds. *Reach*: the first epoch whose mean is at least "
-        f"{REACH:.0%} of the best final mean at that size (- : never).",
+        f"{REACH:.0%} of the best final mean at that size (- : never). *Training time*: the epochs' seconds, "
+        "mean over seeds; a feature cache's one pass of the frozen layers (feature-extract, finetune-top on "
+        "a sequential base) comes before the first epoch and is not in it.",
         "",
         "| size | arm | epoch 1 | reach | final | final vs scratch | training time |",
         "|---|---|---|---|---|---|---|",
