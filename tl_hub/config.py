@@ -340,6 +340,11 @@ class TransferConfig:
                 parts.append(f"{stage.words} from epoch {start} at lr {lr * stage.scale(self):g}")
         return "; ".join(parts)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TransferConfig:
+        """The section as config.json, run_config.json or results.json holds it; renamed fields still load."""
+        return cls(**_renamed(d, RENAMED_FIELDS["transfer"]))
+
     def __post_init__(self) -> None:
         _check_choice("strategy", self.strategy, STRATEGIES)
         _check(0 < self.top_lr_scale <= 1, "top_lr_scale", self.top_lr_scale, "a value in (0, 1]")
@@ -421,7 +426,7 @@ class RunConfig:
             aug=AugConfig(**aug),
             data=DataConfig(**data),
             train=TrainConfig(**d["train"]),
-            transfer=TransferConfig(**_renamed(d.get("transfer", {}), RENAMED_FIELDS["transfer"])),
+            transfer=TransferConfig.from_dict(d.get("transfer", {})),
         )
 
 

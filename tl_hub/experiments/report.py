@@ -299,10 +299,9 @@ def _schedules(view: _View) -> list[str]:
     run = view.results["settings"]["run"]
     if "transfer" not in run:
         return []
-    shared = {k: v for k, v in run["transfer"].items() if k in TransferConfig.__dataclass_fields__}
-    train = run["train"]
+    lr, epochs = run["train"]["lr"], run["train"]["epochs"]
     return [
-        f"- {arm}: {TransferConfig(**{**shared, 'strategy': arm}).schedule(train['lr'], train['epochs'])}"
+        f"- {arm}: {TransferConfig.from_dict({**run['transfer'], 'strategy': arm}).schedule(lr, epochs)}"
         for arm in view.arms
         if arm != SOURCE_ONLY
     ]
