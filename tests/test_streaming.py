@@ -22,6 +22,14 @@ from .test_store import photo_dataset
 PHOTO = PreprocessConfig(input_size=24, crop_pct=0.8, mean=(0.5,) * 3, std=(0.5,) * 3)  # stored at 28
 
 
+@pytest.fixture(autouse=True)
+def no_pause_after_each_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """datasets sleeps 5 s each time a parquet stream ends (a guard for Arrow's reader threads at shutdown):
+    in these tests every pass over a stream of a few hundred images would be mostly that pause. What the
+    tests check does not depend on it; a user's pass over a real dataset is minutes long."""
+    monkeypatch.setattr(datasets.config, "SLEEP_TIME_ON_THREADS_SHUTDOWN", 0)
+
+
 @pytest.fixture(scope="module")
 def photo_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A local parquet dataset of 300 photos, train only, ordered by label (as many Hub datasets are)."""
