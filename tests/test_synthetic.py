@@ -163,10 +163,10 @@ def test_generate_signs_rejects_negative_seed() -> None:
 
 def test_roundabouts_come_in_both_of_gtsrbs_layouts() -> None:
     """GTSRB's roundabout signs show their three arrows in two layouts (one turned by 70 degrees); renders
-    draw both, as the same amount of white arrow in other places. No other class has a second drawing."""
+    draw both, as the same amount of white arrow in other places."""
     from tl_hub.data.synthetic.pictograms import template, variants
 
-    assert variants(40) == 2 and all(variants(c) == 1 for c in range(43) if c != 40)
+    assert variants(40) == 2
 
     def arrows(variant: int) -> np.ndarray:
         rgba = np.asarray(template(40, 64, variant).convert("RGBA")).astype(int)
@@ -175,6 +175,38 @@ def test_roundabouts_come_in_both_of_gtsrbs_layouts() -> None:
     usual, turned = arrows(0), arrows(1)
     assert abs(int(usual.sum()) - int(turned.sum())) < 0.1 * usual.sum()
     assert (usual & ~turned).sum() > 0.3 * usual.sum()
+
+
+@pytest.mark.parametrize("class_id", [21, 23], ids=["double curve", "slippery road"])
+def test_signs_that_gtsrb_shows_in_two_drawings_are_rendered_in_both(
+    class_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Most of GTSRB's double-curve and slippery-road signs draw their pictogram otherwise than the usual
+    template (a bold stepped road; a skidding car seen from behind, its rear window light): renders draw
+    either, about half the time each."""
+    from tl_hub.data.synthetic import scene
+    from tl_hub.data.synthetic.pictograms import template, variants
+
+    assert variants(class_id) == 2
+
+    def ink(variant: int) -> np.ndarray:
+        rgba = np.asarray(template(class_id, 64, variant).convert("RGBA")).astype(int)
+        return (rgba[..., :3].max(axis=-1) < 80) & (rgba[..., 3] == 255)
+
+    usual, other = ink(0), ink(1)
+    assert (usual ^ other).sum() > 0.5 * (usual | other).sum()  # two drawings, not one redrawn slightly
+
+    drawn: list[int] = []
+    resized = scene._resized_template
+
+    def spy(class_id: int, res: int, side: int, variant: int):
+        drawn.append(variant)
+        return resized(class_id, res, side, variant)
+
+    monkeypatch.setattr(scene, "_resized_template", spy)
+    for seed in range(200):
+        render_sign(class_id, np.random.default_rng(seed))
+    assert len(drawn) == 200 and 70 < sum(drawn) < 130
 
 
 def test_the_three_of_speed_limits_has_a_round_top_like_the_two() -> None:

@@ -23,6 +23,7 @@ from tl_hub.data.synthetic.primitives import (
     WHITE,
     Color,
     Pen,
+    Point,
     arc,
     arrow,
     bezier,
@@ -139,6 +140,13 @@ def _double_curve(pen: Pen) -> None:
     pen.line(path, 0.22, BLACK, round_caps=False)
 
 
+def _double_curve_stepped(pen: Pen) -> None:
+    # As most of GTSRB's double-curve signs draw it: bold, up from the bottom right, a short step to the left
+    # and up again, bending a little to the right at the top.
+    path = [(0.36, 0.76), (0.36, 0.14), (-0.16, -0.08), (-0.16, -0.6), (-0.08, -0.78)]
+    pen.line(path, 0.26, BLACK, round_caps=False)
+
+
 def _bumpy_road(pen: Pen) -> None:
     xs = np.linspace(-0.85, 0.85, 40)
     top = 0.42 - 0.5 * np.exp(-(((xs + 0.42) / 0.22) ** 2)) - 0.5 * np.exp(-(((xs - 0.42) / 0.22) ** 2))
@@ -156,6 +164,22 @@ def _slippery_road(pen: Pen) -> None:
         pen.line(
             [(x, y0 + 0.08 * x + 0.1 * math.sin(6 * x + phase)) for x in xs], 0.09, BLACK, round_caps=False
         )
+
+
+def _slippery_road_skidding(pen: Pen) -> None:
+    # As most of GTSRB's slippery-road signs draw it: the car seen from behind, turned as it skids, a dark
+    # body under a light rear window, with thin tracks below.
+    def turned(points: Sequence[Point]) -> list[Point]:
+        c, s = math.cos(math.radians(8)), math.sin(math.radians(8))
+        return [(x * c - (y + 0.25) * s, x * s + (y + 0.25) * c - 0.25) for x, y in points]
+
+    pen.poly(turned([(-0.36, -0.56), (0.3, -0.56), (0.44, -0.2), (-0.5, -0.2)]), BLACK)
+    pen.poly(turned([(-0.28, -0.48), (0.23, -0.48), (0.32, -0.28), (-0.39, -0.28)]), WHITE)
+    pen.poly(turned([(-0.58, -0.24), (0.5, -0.24), (0.5, 0.0), (-0.58, 0.0)]), BLACK)
+    for x0, x1 in ((-0.55, -0.32), (0.26, 0.48)):
+        pen.poly(turned([(x0, -0.02), (x1, -0.02), (x1, 0.12), (x0, 0.12)]), BLACK)
+    for dx in (-0.2, 0.16):
+        pen.line(bezier((dx, 0.18), (dx - 0.3, 0.34), (dx + 0.24, 0.5), (dx - 0.1, 0.7)), 0.05, BLACK)
 
 
 def _road_narrows_right(pen: Pen) -> None:
@@ -309,9 +333,9 @@ _SIGNS: dict[int, _Spec] = {
     18: _Spec("warning", _caution),
     19: _Spec("warning", _curve_left),
     20: _Spec("warning", _curve_left, mirrored=True),
-    21: _Spec("warning", _double_curve),
+    21: _Spec("warning", _double_curve, variants=(_double_curve_stepped,)),
     22: _Spec("warning", _bumpy_road),
-    23: _Spec("warning", _slippery_road),
+    23: _Spec("warning", _slippery_road, variants=(_slippery_road_skidding,)),
     24: _Spec("warning", _road_narrows_right),
     25: _Spec("warning", _road_work),
     26: _Spec("warning", _traffic_signals),
