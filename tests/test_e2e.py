@@ -38,11 +38,15 @@ def launch(
     behind `--multi_gpu`, told by ACCELERATE_USE_CPU to use the CPU, starts them as one gloo group
     (`use_cpu=False` leaves that out). `check` asserts the launch succeeded.
     """
+    # One process gets the machine's cores, as the README's launch command gives it; several get one each.
+    threads = max(1, len(os.sched_getaffinity(0)) // processes)
     cmd = [
         sys.executable,
         "-m",
         "accelerate.commands.launch",
         "--cpu" if processes == 1 else "--multi_gpu",
+        "--num_cpu_threads_per_process",
+        str(threads),
         "--num_processes",
         str(processes),
         "--num_machines",
@@ -56,7 +60,7 @@ def launch(
         str(ROOT / "scripts" / script),
         *args,
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
     env.pop("ACCELERATE_USE_CPU", None)
     if processes > 1 and use_cpu:
         env["ACCELERATE_USE_CPU"] = "true"
