@@ -29,6 +29,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def child_env(threads: int = 1) -> dict[str, str]:
+    """The environment of a script run in a child process: offline, no progress bars, `threads` threads."""
+    return {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+
+
 def launch(
     script: str, args: list[str], processes: int = 1, use_cpu: bool = True, check: bool = True, **kwargs
 ) -> subprocess.CompletedProcess | subprocess.Popen:
@@ -60,7 +65,7 @@ def launch(
         str(ROOT / "scripts" / script),
         *args,
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+    env = child_env(threads)
     env.pop("ACCELERATE_USE_CPU", None)
     if processes > 1 and use_cpu:
         env["ACCELERATE_USE_CPU"] = "true"
@@ -323,7 +328,7 @@ def test_a_release_trained_from_a_local_file_holds_no_path_of_the_machine(tmp_pa
     save_file(timm.create_model("test_efficientnet", pretrained=False).state_dict(), weights)
     args = ["--model", "test_efficientnet", "--pretrained-file", str(weights), "--input-size", "32"]
     args += [*TINY[:4], "--epochs", "1", "--output-dir", "run"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+    env = child_env()
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
         cwd=tmp_path,
@@ -352,7 +357,7 @@ def machine(rank: int, port: int, args: list[str], log: Path) -> subprocess.Pope
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "2"]
     cmd += ["--num_processes", "2", "--machine_rank", str(rank), "--main_process_ip", "127.0.0.1"]
     cmd += ["--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+    env = child_env()
     env["ACCELERATE_USE_CPU"] = "true"
     with log.open("w") as out:
         return subprocess.Popen(
