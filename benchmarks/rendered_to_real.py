@@ -2,10 +2,12 @@
 with tl_hub's own training script, then score the release on every image of a real GTSRB split.
 
 python benchmarks/rendered_to_real.py --real ../shared/data/gtsrb-train-32 [--recipe cnn-synthetic]
-    [--epochs N] [--per-class N] [--seed N] [--threads N]
+    [--epochs N] [--per-class N] [--seed N] [--threads N] [--retrain]
 
 The run goes to OUTPUT_DIR (default runs/rendered-to-real-RECIPE, with -seedN when --seed is given); a
-finished one is scored again, not retrained, so the script can be stopped and started again. Prints the two
+finished one is scored again, not retrained, so the script can be stopped and started again. After a change
+to the renderer or the recipe, --retrain moves the old run aside (to OUTPUT_DIR.before-TIMESTAMP) and trains
+afresh. Prints the two
 commands it ran, their wall times, the accuracy on the real images and the worst classes with what they were
 taken for.
 """
@@ -62,6 +64,11 @@ def main() -> None:
     p.add_argument(
         "--output-dir", type=Path, default=None, help="default: runs/rendered-to-real-RECIPE[-seedN]"
     )
+    p.add_argument(
+        "--retrain",
+        action="store_true",
+        help="move a run already in OUTPUT_DIR aside (OUTPUT_DIR.before-TIMESTAMP) and train again",
+    )
     args = p.parse_args()
     seeded = "" if args.seed is None else f"-seed{args.seed}"  # a finished run of another seed is not reused
     out = (args.output_dir or Path("runs") / f"rendered-to-real-{args.recipe}{seeded}").resolve()
@@ -74,6 +81,10 @@ def main() -> None:
         train += ["--seed", str(args.seed)]
     train += ["--output-dir", str(out)]
     train_seconds = None
+    if args.retrain and out.exists():
+        aside = out.with_name(f"{out.name}.before-{time.strftime('%Y%m%d-%H%M%S')}")
+        out.rename(aside)
+        print(f"--retrain: moved the run before to {aside}", flush=True)
     if not (out / "model" / "metrics.json").exists():
         train_seconds = run(train, args.threads)
     scores = out / "real-scores.json"

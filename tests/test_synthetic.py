@@ -177,13 +177,17 @@ def test_roundabouts_come_in_both_of_gtsrbs_layouts() -> None:
     assert (usual & ~turned).sum() > 0.3 * usual.sum()
 
 
-@pytest.mark.parametrize("class_id", [21, 23], ids=["double curve", "slippery road"])
+@pytest.mark.parametrize(
+    "class_id",
+    [21, 23, 6, 41],
+    ids=["double curve", "slippery road", "end of speed limit 80", "end of no passing"],
+)
 def test_signs_that_gtsrb_shows_in_two_drawings_are_rendered_in_both(
     class_id: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Most of GTSRB's double-curve and slippery-road signs draw their pictogram otherwise than the usual
-    template (a bold stepped road; a skidding car seen from behind, its rear window light): renders draw
-    either, about half the time each."""
+    """Most of GTSRB's double-curve, slippery-road, end-of-80 and end-of-no-passing signs look otherwise
+    than the usual template (a bold stepped road; a skidding car seen from behind, its rear window light; a
+    black 80 or two small cars under a faint band): renders draw either, about half the time each."""
     from tl_hub.data.synthetic import scene
     from tl_hub.data.synthetic.pictograms import template, variants
 
@@ -233,6 +237,23 @@ def test_the_three_of_speed_limits_has_a_round_top_like_the_two() -> None:
     assert top_overlap(two, three) > top_overlap(three, five)
 
 
+@pytest.mark.parametrize("class_id", [0, 1, 2, 3, 4, 5, 7, 8])
+def test_speed_limits_are_rendered_with_usual_and_with_bold_digits(class_id: int) -> None:
+    """GTSRB's speed-limit signs show their digits bolder and larger than the DIN 1451 strokes of the usual
+    drawing: each speed limit has a second drawing whose digits carry far more ink in the same place."""
+    from tl_hub.data.synthetic.pictograms import template, variants
+
+    assert variants(class_id) == 2
+
+    def digits(variant: int) -> np.ndarray:
+        rgba = np.asarray(template(class_id, 128, variant).convert("RGBA")).astype(int)
+        return (rgba[..., :3].max(axis=-1) < 80) & (rgba[..., 3] == 255)  # black, not the red ring
+
+    usual, bold = digits(0), digits(1)
+    assert bold.sum() > 1.5 * usual.sum()
+    assert (usual & bold).sum() > 0.8 * usual.sum()  # the same number, drawn over the usual one's place
+
+
 def test_road_work_draws_the_worker_left_of_a_heap_on_the_right() -> None:
     """GTSRB's road-work signs show a slim worker left of centre, his shovel in a broad heap of earth in the
     lower right: drawn with the worker over the centre, the renders taught models to read real road-work
@@ -246,6 +267,27 @@ def test_road_work_draws_the_worker_left_of_a_heap_on_the_right() -> None:
     upper, lower = ink[:middle], ink[middle:]
     assert upper[:, 64:].sum() < 0.1 * upper[:, :64].sum()  # head and shoulders left of centre (was 0.35)
     assert lower[:, 64:].sum() > 1.5 * lower[:, :64].sum()  # the heap outweighs the worker's legs
+
+
+def test_road_work_is_also_drawn_with_a_bold_worker_bent_over_his_shovel() -> None:
+    """Most of GTSRB's road-work signs show the worker bolder than the slim one of the usual drawing, bent
+    forward so that his head is over the middle of the sign: the second drawing has more ink, its head
+    further right."""
+    from tl_hub.data.synthetic.pictograms import template, variants
+
+    assert variants(25) == 2
+
+    def ink(variant: int) -> np.ndarray:
+        rgba = np.asarray(template(25, 128, variant).convert("RGBA")).astype(int)
+        return (rgba[..., :3].max(axis=-1) < 80) & (rgba[..., 3] == 255)
+
+    def head_x(worker: np.ndarray) -> float:
+        rows = np.nonzero(worker.any(axis=1))[0]
+        return float(np.nonzero(worker[rows.min() : rows.min() + 8])[1].mean())  # the topmost ink: the head
+
+    slim, bent = ink(0), ink(1)
+    assert bent.sum() > 1.15 * slim.sum()
+    assert head_x(bent) > head_x(slim) + 4
 
 
 def test_the_pedestrian_is_drawn_in_thin_strokes_unlike_the_bold_children() -> None:

@@ -14,6 +14,7 @@ from PIL import Image, ImageOps
 from tl_hub.data.synthetic.primitives import (
     BLACK,
     DARK_GREY,
+    DIGIT_STROKE,
     GREY,
     RED,
     SHAPES,
@@ -35,10 +36,23 @@ _SUPERSAMPLE = 4
 # --- Pictograms, drawn in the pen's local frame. ---
 
 
-def _speed(text: str) -> Callable[[Pen], None]:
+# Most of GTSRB's speed-limit signs, seen through its cameras, show their digits larger and bolder than the
+# DIN 1451 strokes of the usual drawing: the bold drawing's digits are 1.1 times as tall and their strokes
+# 0.18 of the height (0.13 in the usual one).
+_BOLD_HEIGHT = 1.1
+_BOLD_STROKE = 0.18
+
+
+def _speed(text: str, bold: bool = False) -> Callable[[Pen], None]:
     # Digits about 0.42 of the sign's diameter tall; three digits are smaller so that they fit the disc.
-    height = 1.1 if len(text) == 2 else 0.9
-    return lambda pen: pen.number(text, 0.0, 0.0, height, BLACK)
+    height = (1.1 if len(text) == 2 else 0.9) * (_BOLD_HEIGHT if bold else 1.0)
+    stroke = _BOLD_STROKE if bold else DIGIT_STROKE
+    return lambda pen: pen.number(text, 0.0, 0.0, height, BLACK, stroke)
+
+
+def _speed_sign(text: str) -> _Spec:
+    """A speed-limit sign in both drawings of its digits, the usual and the bold."""
+    return _Spec("prohibitory", _speed(text), variants=(_speed(text, bold=True),))
 
 
 def _car_rear(pen: Pen, fill: Color) -> None:
@@ -80,7 +94,7 @@ def _no_entry(pen: Pen) -> None:
     pen.rect(-0.7, -0.17, 0.7, 0.17, WHITE)
 
 
-def _end_band(pen: Pen, offsets: Sequence[float], width: float) -> None:
+def _end_band(pen: Pen, offsets: Sequence[float], width: float, fill: Color = BLACK) -> None:
     """Parallel stripes from top-right to bottom-left, clipped to the disc."""
     direction = np.array([-1.0, 1.0]) / math.sqrt(2)
     normal = np.array([1.0, 1.0]) / math.sqrt(2)
@@ -88,7 +102,7 @@ def _end_band(pen: Pen, offsets: Sequence[float], width: float) -> None:
     for d in offsets:
         half = math.sqrt(radius**2 - d**2) - width / 2
         c = normal * d
-        pen.line([tuple(c - direction * half), tuple(c + direction * half)], width, BLACK, round_caps=False)
+        pen.line([tuple(c - direction * half), tuple(c + direction * half)], width, fill, round_caps=False)
 
 
 _END_STRIPES = (-0.32, -0.16, 0.0, 0.16, 0.32)
@@ -97,6 +111,22 @@ _END_STRIPES = (-0.32, -0.16, 0.0, 0.16, 0.32)
 def _end_speed(pen: Pen) -> None:
     pen.number("80", 0.0, 0.0, 0.88, GREY)
     _end_band(pen, _END_STRIPES, 0.07)
+
+
+# Seen from afar, as most of GTSRB's end-of-restriction signs are, the band's thin lines blur into a light
+# grey band across what it ends, which stays dark: a bold black 80, two small flat cars.
+_FAINT_STRIPES = (-0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3)
+
+
+def _end_speed_faint(pen: Pen) -> None:
+    pen.number("80", 0.0, 0.0, 0.96, BLACK, 0.16)
+    _end_band(pen, _FAINT_STRIPES, 0.04, GREY)
+
+
+def _end_no_passing_faint(pen: Pen) -> None:
+    _car_rear(pen.sub(-0.3, 0.02, 0.3), DARK_GREY)
+    _car_rear(pen.sub(0.3, 0.02, 0.3), BLACK)
+    _end_band(pen, _FAINT_STRIPES, 0.04, GREY)
 
 
 def _end_all(pen: Pen) -> None:
@@ -197,6 +227,17 @@ def _road_work(pen: Pen) -> None:
     pen.line([(-0.2, -0.24), (-0.04, 0.02), (0.06, 0.06)], 0.1, BLACK)
     pen.line([(-0.1, -0.12), (0.22, 0.56)], 0.06, BLACK)
     pen.poly([(0.0, 0.74), (0.4, 0.32), (0.5, 0.26), (0.6, 0.32), (1.0, 0.74)], BLACK)
+
+
+def _road_work_bent(pen: Pen) -> None:
+    # The worker most of GTSRB's road-work signs show: bold, bent forward over his shovel, legs apart.
+    pen.disc(0.02, -0.46, 0.15, BLACK)
+    pen.line([(-0.06, -0.26), (-0.34, 0.16)], 0.26, BLACK)
+    pen.line([(-0.34, 0.16), (-0.6, 0.72)], 0.16, BLACK)
+    pen.line([(-0.34, 0.16), (-0.12, 0.44), (-0.12, 0.72)], 0.16, BLACK)
+    pen.line([(-0.08, -0.2), (0.1, 0.06), (0.2, 0.1)], 0.13, BLACK)
+    pen.line([(0.04, -0.06), (0.34, 0.56)], 0.09, BLACK)
+    pen.poly([(0.12, 0.74), (0.46, 0.36), (0.56, 0.3), (0.66, 0.36), (1.0, 0.74)], BLACK)
 
 
 def _traffic_signals(pen: Pen) -> None:
@@ -312,15 +353,15 @@ class _Spec(NamedTuple):
 
 
 _SIGNS: dict[int, _Spec] = {
-    0: _Spec("prohibitory", _speed("20")),
-    1: _Spec("prohibitory", _speed("30")),
-    2: _Spec("prohibitory", _speed("50")),
-    3: _Spec("prohibitory", _speed("60")),
-    4: _Spec("prohibitory", _speed("70")),
-    5: _Spec("prohibitory", _speed("80")),
-    6: _Spec("end", _end_speed),
-    7: _Spec("prohibitory", _speed("100")),
-    8: _Spec("prohibitory", _speed("120")),
+    0: _speed_sign("20"),
+    1: _speed_sign("30"),
+    2: _speed_sign("50"),
+    3: _speed_sign("60"),
+    4: _speed_sign("70"),
+    5: _speed_sign("80"),
+    6: _Spec("end", _end_speed, variants=(_end_speed_faint,)),
+    7: _speed_sign("100"),
+    8: _speed_sign("120"),
     9: _Spec("prohibitory", _no_passing),
     10: _Spec("prohibitory", _no_passing_trucks),
     11: _Spec("warning", _right_of_way),
@@ -337,7 +378,7 @@ _SIGNS: dict[int, _Spec] = {
     22: _Spec("warning", _bumpy_road),
     23: _Spec("warning", _slippery_road, variants=(_slippery_road_skidding,)),
     24: _Spec("warning", _road_narrows_right),
-    25: _Spec("warning", _road_work),
+    25: _Spec("warning", _road_work, variants=(_road_work_bent,)),
     26: _Spec("warning", _traffic_signals),
     27: _Spec("warning", _pedestrians),
     28: _Spec("warning", _children, mirrored=True),
@@ -353,7 +394,7 @@ _SIGNS: dict[int, _Spec] = {
     38: _Spec("mandatory", _keep_right),
     39: _Spec("mandatory", _keep_right, mirrored=True),
     40: _Spec("mandatory", _roundabout(), variants=(_roundabout(-70.0),)),
-    41: _Spec("end", _end_no_passing),
+    41: _Spec("end", _end_no_passing, variants=(_end_no_passing_faint,)),
     42: _Spec("end", _end_no_passing_trucks),
 }
 

@@ -74,15 +74,19 @@ class Pen:
         mask = mask.resize((w, h), Image.LANCZOS)
         self.image.paste(Image.new("RGBA", (w, h), (*fill, 255)), (round(ax), round(ay)), mask)
 
-    def number(self, digits: str, cx: float, cy: float, height: float, fill: Color) -> None:
-        """`digits` centred on (cx, cy), `height` tall, as the uniform strokes of DIN 1451 sign digits."""
+    def number(
+        self, digits: str, cx: float, cy: float, height: float, fill: Color, stroke: float | None = None
+    ) -> None:
+        """`digits` centred on (cx, cy), `height` tall, as the uniform strokes of DIN 1451 sign digits,
+        `stroke` times the height wide (default DIGIT_STROKE)."""
+        stroke = DIGIT_STROKE if stroke is None else stroke
         widths = [_DIGIT_WIDTH[d] for d in digits]
         x = cx - (sum(widths) + _DIGIT_GAP * (len(digits) - 1)) * height / 2
         for d, w in zip(digits, widths, strict=True):
             glyph = self.sub(x + w * height / 2, cy, height / 2)
-            for stroke in _DIGIT_STROKES[d]:
+            for line in _DIGIT_STROKES[d]:
                 # Glyph coordinates: x from 0 (left) to the digit's width, y from 0 (top) to 1 (bottom).
-                glyph.line([(2 * gx - w, 2 * gy - 1) for gx, gy in stroke], 2 * _DIGIT_STROKE, fill)
+                glyph.line([(2 * gx - w, 2 * gy - 1) for gx, gy in line], 2 * stroke, fill)
             x += (w + _DIGIT_GAP) * height
 
 
@@ -111,11 +115,11 @@ def bezier(p0: Point, p1: Point, p2: Point, p3: Point, n: int = 20) -> list[Poin
 
 
 # DIN 1451 digits as stroke centre lines, in glyph units: the digit is 1 tall, _DIGIT_WIDTH wide, drawn with
-# a uniform stroke _DIGIT_STROKE wide. Road-sign digits are narrow (width about 0.55 of the height) with
+# a uniform stroke DIGIT_STROKE wide. Road-sign digits are narrow (width about 0.55 of the height) with
 # open counters; a bold font stretched into the same box closes them, and a 6 reads as an 8.
-_DIGIT_STROKE = 0.13
+DIGIT_STROKE = 0.13
 _DIGIT_GAP = 0.1
-_HALF = _DIGIT_STROKE / 2
+_HALF = DIGIT_STROKE / 2
 _DIGIT_WIDTH = {"0": 0.56, "1": 0.4, "2": 0.56, "3": 0.56, "5": 0.56, "6": 0.56, "7": 0.54, "8": 0.56}
 _BOWL = (0.56 - 2 * _HALF) / 2  # radius of the round parts of a full-width digit
 _DIGIT_STROKES: dict[str, list[list[Point]]] = {
