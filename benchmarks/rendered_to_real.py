@@ -7,9 +7,8 @@ python benchmarks/rendered_to_real.py --real ../shared/data/gtsrb-train-32 [--re
 The run goes to OUTPUT_DIR (default runs/rendered-to-real-RECIPE, with -seedN when --seed is given); a
 finished one is scored again, not retrained, so the script can be stopped and started again. After a change
 to the renderer or the recipe, --retrain moves the old run aside (to OUTPUT_DIR.before-TIMESTAMP) and trains
-afresh. Prints the two
-commands it ran, their wall times, the accuracy on the real images and the worst classes with what they were
-taken for.
+afresh. Prints the two commands it ran, their wall times, the accuracy on the real images and the worst
+classes with what they were taken for.
 """
 
 from __future__ import annotations

@@ -15,6 +15,15 @@ def signs() -> tuple[np.ndarray, np.ndarray]:
     return generate_signs(12, seed=2)
 
 
+def _black_ink(class_id: int, res: int, variant: int = 0) -> np.ndarray:
+    """Where the class's clean template (drawing `variant`, res x res) is black: its pictogram, not the red or
+    blue border nor the white ground."""
+    from tl_hub.data.synthetic.pictograms import template
+
+    rgba = np.asarray(template(class_id, res, variant).convert("RGBA")).astype(int)
+    return (rgba[..., :3].max(axis=-1) < 80) & (rgba[..., 3] == 255)
+
+
 def _centre_means(images: np.ndarray) -> np.ndarray:
     """Mean RGB of the central half of each image, shape (N, 3)."""
     return images[:, 8:24, 8:24].astype(np.float64).mean(axis=(1, 2))
@@ -189,15 +198,10 @@ def test_signs_that_gtsrb_shows_in_two_drawings_are_rendered_in_both(
     than the usual template (a bold stepped road; a skidding car seen from behind, its rear window light; a
     black 80 or two small cars under a faint band): renders draw either, about half the time each."""
     from tl_hub.data.synthetic import scene
-    from tl_hub.data.synthetic.pictograms import template, variants
+    from tl_hub.data.synthetic.pictograms import variants
 
     assert variants(class_id) == 2
-
-    def ink(variant: int) -> np.ndarray:
-        rgba = np.asarray(template(class_id, 64, variant).convert("RGBA")).astype(int)
-        return (rgba[..., :3].max(axis=-1) < 80) & (rgba[..., 3] == 255)
-
-    usual, other = ink(0), ink(1)
+    usual, other = _black_ink(class_id, 64, 0), _black_ink(class_id, 64, 1)
     assert (usual ^ other).sum() > 0.5 * (usual | other).sum()  # two drawings, not one redrawn slightly
 
     drawn: list[int] = []
@@ -241,15 +245,10 @@ def test_the_three_of_speed_limits_has_a_round_top_like_the_two() -> None:
 def test_speed_limits_are_rendered_with_usual_and_with_bold_digits(class_id: int) -> None:
     """GTSRB's speed-limit signs show their digits bolder and larger than the DIN 1451 strokes of the usual
     drawing: each speed limit has a second drawing whose digits carry far more ink in the same place."""
-    from tl_hub.data.synthetic.pictograms import template, variants
+    from tl_hub.data.synthetic.pictograms import variants
 
     assert variants(class_id) == 2
-
-    def digits(variant: int) -> np.ndarray:
-        rgba = np.asarray(template(class_id, 128, variant).convert("RGBA")).astype(int)
-        return (rgba[..., :3].max(axis=-1) < 80) & (rgba[..., 3] == 255)  # black, not the red ring
-
-    usual, bold = digits(0), digits(1)
+    usual, bold = _black_ink(class_id, 128, 0), _black_ink(class_id, 128, 1)  # the digits, not the red ring
     assert bold.sum() > 1.5 * usual.sum()
     assert (usual & bold).sum() > 0.8 * usual.sum()  # the same number, drawn over the usual one's place
 
@@ -258,10 +257,7 @@ def test_road_work_draws_the_worker_left_of_a_heap_on_the_right() -> None:
     """GTSRB's road-work signs show a slim worker left of centre, his shovel in a broad heap of earth in the
     lower right: drawn with the worker over the centre, the renders taught models to read real road-work
     signs as bicycles crossing (0.036 of them right)."""
-    from tl_hub.data.synthetic.pictograms import template
-
-    rgba = np.asarray(template(25, 128).convert("RGBA")).astype(int)
-    ink = (rgba[..., :3].max(axis=-1) < 80) & (rgba[..., 3] == 255)  # the black pictogram, not the red border
+    ink = _black_ink(25, 128)  # the black pictogram, not the red border
     rows = np.nonzero(ink)[0]
     middle = (int(rows.min()) + int(rows.max())) // 2
     upper, lower = ink[:middle], ink[middle:]
@@ -273,19 +269,15 @@ def test_road_work_is_also_drawn_with_a_bold_worker_bent_over_his_shovel() -> No
     """Most of GTSRB's road-work signs show the worker bolder than the slim one of the usual drawing, bent
     forward so that his head is over the middle of the sign: the second drawing has more ink, its head
     further right."""
-    from tl_hub.data.synthetic.pictograms import template, variants
+    from tl_hub.data.synthetic.pictograms import variants
 
     assert variants(25) == 2
-
-    def ink(variant: int) -> np.ndarray:
-        rgba = np.asarray(template(25, 128, variant).convert("RGBA")).astype(int)
-        return (rgba[..., :3].max(axis=-1) < 80) & (rgba[..., 3] == 255)
 
     def head_x(worker: np.ndarray) -> float:
         rows = np.nonzero(worker.any(axis=1))[0]
         return float(np.nonzero(worker[rows.min() : rows.min() + 8])[1].mean())  # the topmost ink: the head
 
-    slim, bent = ink(0), ink(1)
+    slim, bent = _black_ink(25, 128, 0), _black_ink(25, 128, 1)
     assert bent.sum() > 1.15 * slim.sum()
     assert head_x(bent) > head_x(slim) + 4
 
@@ -294,10 +286,5 @@ def test_the_pedestrian_is_drawn_in_thin_strokes_unlike_the_bold_children() -> N
     """GTSRB's pedestrian signs draw one walker in thin strokes; drawn as bold as the children-crossing
     walkers, the renders taught models to read a third or more of real pedestrian signs as road narrows on the
     right."""
-    from tl_hub.data.synthetic.pictograms import template
-
-    def ink(class_id: int) -> int:
-        rgba = np.asarray(template(class_id, 128).convert("RGBA")).astype(int)
-        return int(((rgba[..., :3].max(axis=-1) < 80) & (rgba[..., 3] == 255)).sum())
-
-    assert ink(27) < 0.6 * ink(28)  # one thin walker against two bold ones (was 0.79)
+    # one thin walker against two bold ones (was 0.79)
+    assert _black_ink(27, 128).sum() < 0.6 * _black_ink(28, 128).sum()

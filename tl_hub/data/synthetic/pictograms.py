@@ -130,7 +130,7 @@ def _end_no_passing_faint(pen: Pen) -> None:
 
 
 def _end_all(pen: Pen) -> None:
-    _end_band(pen, (-0.32, -0.16, 0.0, 0.16, 0.32), 0.085)
+    _end_band(pen, _END_STRIPES, 0.085)
 
 
 def _end_no_passing(pen: Pen) -> None:
